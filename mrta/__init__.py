@@ -1,0 +1,1 @@
+"""MRTA Explorer: the MultiResolutionTabularAttention layer in PyTorch, with recorded attention."""
