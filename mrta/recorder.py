@@ -1,0 +1,244 @@
+"""Record attention weights through forward hooks on the attention blocks.
+
+Two modes:
+
+- ``"keep"``: every batch's weights ``(B, H, Tq, Tk)`` are kept (detached, on the CPU, float32)
+  up to ``max_bytes``; past it the forward pass raises :class:`RecordingLimitError`.
+- ``"stream"``: per cohort, float64 sums, sums of squares and row counts, so that mean and
+  standard-deviation maps over a whole dataset take constant memory. Every row goes to the
+  cohort ``"all"``; :meth:`AttentionRecorder.commit` adds the batch to more cohorts, given as
+  boolean row masks once they are known (a predicted class is known only after the forward pass).
+
+Maps are keyed by ``(layer, map_id)``: ``layer`` is the index of a
+:class:`~mrta.layer.MultiResolutionTabularAttention` in ``module.modules()`` order and ``map_id``
+one of :data:`~mrta.layer.MAP_IDS`.
+
+Example::
+
+    with AttentionRecorder(model, mode="stream") as rec:
+        for x_num, x_cat in batches:
+            logits = model(x_num, x_cat)
+            rec.commit({"pred=1": logits.argmax(-1) == 1})
+    mean, std = rec.mean(0, "cat_num"), rec.std(0, "cat_num")   # (H, Tq, Tk) each
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from mrta.attention import AttentionBlock
+from mrta.layer import MultiResolutionTabularAttention
+
+MapKey = tuple[int, str]  # (layer index, map id)
+ALL = "all"  # the cohort every streamed row belongs to
+DEFAULT_MAX_BYTES = 1 << 30  # keep-mode cap: 1 GiB of weights is far more than a screen shows
+
+
+class RecordingLimitError(RuntimeError):
+    """Keep-mode recording would exceed its memory cap."""
+
+
+@dataclass
+class StreamStats:
+    """Running float64 sums for one cohort of one map. Shape: ``(H, Tq, Tk)`` each."""
+
+    total: Tensor
+    total_sq: Tensor
+    count: int = 0
+
+    def mean(self) -> Tensor:
+        return self.total / max(self.count, 1)
+
+    def std(self) -> Tensor:
+        """Population standard deviation per cell."""
+        mean = self.mean()
+        return (self.total_sq / max(self.count, 1) - mean.square()).clamp_min(0).sqrt()
+
+
+class AttentionRecorder:
+    """Attach forward hooks to every attention block under ``module``.
+
+    Args:
+        module: a :class:`MultiResolutionTabularAttention` or any module containing some.
+        mode: ``"keep"`` every batch, or ``"stream"`` running sums per cohort.
+        max_bytes: keep-mode memory cap for the recorded weights.
+
+    Use as a context manager, or call :meth:`attach` and :meth:`detach`.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        mode: Literal["keep", "stream"] = "keep",
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
+        if mode not in ("keep", "stream"):
+            raise ValueError(f"mode must be 'keep' or 'stream', got {mode!r}")
+        self.module = module
+        self.mode = mode
+        self.max_bytes = max_bytes
+        self.layers: list[MultiResolutionTabularAttention] = [
+            m for m in module.modules() if isinstance(m, MultiResolutionTabularAttention)
+        ]
+        if not self.layers:
+            raise ValueError(
+                f"module {type(module).__name__} contains no MultiResolutionTabularAttention layer"
+            )
+        names = {id(m): n for n, m in module.named_modules()}
+        #: A display name per layer: its own ``name``, else its path in ``module``.
+        self.layer_names = [
+            m.name or names[id(m)] or f"layer{i}" for i, m in enumerate(self.layers)
+        ]
+        self.kept: dict[MapKey, list[Tensor]] = {}
+        self.stats: dict[MapKey, dict[Hashable, StreamStats]] = {}
+        self._pending: dict[MapKey, Tensor] = {}
+        self._kept_bytes = 0
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+        self._blocks: list[AttentionBlock] = []
+
+    # -- attaching -------------------------------------------------------------------------
+    def attach(self) -> AttentionRecorder:
+        if self._handles:
+            raise RuntimeError("this recorder is already attached")
+        for index, layer in enumerate(self.layers):
+            for map_id, block in layer.attention_blocks().items():
+                hook = self._make_hook((index, map_id))
+                self._handles.append(block.register_forward_hook(hook))
+                block.record_weights += 1
+                self._blocks.append(block)
+        if self.mode == "stream":
+            # A new forward pass files the previous batch under "all" if nobody committed it.
+            self._handles.append(self.module.register_forward_pre_hook(lambda *_: self.commit()))
+        return self
+
+    def detach(self) -> None:
+        """Remove every hook; pending streamed weights are committed to ``"all"`` first."""
+        self.commit()
+        for handle in self._handles:
+            handle.remove()
+        for block in self._blocks:
+            block.record_weights -= 1
+        self._handles.clear()
+        self._blocks.clear()
+
+    def __enter__(self) -> AttentionRecorder:
+        return self.attach()
+
+    def __exit__(self, *exc: object) -> None:
+        self.detach()
+
+    def _make_hook(self, key: MapKey):
+        def hook(block: AttentionBlock, args: tuple, output: tuple[Tensor, Tensor | None]) -> None:
+            weights = output[1]
+            assert weights is not None, "a recording block must return its attention weights"
+            weights = weights.detach().to("cpu", torch.float32)  # (B, H, Tq, Tk)
+            if self.mode == "keep":
+                self._keep(key, weights)
+            else:
+                self._pending[key] = weights
+
+        return hook
+
+    def _keep(self, key: MapKey, weights: Tensor) -> None:
+        size = weights.numel() * weights.element_size()
+        if self._kept_bytes + size > self.max_bytes:
+            raise RecordingLimitError(
+                f"keeping every batch's attention would exceed max_bytes={self.max_bytes:,}; "
+                "record in mode='stream' to aggregate a whole dataset, or raise max_bytes"
+            )
+        self._kept_bytes += size
+        self.kept.setdefault(key, []).append(weights)
+
+    # -- streaming -------------------------------------------------------------------------
+    def commit(self, cohorts: Mapping[Hashable, Tensor] | None = None) -> None:
+        """Add the last batch to ``"all"`` and to each cohort whose row mask ``(B,)`` is given.
+
+        Does nothing when no batch is pending (in keep mode, always).
+        """
+        if not self._pending:
+            return
+        batch = next(iter(self._pending.values())).shape[0]
+        keys: list[Hashable] = [ALL]
+        rows = [torch.ones(batch, dtype=torch.float64)]
+        for cohort, mask in (cohorts or {}).items():
+            mask = torch.as_tensor(mask, device="cpu")
+            if mask.dtype != torch.bool or mask.shape != (batch,):
+                raise ValueError(
+                    f"cohort {cohort!r} must be a bool row mask of shape ({batch},), got "
+                    f"{mask.dtype} of shape {tuple(mask.shape)}"
+                )
+            keys.append(cohort)
+            rows.append(mask.to(torch.float64))
+        membership = torch.stack(rows)  # (K, B)
+        counts = membership.sum(dim=1).tolist()
+        for key, weights in self._pending.items():
+            flat = weights.reshape(batch, -1).to(torch.float64)  # (B, H*Tq*Tk)
+            sums = (membership @ flat).view(len(keys), *weights.shape[1:])  # (K, H, Tq, Tk)
+            sums_sq = (membership @ flat.square()).view_as(sums)
+            per_cohort = self.stats.setdefault(key, {})
+            for i, cohort in enumerate(keys):
+                if counts[i] == 0:
+                    continue
+                stats = per_cohort.get(cohort)
+                if stats is None:
+                    per_cohort[cohort] = StreamStats(sums[i].clone(), sums_sq[i].clone(), 0)
+                    stats = per_cohort[cohort]
+                elif stats.total.shape != sums[i].shape:
+                    raise ValueError(
+                        f"map {key} changed shape between batches: {tuple(stats.total.shape)} "
+                        f"then {tuple(sums[i].shape)}; stream batches with equal token counts"
+                    )
+                else:
+                    stats.total += sums[i]
+                    stats.total_sq += sums_sq[i]
+                stats.count += int(counts[i])
+        self._pending.clear()
+
+    # -- reading ---------------------------------------------------------------------------
+    @property
+    def keys(self) -> list[MapKey]:
+        """The ``(layer, map_id)`` pairs recorded so far."""
+        self.commit()
+        return sorted(self.kept.keys() | self.stats.keys())
+
+    def weights(self, layer: int, map_id: str) -> Tensor:
+        """Keep mode: all kept batches of one map, concatenated. Shape: ``(N, H, Tq, Tk)``."""
+        batches = self.kept.get((layer, map_id))
+        if not batches:
+            raise KeyError(f"no weights kept for layer {layer}, map {map_id!r}")
+        return torch.cat(batches)
+
+    def cohort_stats(self, layer: int, map_id: str, cohort: Hashable = ALL) -> StreamStats:
+        """Stream mode: the running sums of one cohort of one map."""
+        self.commit()
+        try:
+            return self.stats[(layer, map_id)][cohort]
+        except KeyError:
+            raise KeyError(
+                f"nothing streamed for layer {layer}, map {map_id!r}, cohort {cohort!r}"
+            ) from None
+
+    def mean(self, layer: int, map_id: str, cohort: Hashable = ALL) -> Tensor:
+        """Mean map over the rows seen. Shape: ``(H, Tq, Tk)``, float64."""
+        if self.mode == "keep":
+            return self.weights(layer, map_id).to(torch.float64).mean(dim=0)
+        return self.cohort_stats(layer, map_id, cohort).mean()
+
+    def std(self, layer: int, map_id: str, cohort: Hashable = ALL) -> Tensor:
+        """Population standard deviation per cell. Shape: ``(H, Tq, Tk)``, float64."""
+        if self.mode == "keep":
+            return self.weights(layer, map_id).to(torch.float64).std(dim=0, correction=0)
+        return self.cohort_stats(layer, map_id, cohort).std()
+
+    def token_names(self, layer: int, map_id: str) -> tuple[list[str], list[str]] | None:
+        """``(query names, key names)`` of a map, when the layer knows its token names."""
+        names = self.layers[layer].token_names
+        query_stream, key_stream = map_id.split("_")
+        if query_stream in names and key_stream in names:
+            return list(names[query_stream]), list(names[key_stream])
+        return None
