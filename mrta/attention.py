@@ -4,10 +4,11 @@ The block computes Keras' ``MultiHeadAttention(query, value=key_value)`` with
 ``key_dim = d_model // num_heads``: biased q/k/v/output projections, scores scaled by
 ``1/sqrt(key_dim)``, softmax over the keys, dropout on the attention weights.
 
-Two paths give the same function:
+Three paths give the same function:
 
-- nothing records: :func:`torch.nn.functional.scaled_dot_product_attention` (fused kernels, no
-  ``(queries, keys)`` matrix kept for backward on the fast path);
+- nothing records: :func:`torch.nn.functional.scaled_dot_product_attention` (fused kernels);
+  in training on the CPU, :func:`mrta.dropout_attention.dropout_attention` instead, because
+  SDPA's dropout falls back to a slow unfused path there;
 - a recorder is attached (``block.record_weights > 0``): the weights are computed explicitly and
   returned next to the output, so that forward hooks receive them.
 """
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mrta.dropout import fast_dropout
+from mrta.dropout_attention import dropout_attention
 
 
 class AttentionBlock(nn.Module):
@@ -88,17 +90,13 @@ class AttentionBlock(nn.Module):
         mask = None if key_mask is None else key_mask[:, None, None, :]  # (B, 1, 1, Tk)
         p = self.dropout_rate if self.training else 0.0
         weights = None
-        if self.record_weights > 0 or p > 0.0:
-            # With dropout, SDPA would draw a float mask per weight, which dominates the CPU
-            # cost; explicit weights with the 16-bit mask are several times cheaper.
-            w = attention_weights(q, k, mask)  # (B, H, Tq, Tk)
-            out = fast_dropout(w, p, p > 0.0, scale=False) @ v
-            if p > 0.0:
-                out = out * (1.0 / (1.0 - p))
-            if self.record_weights > 0:
-                weights = w
-        else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        if self.record_weights > 0:
+            weights = attention_weights(q, k, mask)  # (B, H, Tq, Tk)
+            out = fast_dropout(weights, p, p > 0.0) @ v
+        elif p > 0.0 and q.device.type == "cpu":
+            out = dropout_attention(q, k, v, mask, p)
+        else:  # inference anywhere; training on accelerators, whose fused dropout is fast
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         b, _, tq, _ = out.shape
         out = self.out_proj(out.transpose(1, 2).reshape(b, tq, self.d_model))
         return out, weights
