@@ -3,20 +3,20 @@
 import pytest
 import torch
 
-from mrta.dropout import drop_mask, fast_dropout
+from mrta.dropout import fast_dropout, keep_mask
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
 def test_drop_rate_matches_p(p):
-    mask = drop_mask((1000, 1000), p, torch.device("cpu"))
+    mask = keep_mask((1000, 1000), p, torch.device("cpu"))
     # 1e6 draws: the standard error of the rate is below 5e-4
-    assert abs(mask.float().mean().item() - p) < 2e-3
+    assert abs((~mask).float().mean().item() - p) < 2e-3
 
 
 def test_masks_of_odd_sizes_and_fresh_draws():
     a, b = (
-        drop_mask((3, 5, 7), 0.5, torch.device("cpu")),
-        drop_mask((3, 5, 7), 0.5, torch.device("cpu")),
+        keep_mask((3, 5, 7), 0.5, torch.device("cpu")),
+        keep_mask((3, 5, 7), 0.5, torch.device("cpu")),
     )
     assert a.shape == (3, 5, 7) and a.dtype == torch.bool
     assert not torch.equal(a, b)

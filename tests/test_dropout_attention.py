@@ -34,9 +34,9 @@ def test_matches_autograd_with_the_same_dropout_mask(
     def fixed_mask(shape, p_, device):  # hands out the fixed mask chunk by chunk
         start = sum(m.shape[0] for m in served)
         served.append(flat_drop[start : start + shape[0]])
-        return served[-1]
+        return ~served[-1]
 
-    monkeypatch.setattr(da, "drop_mask", fixed_mask)
+    monkeypatch.setattr(da, "keep_mask", fixed_mask)
     monkeypatch.setattr(da, "CHUNK_ELEMENTS", chunk_elements)
     monkeypatch.setattr(da, "SAVE_WEIGHTS_LIMIT", 1 << 30 if keep_weights else 0)
     grad = torch.randn(b, h, tq, hd)
