@@ -53,6 +53,8 @@ class AttentionBlock(nn.Module):
         self.out_proj = nn.Linear(d_model, d_model)
         # How many recorders are attached; > 0 switches to the explicit-weights path.
         self.record_weights = 0
+        # Optional per-head factors (H,) on the heads' outputs; zeros ablate heads.
+        self.head_mask: Tensor | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -97,6 +99,8 @@ class AttentionBlock(nn.Module):
             out = dropout_attention(q, k, v, mask, p)
         else:  # inference anywhere; training on accelerators, whose fused dropout is fast
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        if self.head_mask is not None:
+            out = out * self.head_mask.to(out).view(1, -1, 1, 1)
         b, _, tq, _ = out.shape
         out = self.out_proj(out.transpose(1, 2).reshape(b, tq, self.d_model))
         return out, weights

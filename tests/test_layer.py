@@ -226,3 +226,21 @@ def test_dropout_is_active_only_in_training():
 def test_repr_shows_configuration():
     text = repr(make(name="mrta_0"))
     assert "name='mrta_0', num_heads=2, d_model=8, dropout_rate=0.0" in text
+
+
+def test_head_mask_removes_exactly_that_heads_contribution():
+    """Zeroing head h changes the block output by out_proj applied to head h's output alone."""
+    layer = make(num_heads=2, d_model=8).eval()
+    num, cat = inputs()
+    layer(num, cat)
+    block = layer.cat_num
+    q, kv = torch.randn(3, 5, 8), torch.randn(3, 4, 8)
+    with torch.no_grad():
+        full, _ = block(q, kv)
+        block.head_mask = torch.tensor([1.0, 0.0])
+        ablated, _ = block(q, kv)
+        block.head_mask = None
+        qh, kh, vh = block.project(q, kv)
+        head1 = torch.softmax(qh[:, 1] @ kh[:, 1].transpose(-1, -2) / 2.0, -1) @ vh[:, 1]  # (B, Tq, 4)
+        contribution = head1 @ block.out_proj.weight[:, 4:].T
+    torch.testing.assert_close(full - ablated, contribution, atol=1e-5, rtol=1e-5)
