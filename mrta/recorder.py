@@ -39,6 +39,9 @@ ALL = "all"  # the cohort every streamed row belongs to
 DEFAULT_MAX_BYTES = 1 << 30  # keep-mode cap: 1 GiB of weights is far more than a screen shows
 
 
+COMMIT_BLOCK_BYTES = 1 << 20  # float64 working set per step of a commit: stays in cache
+
+
 class RecordingLimitError(RuntimeError):
     """Keep-mode recording would exceed its memory cap."""
 
@@ -177,9 +180,17 @@ class AttentionRecorder:
         membership = torch.stack(rows)  # (K, B)
         counts = membership.sum(dim=1).tolist()
         for key, weights in self._pending.items():
-            flat = weights.reshape(batch, -1).to(torch.float64)  # (B, H*Tq*Tk)
-            sums = (membership @ flat).view(len(keys), *weights.shape[1:])  # (K, H, Tq, Tk)
-            sums_sq = (membership @ flat.square()).view_as(sums)
+            flat = weights.reshape(batch, -1)  # (B, H*Tq*Tk)
+            sums = membership.new_empty(len(keys), flat.shape[1])  # (K, H*Tq*Tk)
+            sums_sq = torch.empty_like(sums)
+            # Column blocks keep the float64 temporaries small: a fresh multi-MB buffer per
+            # batch would cost more in page faults than the arithmetic itself.
+            for cols in _column_blocks(batch, flat.shape[1]):
+                block = flat[:, cols].to(torch.float64)  # (B, c)
+                torch.mm(membership, block, out=sums[:, cols])
+                torch.mm(membership, block.square_(), out=sums_sq[:, cols])
+            sums = sums.view(len(keys), *weights.shape[1:])  # (K, H, Tq, Tk)
+            sums_sq = sums_sq.view_as(sums)
             per_cohort = self.stats.setdefault(key, {})
             for i, cohort in enumerate(keys):
                 if counts[i] == 0:
@@ -242,3 +253,8 @@ class AttentionRecorder:
         if query_stream in names and key_stream in names:
             return list(names[query_stream]), list(names[key_stream])
         return None
+
+
+def _column_blocks(rows: int, cols: int) -> list[slice]:
+    step = max(1, COMMIT_BLOCK_BYTES // (8 * rows))
+    return [slice(s, min(s + step, cols)) for s in range(0, cols, step)]

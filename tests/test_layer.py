@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from mrta import MAP_IDS, MultiResolutionTabularAttention
+from mrta import MAP_IDS, AttentionRecorder, MultiResolutionTabularAttention
 from mrta.layer import LAYER_NORM_EPS
 
 
@@ -197,7 +197,7 @@ def test_one_stream_only_runs_self_attention(missing):
     assert out[present].shape == (3, args[present].shape[1], 8)
 
 
-def test_fused_attention_is_the_path_when_nothing_records(monkeypatch):
+def spy_on_fused(monkeypatch) -> list[int]:
     import mrta.attention as attention_module
 
     calls = []
@@ -208,10 +208,35 @@ def test_fused_attention_is_the_path_when_nothing_records(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(attention_module.F, "scaled_dot_product_attention", spy)
+    return calls
+
+
+def test_fused_attention_is_the_path_when_nothing_records(monkeypatch):
+    calls = spy_on_fused(monkeypatch)
     layer = make(dropout_rate=0.1).eval()
+    num, cat = inputs(b=1, tn=170, tc=165)  # maps above FUSED_MIN_MAP
     with torch.no_grad():
-        layer(*inputs())
+        layer(num, cat)
     assert len(calls) == 4, "each of the four blocks must use the fused kernel in eval mode"
+    with AttentionRecorder(layer), torch.no_grad():
+        layer(num, cat)
+    assert len(calls) == 4, "a recording layer must compute its weights explicitly"
+
+
+def test_small_maps_skip_the_fused_kernel_with_the_same_outputs(monkeypatch):
+    import mrta.attention as attention_module
+
+    calls = spy_on_fused(monkeypatch)
+    layer = make().eval()
+    num, cat = inputs()
+    with torch.no_grad():
+        explicit = layer(num, cat)
+        assert calls == []
+        monkeypatch.setattr(attention_module, "FUSED_MIN_MAP", 0)
+        fused = layer(num, cat)
+    assert len(calls) == 4
+    for a, b in zip(explicit, fused, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
 def test_dropout_is_active_only_in_training():
@@ -241,6 +266,8 @@ def test_head_mask_removes_exactly_that_heads_contribution():
         ablated, _ = block(q, kv)
         block.head_mask = None
         qh, kh, vh = block.project(q, kv)
-        head1 = torch.softmax(qh[:, 1] @ kh[:, 1].transpose(-1, -2) / 2.0, -1) @ vh[:, 1]  # (B, Tq, 4)
+        head1 = (
+            torch.softmax(qh[:, 1] @ kh[:, 1].transpose(-1, -2) / 2.0, -1) @ vh[:, 1]
+        )  # (B, Tq, 4)
         contribution = head1 @ block.out_proj.weight[:, 4:].T
     torch.testing.assert_close(full - ablated, contribution, atol=1e-5, rtol=1e-5)
