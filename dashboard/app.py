@@ -1,11 +1,21 @@
-"""MRTA Explorer dashboard (entry point: ``streamlit run dashboard/app.py``)."""
+"""MRTA Explorer dashboard. Start it with ``streamlit run dashboard/app.py``."""
+
+import sys
+from pathlib import Path
 
 import streamlit as st
 
-st.set_page_config(page_title="MRTA Explorer", layout="wide")
-st.title("MRTA Explorer")
-st.write(
-    "The PyTorch MultiResolutionTabularAttention layer and its attention recorder are ready "
-    "(`import mrta`). The pages to upload a table, train a model and explore its attention "
-    "head by head are being built: see the README for what works today."
-)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `dashboard` and `mrta` by name
+
+from dashboard import session
+
+st.set_page_config(page_title="MRTA Explorer", page_icon=":material/grid_on:", layout="wide")
+session.ensure_table()
+pages = [  # paths relative to this script, as st.Page wants them
+    st.Page("views/data.py", title="Data", icon=":material/table_chart:", default=True),
+    st.Page("views/train.py", title="Train", icon=":material/model_training:"),
+]
+st.navigation(pages).run()
+with st.sidebar:  # after the page ran, so that it shows the page's latest choices
+    loaded = session.table()
+    st.caption(f"Table: **{loaded.name}** · target: **{loaded.target or '—'}**")

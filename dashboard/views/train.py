@@ -1,0 +1,134 @@
+"""Train page: settings in a form, training in the background with live progress, results."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import streamlit as st
+import torch
+
+from dashboard import jobs, session
+from mrta.config import ModelConfig, TrainConfig
+from mrta.runs import train_run
+
+PRESETS = {  # name -> (model, training) overrides of the library defaults
+    "quick": ({}, {"time_budget": 30.0}),
+    "thorough": ({"num_layers": 3}, {"time_budget": 180.0, "patience": 25}),
+}
+
+
+def available_devices() -> list[str]:
+    devices = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        devices.append("cuda")
+    if torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def page() -> None:
+    st.header("Train")
+    loaded, schema = session.table(), session.schema()
+    if schema is None:
+        st.info("Choose a target on the Data page first.")
+        return
+    st.caption(
+        f"{loaded.name}: predict **{schema.target}** ({schema.task.value}) from "
+        f"{len(schema.numerical_tokens)} numerical and {len(schema.categorical_tokens)} "
+        "categorical columns."
+    )
+    job = session.get("job")
+    if job is not None and job.running:
+        _progress()
+        return
+    session.adopt_finished_job()
+    _settings_form(loaded)
+    if job is not None and job.error:
+        st.error(f"Training failed: {job.error}. The settings are kept; adjust them and retry.")
+    run = session.get("run")
+    if run is not None:
+        _results(run)
+
+
+def _settings_form(loaded: session.LoadedTable) -> None:
+    preset = st.radio("Preset", list(PRESETS), horizontal=True, key="preset")
+    model_over, train_over = PRESETS[preset]
+    m, t = ModelConfig(**model_over), TrainConfig(**train_over)
+    with st.form("train_settings"):
+        c1, c2, c3, c4 = st.columns(4)
+        layers = c1.number_input("Layers", 1, 8, m.num_layers, key=f"layers:{preset}")
+        heads = c2.selectbox("Heads", [1, 2, 4, 8], index=[1, 2, 4, 8].index(m.num_heads))
+        d_model = c3.selectbox(
+            "d_model", [16, 32, 64, 128], index=[16, 32, 64, 128].index(m.d_model)
+        )
+        dropout = c4.number_input("Dropout", 0.0, 0.9, m.dropout, step=0.05)
+        c1, c2, c3, c4 = st.columns(4)
+        budget = c1.number_input(
+            "Time budget (s)", 5.0, 3600.0, t.time_budget, step=5.0, key=f"budget:{preset}"
+        )
+        lr = c2.number_input("Learning rate", 1e-5, 1e-1, t.learning_rate, format="%.5f")
+        batch = c3.selectbox("Batch size", [64, 128, 256, 512], index=2)
+        seed = c4.number_input("Seed", 0, 2**31 - 1, t.seed)
+        device = st.selectbox("Device", available_devices(), help="auto: CUDA, then MPS, then CPU")
+        submitted = st.form_submit_button("Train", type="primary")
+    if not submitted:
+        return
+    try:
+        model_config = ModelConfig(
+            num_layers=int(layers), num_heads=heads, d_model=d_model, dropout=float(dropout)
+        )
+        train_config = dataclasses.replace(
+            t,
+            time_budget=float(budget),
+            learning_rate=float(lr),
+            batch_size=batch,
+            seed=int(seed),
+            device=device,
+        )
+    except ValueError as error:
+        st.error(str(error))
+        return
+    frame, target, task, roles = loaded.frame, loaded.target, loaded.task, dict(loaded.roles)
+
+    def work(job: jobs.Job):
+        return train_run(
+            frame,
+            target,
+            model_config=model_config,
+            train_config=train_config,
+            task=None if task == "auto" else task,
+            roles=roles,
+            callback=job.on_progress,
+            cancel=job.cancel,
+        )
+
+    st.session_state["job"] = jobs.start(f"{loaded.name} → {target}", work)
+    st.rerun()
+
+
+@st.fragment(run_every=0.5)
+def _progress() -> None:
+    job = session.get("job")
+    if not job.running:
+        st.rerun()  # the whole page: results, or the error
+    st.progress(min(job.fraction, 1.0), text=f"{job.phase} · {job.elapsed:.0f} s")
+    if st.button("Cancel training", key="cancel"):
+        job.cancel.set()
+        st.toast("Stopping after this step; the best weights so far are kept.")
+    if job.steps:
+        steps = pd.DataFrame(job.steps, columns=["step", "training loss"]).set_index("step")
+        st.line_chart(steps, height=220)
+    if job.epochs:
+        epochs = pd.DataFrame(job.epochs).set_index("epoch")
+        st.line_chart(epochs[["train_loss", "validation_loss"]], height=220)
+
+
+def _results(run) -> None:
+    st.subheader("Results on the test split")
+    table = pd.DataFrame({name: run.metrics[name] for name in ("model", "hgb", "trivial")}).T
+    st.dataframe(table)
+
+
+if __name__ == "__main__":
+    page()

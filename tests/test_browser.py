@@ -1,0 +1,69 @@
+"""End to end in a real browser: Playwright drives Debian's Chromium against `streamlit run`.
+
+Screenshots of each page are saved under ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from browser_support import ARTIFACTS, CHROMIUM_ARGS, chromium_path, dashboard_server
+
+playwright = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.browser
+
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = chromium_path()
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def url():
+    with dashboard_server() as address:
+        yield address
+
+
+def open_app(browser, url):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(url)
+    page.get_by_text("Ready to train").wait_for()
+    return context, page
+
+
+def upload(page, tmp_path, name: str, content: bytes) -> None:
+    page.get_by_text("Upload a CSV").click()
+    path = tmp_path / name
+    path.write_bytes(content)
+    page.locator('input[type="file"]').set_input_files(str(path))
+
+
+def test_sessions_do_not_see_each_others_tables(browser, url, tmp_path):
+    first, page_a = open_app(browser, url)
+    second, page_b = open_app(browser, url)
+    rows = "".join(f"{i},{'xy'[i % 2]},{i % 3}\n" for i in range(40))
+    upload(page_a, tmp_path, "mine.csv", ("amount,kind,label\n" + rows).encode())
+    page_a.get_by_role("heading", name="mine.csv").wait_for()
+    page_a.screenshot(path=ARTIFACTS / "data-upload.png", full_page=True)
+    page_b.reload()
+    page_b.get_by_text("Ready to train").wait_for()
+    assert page_b.get_by_text("mine.csv").count() == 0
+    assert page_b.get_by_text("penguins.csv").count() > 0
+    first.close()
+    second.close()
+
+
+def test_a_bad_upload_is_refused_and_the_table_kept(browser, url, tmp_path):
+    context, page = open_app(browser, url)
+    upload(page, tmp_path, "book.csv", b"PK\x03\x04" + b"\x00" * 64)
+    page.get_by_text("book.csv was not loaded").wait_for()
+    assert page.get_by_text("penguins.csv").count() > 0
+    page.screenshot(path=ARTIFACTS / "data-refused.png", full_page=True)
+    context.close()
