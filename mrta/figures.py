@@ -1,0 +1,410 @@
+"""Plotly figures of attention and the self-contained HTML report of a run.
+
+The only module of the library that imports plotly. Every function is pure: arrays and names in,
+a :class:`plotly.graph_objects.Figure` (or HTML text) out, so the dashboard and the command line
+draw the same pictures and tests can read them as JSON.
+
+Conventions: heatmap rows are queries, columns keys; long names are shortened on the axes with
+the full name on hover; every name is HTML-escaped (plotly renders a subset of HTML in labels).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from mrta.aggregate import MapDifference
+from mrta.export import json_ready
+
+MAX_LABEL = 24  # characters of a name on an axis; the full name is on hover
+WEIGHT_SCALE = "Viridis"  # sequential, readable in grey and by colour-blind readers
+DIFFERENCE_SCALE = "RdBu_r"  # diverging: red where the first cohort attends more
+MUTED_COLOUR = "#d9d9d9"
+
+
+def escape(text: str) -> str:
+    """``text`` safe to show in a plotly label or an HTML page."""
+    return html.escape(str(text), quote=False)
+
+
+def shorten(name: str, max_chars: int = MAX_LABEL) -> str:
+    """``name`` cut to ``max_chars`` characters with an ellipsis, then escaped."""
+    name = str(name)
+    return escape(name if len(name) <= max_chars else name[: max_chars - 1] + "…")
+
+
+def _pairs(queries: Sequence[str], keys: Sequence[str], *extra: np.ndarray) -> np.ndarray:
+    """Hover data per cell: escaped query and key names, then ``extra`` arrays.
+
+    Shape: ``(Tq, Tk, 2 + len(extra))`` object.
+    """
+    q = np.array([escape(n) for n in queries], dtype=object)[:, None]
+    k = np.array([escape(n) for n in keys], dtype=object)[None, :]
+    layers = np.broadcast_arrays(q, k, *extra)
+    return np.stack(layers, axis=-1).astype(object)
+
+
+def _name_axes(
+    fig: go.Figure, queries: Sequence[str], keys: Sequence[str], max_label: int, **where: int
+) -> None:
+    """Shortened names as tick labels (positions, so equal short names never merge)."""
+    fig.update_xaxes(
+        tickmode="array",
+        tickvals=list(range(len(keys))),
+        ticktext=[shorten(n, max_label) for n in keys],
+        tickangle=-45,
+        **where,
+    )
+    fig.update_yaxes(
+        tickmode="array",
+        tickvals=list(range(len(queries))),
+        ticktext=[shorten(n, max_label) for n in queries],
+        autorange="reversed",
+        **where,
+    )
+
+
+def _weight_trace(
+    weights: np.ndarray, queries: Sequence[str], keys: Sequence[str], name: str = ""
+) -> go.Heatmap:
+    return go.Heatmap(
+        z=np.asarray(weights, dtype=np.float64),
+        x=list(range(len(keys))),
+        y=list(range(len(queries))),
+        customdata=_pairs(queries, keys),
+        hovertemplate="query: %{customdata[0]}<br>key: %{customdata[1]}<br>"
+        "weight: %{z:.4f}<extra>" + escape(name) + "</extra>",
+        coloraxis="coloraxis",
+        name=escape(name),
+    )
+
+
+def heatmap(
+    weights: np.ndarray,
+    queries: Sequence[str],
+    keys: Sequence[str],
+    *,
+    title: str = "",
+    zmax: float | None = None,
+    max_label: int = MAX_LABEL,
+) -> go.Figure:
+    """One attention map, queries down the rows and keys across the columns.
+
+    Shape: weights ``(Tq, Tk)``. The colour scale runs from 0 to ``zmax`` (default the max).
+    """
+    weights = np.asarray(weights)
+    _check_shape(weights, queries, keys)
+    fig = go.Figure(_weight_trace(weights, queries, keys))
+    fig.update_layout(
+        title=escape(title),
+        coloraxis={
+            "colorscale": WEIGHT_SCALE,
+            "cmin": 0.0,
+            "cmax": float(weights.max()) if zmax is None else zmax,
+            "colorbar": {"title": {"text": "weight"}},
+        },
+        xaxis_title="keys",
+        yaxis_title="queries",
+    )
+    _name_axes(fig, queries, keys, max_label)
+    return fig
+
+
+def head_grid(
+    weights: np.ndarray,
+    queries: Sequence[str],
+    keys: Sequence[str],
+    *,
+    title: str = "",
+    columns: int = 4,
+    max_label: int = 16,
+) -> go.Figure:
+    """Small multiples: one heatmap per head, all on one shared colour scale.
+
+    Shape: weights ``(H, Tq, Tk)``.
+    """
+    weights = np.asarray(weights)
+    heads = weights.shape[0]
+    _check_shape(weights[0], queries, keys)
+    columns = min(columns, heads)
+    rows = math.ceil(heads / columns)
+    fig = make_subplots(
+        rows=rows,
+        cols=columns,
+        subplot_titles=[f"head {h}" for h in range(heads)],
+        horizontal_spacing=0.04,
+        vertical_spacing=0.12 / rows,
+    )
+    for h in range(heads):
+        row, col = divmod(h, columns)
+        fig.add_trace(_weight_trace(weights[h], queries, keys, f"head {h}"), row + 1, col + 1)
+    fig.update_layout(
+        title=escape(title),
+        coloraxis={
+            "colorscale": WEIGHT_SCALE,
+            "cmin": 0.0,
+            "cmax": float(weights.max()),
+            "colorbar": {"title": {"text": "weight"}},
+        },
+        height=max(300, 260 * rows),
+    )
+    _name_axes(fig, queries, keys, max_label)
+    fig.update_yaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=True, col=1)
+    return fig
+
+
+def difference_heatmap(
+    difference: MapDifference,
+    queries: Sequence[str],
+    keys: Sequence[str],
+    *,
+    title: str = "",
+    max_label: int = MAX_LABEL,
+) -> go.Figure:
+    """A difference of two cohorts' maps; cells within the noise are grey.
+
+    The colour scale is symmetric around 0; hovering any cell shows the difference and its
+    standard error. Shape: ``difference``'s arrays ``(Tq, Tk)``.
+    """
+    diff, se, muted = difference.diff, difference.se, difference.muted
+    _check_shape(diff, queries, keys)
+    hover = _pairs(
+        queries,
+        keys,
+        np.vectorize(lambda d: f"{d:+.4f}", otypes=[object])(diff),
+        np.vectorize(lambda s: "∞" if math.isinf(s) else f"{s:.4f}", otypes=[object])(se),
+    )
+    template = (
+        "query: %{customdata[0]}<br>key: %{customdata[1]}<br>"
+        "difference: %{customdata[2]}<br>standard error: %{customdata[3]}"
+    )
+    axes = {"x": list(range(len(keys))), "y": list(range(len(queries))), "customdata": hover}
+    limit = float(np.abs(diff[~muted]).max()) if (~muted).any() else 1.0
+    fig = go.Figure(
+        [
+            go.Heatmap(
+                z=np.where(muted, 0.0, np.nan),
+                colorscale=[[0.0, MUTED_COLOUR], [1.0, MUTED_COLOUR]],
+                showscale=False,
+                hoverongaps=False,
+                hovertemplate=template + "<br>(within noise)<extra></extra>",
+                name="muted",
+                **axes,
+            ),
+            go.Heatmap(
+                z=np.where(muted, np.nan, diff),
+                coloraxis="coloraxis",
+                hoverongaps=False,
+                hovertemplate=template + "<extra></extra>",
+                name="difference",
+                **axes,
+            ),
+        ]
+    )
+    fig.update_layout(
+        title=escape(title),
+        coloraxis={
+            "colorscale": DIFFERENCE_SCALE,
+            "cmin": -limit,
+            "cmax": limit,
+            "colorbar": {"title": {"text": "difference"}},
+        },
+        xaxis_title="keys",
+        yaxis_title="queries",
+        plot_bgcolor="white",
+    )
+    _name_axes(fig, queries, keys, max_label)
+    return fig
+
+
+def importance_bars(
+    importance: Mapping[str, float],
+    *,
+    errors: Mapping[str, float] | None = None,
+    title: str = "",
+    max_label: int = MAX_LABEL,
+) -> go.Figure:
+    """Per-column importances as horizontal bars, the largest on top."""
+    names = sorted(importance, key=lambda n: importance[n])
+    values = [importance[n] for n in names]
+    fig = go.Figure(
+        go.Bar(
+            x=values,
+            y=list(range(len(names))),
+            orientation="h",
+            customdata=[escape(n) for n in names],
+            hovertemplate="%{customdata}: %{x:.4g}<extra></extra>",
+            error_x=None
+            if errors is None
+            else {"type": "data", "array": [errors.get(n, 0.0) for n in names]},
+        )
+    )
+    fig.update_layout(title=escape(title), xaxis_title="importance", height=120 + 22 * len(names))
+    fig.update_yaxes(
+        tickmode="array",
+        tickvals=list(range(len(names))),
+        ticktext=[shorten(n, max_label) for n in names],
+    )
+    return fig
+
+
+def agreement_scatter(
+    rollout: Mapping[str, float],
+    permutation: Mapping[str, float],
+    *,
+    spearman: float | None = None,
+    title: str = "Rollout vs permutation importance",
+) -> go.Figure:
+    """One point per column: rollout importance against permutation importance."""
+    names = [n for n in rollout if n in permutation]
+    subtitle = "" if spearman is None else f" (Spearman ρ = {spearman:.2f})"
+    fig = go.Figure(
+        go.Scatter(
+            x=[rollout[n] for n in names],
+            y=[permutation[n] for n in names],
+            mode="markers",
+            customdata=[escape(n) for n in names],
+            hovertemplate="%{customdata}<br>rollout: %{x:.4g}<br>permutation: %{y:.4g}"
+            "<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=escape(title + subtitle),
+        xaxis_title="rollout importance",
+        yaxis_title="loss increase when shuffled",
+    )
+    return fig
+
+
+def divergence_bars(rows: Sequence[Mapping[str, Any]], *, title: str = "") -> go.Figure:
+    """Per layer and map, divergence from the untrained model (rows of ``map_divergence``)."""
+    labels = [escape(f"{row['layer_name']} · {row['map_id']}") for row in rows]
+    fig = go.Figure(
+        go.Bar(
+            x=labels,
+            y=[row["divergence"] for row in rows],
+            hovertemplate="%{x}<br>mean JS divergence: %{y:.3f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=escape(title or "Divergence from the untrained model"),
+        yaxis={"title": {"text": "mean JS divergence (bits)"}, "range": [0, 1]},
+    )
+    return fig
+
+
+def _check_shape(weights: np.ndarray, queries: Sequence[str], keys: Sequence[str]) -> None:
+    if weights.shape != (len(queries), len(keys)):
+        raise ValueError(
+            f"a map of shape {weights.shape} needs {weights.shape[0]} query and "
+            f"{weights.shape[-1]} key names, got {len(queries)} and {len(keys)}"
+        )
+
+
+# -- the report ------------------------------------------------------------------------------
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+th { background: #f3f3f3; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+"""
+
+
+def _cell(value: Any) -> str:
+    value = json_ready(value)
+    if value is None:
+        return "<td>–</td>"
+    if isinstance(value, bool):
+        return f"<td>{value}</td>"
+    if isinstance(value, float):
+        return f'<td class="num">{value:.4g}</td>'
+    if isinstance(value, int):
+        return f'<td class="num">{value:,}</td>'
+    if isinstance(value, dict | list):
+        return f"<td><code>{html.escape(json.dumps(value, ensure_ascii=False))}</code></td>"
+    return f"<td>{html.escape(str(value))}</td>"
+
+
+def _key_value_table(data: Mapping[str, Any]) -> str:
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th>{_cell(v)}</tr>" for k, v in data.items())
+    return f"<table>{rows}</table>"
+
+
+def _any_table(value: Any) -> str:
+    """A list of records, a mapping, or a single value, as HTML."""
+    if isinstance(value, list | tuple):
+        return _records_table(value)
+    if isinstance(value, Mapping):
+        return _key_value_table(value)
+    return "<p>Not measured.</p>" if value is None else f"<p>{html.escape(str(value))}</p>"
+
+
+def _records_table(records: Sequence[Any]) -> str:
+    rows = [json_ready(record) for record in records]
+    if not rows:
+        return "<p>None.</p>"
+    columns = list(rows[0])
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(_cell(r.get(c)) for c in columns) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def run_report(
+    *,
+    title: str,
+    data_summary: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    baselines: Mapping[str, Mapping[str, Any]],
+    figures: Sequence[tuple[str, go.Figure]],
+    heads: Sequence[Any],
+    sanity: Mapping[str, Any],
+) -> str:
+    """A self-contained HTML page of a run: it embeds plotly.js once, so it opens offline.
+
+    Args:
+        data_summary: facts about the table (rows, columns, target...).
+        metrics: the model's metrics; baselines: per baseline name, its metrics.
+        figures: ``(caption, figure)`` pairs: the chosen maps, importances, sanity figures.
+        heads: the head table (:class:`~mrta.heads.HeadStats` or dicts).
+        sanity: the sanity checks (see :func:`mrta.analysis.sanity_checks`).
+    """
+    parts = [
+        f"<h2>Data</h2>{_key_value_table(data_summary)}",
+        f"<h2>Metrics</h2>{_key_value_table(metrics)}",
+        "<h2>Baselines</h2>"
+        + "".join(
+            f"<h3>{html.escape(name)}</h3>{_key_value_table(values)}"
+            for name, values in baselines.items()
+        ),
+        "<h2>Figures</h2>",
+    ]
+    for i, (caption, fig) in enumerate(figures):
+        plot = fig.to_html(
+            full_html=False,
+            include_plotlyjs=i == 0,
+            default_height=f"{fig.layout.height or 480}px",
+            config={"responsive": True},
+        )
+        parts.append(f"<figure>{plot}<figcaption>{html.escape(caption)}</figcaption></figure>")
+    parts.append(f"<h2>Heads</h2>{_records_table(heads)}")
+    parts.append(
+        "<h2>Sanity checks</h2>"
+        + "".join(
+            f"<h3>{html.escape(name)}</h3>{_any_table(value)}" for name, value in sanity.items()
+        )
+    )
+    body = "\n".join(parts)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n"
+    )

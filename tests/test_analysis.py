@@ -1,0 +1,495 @@
+"""Aggregates per cohort against numpy on kept weights; differences; head statistics; ablation;
+permutation importance; sanity checks."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from standin import StandInModel, random_inputs
+
+from mrta import AttentionRecorder
+from mrta.aggregate import (
+    ALL_ROWS,
+    AttentionAtlas,
+    CohortMap,
+    CohortSpec,
+    cohort_difference,
+    collect_attention,
+    format_value,
+    row_attention,
+    token_frame,
+    value_labels,
+)
+from mrta.analysis import (
+    _shuffle_column,
+    ablate_heads,
+    bounded_sample,
+    evaluate,
+    map_divergence,
+    permutation_importance,
+    rollout_agreement,
+    sanity_checks,
+)
+from mrta.heads import head_table, js_divergence, normalized_entropy
+from mrta.preprocessing import Preprocessor
+from mrta.rollout import rollout_importance
+from mrta.schema import infer_schema
+
+ROWS = 105
+CLASSES = ("Adelie", "Chinstrap", "Gentoo")
+
+
+def cross_entropy(logits, y):
+    return F.cross_entropy(logits, y)
+
+
+def accuracy(logits, y):
+    return (logits.argmax(-1) == y).float().mean()
+
+
+@pytest.fixture
+def model():
+    return StandInModel(["bill", "flipper", "mass"], ["island", "sex"], [4, 4])
+
+
+@pytest.fixture
+def data():
+    num, ind, cat = random_inputs(ROWS, 3, 2)
+    y = torch.randint(0, 3, (ROWS,), generator=torch.Generator().manual_seed(1))
+    return num, ind, cat, y
+
+
+@pytest.fixture
+def frame():
+    rng = np.random.default_rng(0)
+    values = rng.permutation(100).astype(float)
+    bill = np.concatenate([values, [np.nan] * 5])  # deciles of 0..99: value // 10 + 1
+    island = ["a"] * 50 + ["b"] * 30 + ["c"] * 15 + ["d"] * 6 + ["e"] * 2 + [None] * 2
+    return pd.DataFrame({"bill": bill, "island": rng.permutation(np.array(island, dtype=object))})
+
+
+def kept_weights(model, num, ind, cat):
+    """Every row's maps by (layer, map id), and the logits, from one keep-mode pass."""
+    with AttentionRecorder(model, mode="keep") as rec, torch.no_grad():
+        logits = model.eval()(num, ind, cat)
+    return {key: rec.weights(*key).double().numpy() for key in rec.keys}, logits
+
+
+def expected_masks(frame, y, logits):
+    pred = logits.argmax(-1).numpy()
+    bill = frame["bill"].to_numpy()
+    masks = {ALL_ROWS: np.ones(ROWS, bool)}
+    for c, name in enumerate(CLASSES):
+        masks[("true", name)] = y.numpy() == c
+        masks[("pred", name)] = pred == c
+    masks[("correct", True)] = pred == y.numpy()
+    masks[("correct", False)] = pred != y.numpy()
+    for d in range(1, 11):
+        masks[("decile", "bill", d)] = np.floor(bill / 10) + 1 == d
+    masks[("decile", "bill", None)] = np.isnan(bill)
+    island = frame["island"].to_numpy()
+    masks[("level", "island", "a")] = island == "a"
+    masks[("level", "island", "b")] = island == "b"
+    masks[("level", "island", "other")] = np.isin(island, ["c", "d", "e"])
+    masks[("level", "island", None)] = pd.isna(island)
+    masks[("filter", "heavy")] = np.arange(ROWS) % 3 == 0
+    return masks
+
+
+def test_every_cohort_matches_numpy_on_kept_weights(model, data, frame):
+    num, ind, cat, y = data
+    spec = CohortSpec(
+        class_labels=CLASSES,
+        deciles=("bill",),
+        levels=("island",),
+        top_levels=2,
+        filters={"heavy": np.arange(ROWS) % 3 == 0},
+    )
+    atlas = collect_attention(model, (num, ind, cat), frame, spec, batch_size=16, targets=y)
+    weights, logits = kept_weights(model, num, ind, cat)
+    masks = expected_masks(frame, y, logits)
+    assert atlas.cohorts[0] == ALL_ROWS
+    assert set(atlas.cohorts) == {key for key, mask in masks.items() if mask.any()}
+    layers = [{k[1]: w for k, w in weights.items() if k[0] == i} for i in range(2)]
+    per_row_importance = rollout_importance(layers, 3, 2)  # (N, T)
+    for key, mask in masks.items():
+        if not mask.any():
+            continue
+        i = atlas.index(key)
+        assert atlas.counts[i] == mask.sum(), key
+        for map_key, w in weights.items():
+            np.testing.assert_allclose(atlas.means[map_key][i], w[mask].mean(0), atol=1e-6)
+            np.testing.assert_allclose(atlas.stds[map_key][i], w[mask].std(0), atol=1e-5)
+            entropy = normalized_entropy(w[mask]).mean(-1).mean(0)  # (H,)
+            np.testing.assert_allclose(atlas.entropy[map_key][i], entropy, atol=1e-5)
+        np.testing.assert_allclose(
+            atlas.rollout_mean[i], per_row_importance[mask].mean(0), atol=1e-6
+        )
+        np.testing.assert_allclose(atlas.rollout_std[i], per_row_importance[mask].std(0), atol=1e-5)
+    assert atlas.cohort_labels[atlas.index(("decile", "bill", 3))] == "bill: decile 3 (20 to 29)"
+    assert (
+        atlas.cohort_labels[atlas.index(("level", "island", "other"))] == "island: 3 other levels"
+    )
+    assert atlas.token_names[0] == {"num": ("bill", "flipper", "mass"), "cat": ("island", "sex")}
+    assert atlas.layer_names == ("layers.0", "layers.1")
+
+
+def test_collect_restores_the_model_and_leaves_no_hooks(model, data):
+    num, ind, cat, _ = data
+    model.train()
+    collect_attention(model, (num, ind, cat))
+    assert model.training
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+    assert all(
+        b.record_weights == 0 for layer in model.layers for b in layer.attention_blocks().values()
+    )
+
+
+def test_importances_sum_to_one_and_mean_map_rollout_differs_slightly(model, data):
+    num, ind, cat, y = data
+    atlas = collect_attention(model, (num, ind, cat), targets=y)
+    per_row, mean_map = atlas.importance(), atlas.mean_map_importance()
+    assert list(per_row) == ["bill", "flipper", "mass", "island", "sex"]
+    assert math.isclose(sum(per_row.values()), 1.0, rel_tol=1e-5)
+    assert math.isclose(sum(mean_map.values()), 1.0, rel_tol=1e-6)
+    assert max(abs(per_row[k] - mean_map[k]) for k in per_row) < 0.05
+
+
+def test_binary_regression_and_one_stream_models():
+    num, ind, cat = random_inputs(20, 2, 1)
+    binary = StandInModel(["a", "b"], ["c"], task="binary")
+    y = torch.randint(0, 2, (20,))
+    atlas = collect_attention(binary, (num, ind, cat), targets=y, batch_size=8)
+    with torch.no_grad():
+        pred = (binary(num, ind, cat)[:, 0] > 0).numpy()
+    assert atlas.counts[atlas.index(("pred", "1"))] == pred.sum()
+    regression = StandInModel(["a", "b"], ["c"], task="regression")
+    atlas = collect_attention(regression, (num, ind, cat), targets=torch.randn(20))
+    assert atlas.cohorts == (ALL_ROWS,)
+    numeric_only = StandInModel(["a", "b"], [], task="binary")
+    atlas = collect_attention(numeric_only, (num, ind, cat[:, :0]), targets=y)
+    assert atlas.map_keys == [(0, "num_num"), (1, "num_num")]
+    assert atlas.token_names[0] == {"num": ("a", "b"), "cat": ()}
+    assert math.isclose(sum(atlas.importance().values()), 1.0, rel_tol=1e-5)
+
+
+def test_cohort_errors_are_explained(model, data, frame):
+    num, ind, cat, _ = data
+    with pytest.raises(ValueError, match="need the raw rows"):
+        collect_attention(model, (num, ind, cat), cohorts=CohortSpec(deciles=("bill",)))
+    with pytest.raises(ValueError, match="lacks the cohort column"):
+        collect_attention(model, (num, ind, cat), frame, CohortSpec(levels=("nope",)))
+    with pytest.raises(ValueError, match="bool row mask"):
+        collect_attention(model, (num, ind, cat), cohorts=CohortSpec(filters={"f": np.ones(3)}))
+    with pytest.raises(KeyError, match="no cohort"):
+        collect_attention(model, (num, ind, cat)).index(("true", "Adelie"))
+
+
+def test_for_frame_picks_deciles_for_numbers_and_levels_for_the_rest(frame):
+    spec = CohortSpec.for_frame(frame.assign(flag=True), class_labels=CLASSES, top_levels=3)
+    assert spec.deciles == ("bill",)
+    assert spec.levels == ("island", "flag")
+    assert spec.top_levels == 3 and spec.class_labels == CLASSES
+
+
+def test_an_encoded_table_with_its_raw_frame():
+    raw = pd.read_csv("sample_data/penguins.csv")
+    schema = infer_schema(raw, "species")
+    preprocessor = Preprocessor.fit(raw, schema)
+    table = preprocessor.transform(raw)
+    model = StandInModel(
+        table.numerical_tokens, table.categorical_tokens, preprocessor.vocabulary_sizes
+    )
+    frame = token_frame(schema, raw)
+    assert list(frame.columns) == [*table.numerical_tokens, *table.categorical_tokens]
+    spec = CohortSpec.for_frame(frame, class_labels=schema.class_labels)
+    atlas = collect_attention(model, table, frame, spec, batch_size=64)
+    counts = dict(zip(atlas.cohorts, atlas.counts, strict=True))
+    assert counts[("true", "Adelie")] == (raw["species"] == "Adelie").sum()
+    assert counts[("level", "island", "Biscoe")] == (raw["island"] == "Biscoe").sum()
+    assert counts[("decile", "bill_length_mm", None)] == raw["bill_length_mm"].isna().sum()
+    assert counts[("level", "sex", None)] == raw["sex"].isna().sum()
+    assert (
+        sum(counts[("decile", "body_mass_g", d)] for d in range(1, 11))
+        == raw["body_mass_g"].notna().sum()
+    )
+
+
+def test_a_real_level_called_other_keeps_its_name(model):
+    num, ind, cat = random_inputs(12, 3, 2)
+    frame = pd.DataFrame({"island": ["other"] * 6 + ["x"] * 4 + ["y", "z"]})
+    atlas = collect_attention(
+        model, (num, ind, cat), frame, CohortSpec(classes=False, levels=("island",), top_levels=2)
+    )
+    assert atlas.counts[atlas.index(("level", "island", "other"))] == 6
+    assert atlas.counts[atlas.index(("level", "island", "(other)"))] == 2
+
+
+def test_row_attention_labels_tokens_with_values(model, data):
+    num, ind, cat, _ = data
+    frame = pd.DataFrame(
+        {"bill": [52000.0] * ROWS, "flipper": [np.nan] * ROWS, "island": ["north"] * ROWS}
+    )
+    row = row_attention(model, (num, ind, cat), 4, frame)
+    assert row.labels == {
+        "num": ["bill=52,000", "flipper=missing", "mass"],
+        "cat": ["island=north", "sex"],
+    }
+    weights, _ = kept_weights(model, num, ind, cat)
+    for key, w in weights.items():
+        np.testing.assert_allclose(row.atlas.means[key][0], w[4], atol=1e-6)
+        assert not row.atlas.stds[key].any()
+    assert row.atlas.counts.tolist() == [1]
+
+
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (52000, "52,000"),
+        (52000.0, "52,000"),
+        (0.123456, "0.1235"),
+        (1234.5678, "1,235"),
+        (-2.5, "-2.5"),
+        (1e-7, "1e-07"),
+        (float("nan"), "missing"),
+        (np.float32("nan"), "missing"),
+        (None, "missing"),
+        ("north", "north"),
+        (True, "True"),
+    ],
+)
+def test_format_value(value, text):
+    assert format_value(value) == text
+
+
+def test_value_labels_keep_bare_names_absent_from_the_row():
+    row = pd.Series({"income": 52000.0, "region": "north"})
+    assert value_labels(row, ["income", "region", "age"]) == [
+        "income=52,000",
+        "region=north",
+        "age",
+    ]
+
+
+# -- differences -----------------------------------------------------------------------------
+def test_difference_and_its_standard_error_match_numpy():
+    rng = np.random.default_rng(0)
+    shift = np.array([[0.5, 0.0, 0.5], [0.0, 0.5, 0.0]])  # cells without a shift are noise
+    xa, xb = rng.random((30, 2, 3)), rng.random((12, 2, 3)) + shift
+    a = CohortMap(xa.mean(0), xa.std(0), 30)
+    b = CohortMap(xb.mean(0), xb.std(0), 12)
+    result = cohort_difference(a, b, z=2.0)
+    se = np.sqrt(xa.var(0, ddof=1) / 30 + xb.var(0, ddof=1) / 12)
+    np.testing.assert_allclose(result.diff, xa.mean(0) - xb.mean(0))
+    np.testing.assert_allclose(result.se, se)
+    np.testing.assert_array_equal(result.muted, np.abs(result.diff) < 2 * se)
+    np.testing.assert_array_equal(result.muted, shift == 0)
+
+
+def test_a_cohort_of_one_row_mutes_everything():
+    one = CohortMap(np.ones((2, 2)), np.zeros((2, 2)), 1)
+    many = CohortMap(np.zeros((2, 2)), np.full((2, 2), 0.1), 50)
+    result = cohort_difference(one, many)
+    assert np.isinf(result.se).all() and result.muted.all()
+
+
+def test_atlas_differences_by_head_and_head_mean(model, data):
+    num, ind, cat, y = data
+    atlas = collect_attention(
+        model, (num, ind, cat), targets=y, cohorts=CohortSpec(class_labels=CLASSES)
+    )
+    a, b = ("correct", True), ("correct", False)
+    full = atlas.difference(0, "cat_num", a, b)
+    assert full.diff.shape == (2, 2, 3)
+    head = atlas.difference(0, "cat_num", a, b, head=1)
+    np.testing.assert_allclose(head.diff, full.diff[1])
+    mean = atlas.cohort_map(0, "cat_num", a, head="mean")
+    assert mean.std_is_bound and mean.mean.shape == (2, 3)
+    np.testing.assert_allclose(mean.mean.sum(-1), 1.0, rtol=1e-5)
+
+
+# -- head statistics -------------------------------------------------------------------------
+def test_entropy_of_uniform_one_hot_and_single_key_rows():
+    np.testing.assert_allclose(normalized_entropy(np.full((2, 4), 0.25)), [1.0, 1.0])
+    np.testing.assert_allclose(normalized_entropy(np.eye(3)), [0.0, 0.0, 0.0])
+    assert np.isnan(normalized_entropy(np.ones((2, 1)))).all()
+    weights = torch.rand(3, 2, 5).softmax(-1)
+    np.testing.assert_allclose(
+        normalized_entropy(weights).numpy(), normalized_entropy(weights.numpy()), atol=1e-6
+    )
+    assert torch.isnan(normalized_entropy(torch.ones(2, 1))).all()
+
+
+def test_js_divergence_bounds():
+    p = np.array([[0.2, 0.8], [1.0, 0.0]])
+    np.testing.assert_allclose(js_divergence(p, p), [0.0, 0.0], atol=1e-12)
+    assert js_divergence(np.array([1.0, 0.0]), np.array([0.0, 1.0])) == pytest.approx(1.0)
+    q = np.array([[0.5, 0.5], [0.3, 0.7]])
+    np.testing.assert_allclose(js_divergence(p, q), js_divergence(q, p))
+    assert ((js_divergence(p, q) > 0) & (js_divergence(p, q) < 1)).all()
+
+
+def hand_atlas(second_head):
+    mean = np.array([[[0.5, 0.5], [0.5, 0.5]], second_head])[None].astype(np.float32)
+    return AttentionAtlas(
+        layer_names=("first",),
+        token_names=({"num": ("a", "b"), "cat": ()},),
+        cohorts=(ALL_ROWS,),
+        cohort_labels=("all rows",),
+        counts=np.array([10]),
+        means={(0, "num_num"): mean},
+        stds={(0, "num_num"): np.zeros_like(mean)},
+        entropy={(0, "num_num"): np.array([[0.9, 0.1]], dtype=np.float32)},
+        rollout_mean=np.array([[0.5, 0.5]], dtype=np.float32),
+        rollout_std=np.zeros((1, 2), dtype=np.float32),
+    )
+
+
+def test_head_table_from_hand_built_maps():
+    atlas = hand_atlas([[0.0, 1.0], [0.0, 1.0]])
+    reference = hand_atlas([[0.5, 0.5], [0.5, 0.5]])
+    rows = head_table(atlas, reference=reference)
+    assert [(r.layer_name, r.map_id, r.head) for r in rows] == [
+        ("first", "num_num", 0),
+        ("first", "num_num", 1),
+    ]
+    uniform, focused = rows
+    assert uniform.mean_map_entropy == pytest.approx(1.0)
+    assert focused.mean_map_entropy == pytest.approx(0.0)
+    assert (uniform.entropy, focused.entropy) == pytest.approx((0.9, 0.1))
+    assert (focused.max_weight, focused.max_query, focused.max_key) == (1.0, "a", "b")
+    assert uniform.divergence == pytest.approx(0.0)
+    assert focused.divergence == pytest.approx(
+        js_divergence(np.array([0.0, 1.0]), np.array([0.5, 0.5]))
+    )
+    assert uniform.loss_delta is None
+
+
+# -- interventions ---------------------------------------------------------------------------
+def zero_head_columns(model, layer, map_id, head):
+    block = model.layers[layer].attention_blocks()[map_id]
+    with torch.no_grad():
+        block.out_proj.weight[:, head * block.head_dim : (head + 1) * block.head_dim] = 0.0
+
+
+def test_ablation_equals_zeroing_the_heads_output_columns(model, data):
+    num, ind, cat, y = data
+    result = ablate_heads(model, (num, ind, cat), y, loss_fn=cross_entropy, metric_fn=accuracy)
+    assert len(result.heads) == 2 * 4 * 2 and result.rows == ROWS
+    assert all(
+        b.head_mask is None for layer in model.layers for b in layer.attention_blocks().values()
+    )
+    sample = bounded_sample((num, ind, cat), y)
+    for layer, map_id, head in [(0, "num_num", 1), (1, "cat_num", 0)]:
+        manual = StandInModel(["bill", "flipper", "mass"], ["island", "sex"], [4, 4])
+        manual.load_state_dict(model.state_dict())
+        zero_head_columns(manual, layer, map_id, head)
+        loss, metric = evaluate(manual, sample, cross_entropy, accuracy)
+        effect = result.effect(layer, map_id, head)
+        assert effect.loss == pytest.approx(loss, abs=1e-6)
+        assert effect.loss_delta == pytest.approx(loss - result.baseline_loss, abs=1e-6)
+        assert effect.metric == pytest.approx(metric)
+
+
+def test_ablating_a_head_with_zero_output_columns_changes_nothing(model, data):
+    num, ind, cat, y = data
+    zero_head_columns(model, 0, "cat_cat", 1)
+    calls = []
+    result = ablate_heads(
+        model, (num, ind, cat), y, loss_fn=cross_entropy, progress=lambda *a: calls.append(a)
+    )
+    assert result.effect(0, "cat_cat", 1).loss_delta == 0.0
+    assert result.effect(0, "cat_cat", 0).loss_delta != 0.0
+    assert result.effect(0, "cat_cat", 0).metric_delta is None
+    assert calls[-1][:2] == (16, 16) and len(calls) == 16
+
+
+def test_an_existing_head_mask_is_kept_and_restored(model, data):
+    num, ind, cat, y = data
+    block = model.layers[0].num_num
+    block.head_mask = torch.tensor([0.0, 1.0])
+    result = ablate_heads(model, (num, ind, cat), y, loss_fn=cross_entropy)
+    assert torch.equal(block.head_mask, torch.tensor([0.0, 1.0]))
+    assert result.effect(0, "num_num", 0).loss_delta == 0.0  # already off
+
+
+def test_bounded_sample_is_seeded_and_sorted(data):
+    num, ind, cat, y = data
+    a = bounded_sample((num, ind, cat), y, max_rows=10, seed=3)
+    b = bounded_sample((num, ind, cat), y, max_rows=10, seed=3)
+    assert len(a.targets) == 10 and torch.equal(a.numerical, b.numerical)
+    with pytest.raises(ValueError, match="needs targets"):
+        bounded_sample((num, ind, cat))
+
+
+def test_permutation_of_an_unused_column_costs_nothing(model, data):
+    num, ind, cat, y = data
+    with torch.no_grad():
+        model.value_weight[1] = 0.0
+        model.indicator_weight[1] = 0.0
+    calls = []
+    result = permutation_importance(
+        model,
+        (num, ind, cat),
+        y,
+        loss_fn=cross_entropy,
+        metric_fn=accuracy,
+        repeats=2,
+        progress=lambda *a: calls.append(a),
+    )
+    by_name = {c.column: c for c in result.columns}
+    assert list(by_name) == ["bill", "flipper", "mass", "island", "sex"]
+    assert by_name["flipper"].loss_increase == 0.0 and by_name["flipper"].metric_delta == 0.0
+    assert by_name["bill"].loss_increase != 0.0 and by_name["island"].stream == "cat"
+    again = permutation_importance(model, (num, ind, cat), y, loss_fn=cross_entropy, repeats=2)
+    assert again.loss_increases() == result.loss_increases()
+    assert calls[-1][:2] == (5, 5)
+
+
+def test_shuffling_moves_a_value_with_its_indicator(data):
+    num, ind, cat, y = data
+    sample = bounded_sample((num, ind, cat), y)
+    order = torch.randperm(ROWS)
+    shuffled = _shuffle_column(sample, "num", 0, order)
+    assert torch.equal(shuffled.numerical[:, 0], num[order, 0])
+    assert torch.equal(shuffled.indicators[:, 0], ind[order, 0])
+    assert torch.equal(shuffled.numerical[:, 1:], num[:, 1:]) and torch.equal(
+        shuffled.categorical, cat
+    )
+    assert torch.equal(_shuffle_column(sample, "cat", 1, order).categorical[:, 1], cat[order, 1])
+
+
+# -- sanity checks ---------------------------------------------------------------------------
+def test_rollout_agreement():
+    rollout = {"a": 0.1, "b": 0.2, "c": 0.3, "d": 0.4}
+    assert rollout_agreement(rollout, {"a": 1, "b": 2, "c": 3, "d": 9})[
+        "spearman"
+    ] == pytest.approx(1.0)
+    assert rollout_agreement(rollout, {"a": 4, "b": 3, "c": 2, "d": 1})[
+        "spearman"
+    ] == pytest.approx(-1.0)
+    flat = rollout_agreement(rollout, dict.fromkeys(rollout, 0.0))
+    assert flat == {"spearman": None, "p_value": None, "columns": 4}
+    assert rollout_agreement(rollout, {"a": 1.0, "zzz": 2.0})["columns"] == 1
+
+
+def test_map_divergence_and_sanity_checks(model, data):
+    num, ind, cat, y = data
+    atlas = collect_attention(model, (num, ind, cat), targets=y)
+    assert all(
+        row["divergence"] == pytest.approx(0.0, abs=1e-6) for row in map_divergence(atlas, atlas)
+    )
+    untrained = StandInModel(["bill", "flipper", "mass"], ["island", "sex"], [4, 4])
+    rows = map_divergence(atlas, collect_attention(untrained, (num, ind, cat), targets=y))
+    assert len(rows) == 8 and all(
+        0 < row["divergence"] <= row["max_head_divergence"] <= 1 for row in rows
+    )
+    permutation = permutation_importance(
+        model, (num, ind, cat), y, loss_fn=cross_entropy, repeats=1
+    )
+    checks = sanity_checks(atlas, permutation)
+    assert checks["map_divergence"] is None
+    assert checks["rollout_vs_permutation"]["columns"] == 5
