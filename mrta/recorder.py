@@ -5,9 +5,11 @@ Two modes:
 - ``"keep"``: every batch's weights ``(B, H, Tq, Tk)`` are kept (detached, on the CPU, float32)
   up to ``max_bytes``; past it the forward pass raises :class:`RecordingLimitError`.
 - ``"stream"``: per cohort, float64 sums, sums of squares and row counts, so that mean and
-  standard-deviation maps over a whole dataset take constant memory. Every row goes to the
-  cohort ``"all"``; :meth:`AttentionRecorder.commit` adds the batch to more cohorts, given as
-  boolean row masks once they are known (a predicted class is known only after the forward pass).
+  standard-deviation maps over a whole dataset take constant memory (values are centred on a
+  fixed per-cell shift, the first batch's mean, so the variance suffers no cancellation).
+  Every row goes to the cohort ``"all"``; :meth:`AttentionRecorder.commit` adds the batch to
+  more cohorts, given as boolean row masks once they are known (a predicted class is known only
+  after the forward pass).
 
 Maps are keyed by ``(layer, map_id)``: ``layer`` is the index of a
 :class:`~mrta.layer.MultiResolutionTabularAttention` in ``module.modules()`` order and ``map_id``
@@ -39,7 +41,7 @@ ALL = "all"  # the cohort every streamed row belongs to
 DEFAULT_MAX_BYTES = 1 << 30  # keep-mode cap: 1 GiB of weights is far more than a screen shows
 
 
-COMMIT_BLOCK_BYTES = 1 << 20  # float64 working set per step of a commit: stays in cache
+COMMIT_BLOCK_BYTES = 1 << 19  # working set per step of a commit: stays in cache
 
 
 class RecordingLimitError(RuntimeError):
@@ -48,19 +50,24 @@ class RecordingLimitError(RuntimeError):
 
 @dataclass
 class StreamStats:
-    """Running float64 sums for one cohort of one map. Shape: ``(H, Tq, Tk)`` each."""
+    """Running float64 sums for one cohort of one map. Shape: ``(H, Tq, Tk)`` each.
+
+    ``total`` and ``total_sq`` sum ``w - shift`` and its square, where ``shift`` (a fixed value
+    per cell near the typical weight, or 0) keeps the variance free of cancellation.
+    """
 
     total: Tensor
     total_sq: Tensor
     count: int = 0
+    shift: Tensor | float = 0.0
 
     def mean(self) -> Tensor:
-        return self.total / max(self.count, 1)
+        return self.shift + self.total / max(self.count, 1)
 
     def std(self) -> Tensor:
         """Population standard deviation per cell."""
-        mean = self.mean()
-        return (self.total_sq / max(self.count, 1) - mean.square()).clamp_min(0).sqrt()
+        n = max(self.count, 1)
+        return (self.total_sq / n - (self.total / n).square()).clamp_min(0).sqrt()
 
 
 class AttentionRecorder:
@@ -100,6 +107,7 @@ class AttentionRecorder:
         self.kept: dict[MapKey, list[Tensor]] = {}
         self.stats: dict[MapKey, dict[Hashable, StreamStats]] = {}
         self._pending: dict[MapKey, Tensor] = {}
+        self._shifts: dict[MapKey, Tensor] = {}  # per map: float64 (H*Tq*Tk,)
         self._kept_bytes = 0
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._blocks: list[AttentionBlock] = []
@@ -167,7 +175,7 @@ class AttentionRecorder:
             return
         batch = next(iter(self._pending.values())).shape[0]
         keys: list[Hashable] = [ALL]
-        rows = [torch.ones(batch, dtype=torch.float64)]
+        rows = [torch.ones(batch)]
         for cohort, mask in (cohorts or {}).items():
             mask = torch.as_tensor(mask, device="cpu")
             if mask.dtype != torch.bool or mask.shape != (batch,):
@@ -176,19 +184,23 @@ class AttentionRecorder:
                     f"{mask.dtype} of shape {tuple(mask.shape)}"
                 )
             keys.append(cohort)
-            rows.append(mask.to(torch.float64))
+            rows.append(mask.to(torch.float32))
         membership = torch.stack(rows)  # (K, B)
         counts = membership.sum(dim=1).tolist()
         for key, weights in self._pending.items():
             flat = weights.reshape(batch, -1)  # (B, H*Tq*Tk)
-            sums = membership.new_empty(len(keys), flat.shape[1])  # (K, H*Tq*Tk)
+            if key not in self._shifts:  # the first batch's mean: near every later weight
+                self._shifts[key] = flat.mean(dim=0, dtype=torch.float64)
+            shift = self._shifts[key]
+            sums = torch.empty(len(keys), flat.shape[1], dtype=torch.float64)  # (K, H*Tq*Tk)
             sums_sq = torch.empty_like(sums)
-            # Column blocks keep the float64 temporaries small: a fresh multi-MB buffer per
-            # batch would cost more in page faults than the arithmetic itself.
+            # One batch's sums are float32 matmuls over values centred by the shift (a few
+            # hundred terms of the size of the spread: no cancellation), added to float64
+            # totals. Column blocks keep the temporaries in cache.
             for cols in _column_blocks(batch, flat.shape[1]):
-                block = flat[:, cols].to(torch.float64)  # (B, c)
-                torch.mm(membership, block, out=sums[:, cols])
-                torch.mm(membership, block.square_(), out=sums_sq[:, cols])
+                block = flat[:, cols] - shift[cols].float()  # (B, c)
+                sums[:, cols] = membership @ block
+                sums_sq[:, cols] = membership @ block.square_()
             sums = sums.view(len(keys), *weights.shape[1:])  # (K, H, Tq, Tk)
             sums_sq = sums_sq.view_as(sums)
             per_cohort = self.stats.setdefault(key, {})
@@ -197,7 +209,9 @@ class AttentionRecorder:
                     continue
                 stats = per_cohort.get(cohort)
                 if stats is None:
-                    per_cohort[cohort] = StreamStats(sums[i].clone(), sums_sq[i].clone(), 0)
+                    per_cohort[cohort] = StreamStats(
+                        sums[i].clone(), sums_sq[i].clone(), 0, shift.view_as(sums[i])
+                    )
                     stats = per_cohort[cohort]
                 elif stats.total.shape != sums[i].shape:
                     raise ValueError(
@@ -256,5 +270,5 @@ class AttentionRecorder:
 
 
 def _column_blocks(rows: int, cols: int) -> list[slice]:
-    step = max(1, COMMIT_BLOCK_BYTES // (8 * rows))
+    step = max(1, COMMIT_BLOCK_BYTES // (4 * rows))
     return [slice(s, min(s + step, cols)) for s in range(0, cols, step)]
