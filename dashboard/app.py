@@ -14,6 +14,7 @@ session.ensure_table()
 pages = [  # paths relative to this script, as st.Page wants them
     st.Page("views/data.py", title="Data", icon=":material/table_chart:", default=True),
     st.Page("views/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("views/explore.py", title="Explore", icon=":material/grid_view:"),
 ]
 st.navigation(pages).run()
 with st.sidebar:  # after the page ran, so that it shows the page's latest choices

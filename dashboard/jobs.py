@@ -56,6 +56,11 @@ class Job:
             )
         self.phase = f"training: epoch {progress.epoch}, step {progress.step}"
 
+    def on_analysis(self, done: int, total: int, message: str) -> None:
+        """The analysis callback: rows recorded so far."""
+        self.fraction = done / max(total, 1)
+        self.phase = f"{message}: {done:,} of {total:,} rows"
+
 
 def start(title: str, work: Callable[[Job], Any]) -> Job:
     """Run ``work(job)`` in a daemon thread; its return value becomes ``job.result``."""

@@ -69,5 +69,5 @@ def adopt_finished_job() -> None:
     if job is None or job.running or job.result is None:
         return
     if st.session_state.get("run_job") is not job:
-        st.session_state["run"] = job.result
+        st.session_state["run"], st.session_state["explanation"] = job.result
         st.session_state["run_job"] = job

@@ -10,6 +10,7 @@ import torch
 
 from dashboard import jobs, session
 from mrta.config import ModelConfig, TrainConfig
+from mrta.explain import explain
 from mrta.runs import train_run
 
 PRESETS = {  # name -> (model, training) overrides of the library defaults
@@ -92,7 +93,7 @@ def _settings_form(loaded: session.LoadedTable) -> None:
     frame, target, task, roles = loaded.frame, loaded.target, loaded.task, dict(loaded.roles)
 
     def work(job: jobs.Job):
-        return train_run(
+        run = train_run(
             frame,
             target,
             model_config=model_config,
@@ -102,6 +103,7 @@ def _settings_form(loaded: session.LoadedTable) -> None:
             callback=job.on_progress,
             cancel=job.cancel,
         )
+        return run, explain(run, progress=job.on_analysis)
 
     st.session_state["job"] = jobs.start(f"{loaded.name} → {target}", work)
     st.rerun()
