@@ -15,6 +15,7 @@ pages = [  # paths relative to this script, as st.Page wants them
     st.Page("views/data.py", title="Data", icon=":material/table_chart:", default=True),
     st.Page("views/train.py", title="Train", icon=":material/model_training:"),
     st.Page("views/explore.py", title="Explore", icon=":material/grid_view:"),
+    st.Page("views/export.py", title="Export", icon=":material/download:"),
 ]
 st.navigation(pages).run()
 with st.sidebar:  # after the page ran, so that it shows the page's latest choices

@@ -301,6 +301,83 @@ def divergence_bars(rows: Sequence[Mapping[str, Any]], *, title: str = "") -> go
     return fig
 
 
+def confusion_figure(matrix: Sequence[Sequence[int]], labels: Sequence[str]) -> go.Figure:
+    """Counts of true (rows) against predicted (columns) classes."""
+    names = [shorten(str(label)) for label in labels]
+    fig = go.Figure(
+        go.Heatmap(
+            z=np.asarray(matrix),
+            x=names,
+            y=names,
+            colorscale="Blues",
+            texttemplate="%{z}",
+            hovertemplate="true: %{y}<br>predicted: %{x}<br>rows: %{z}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title={"text": "Confusion matrix (test split)"},
+        xaxis={"title": {"text": "predicted"}},
+        yaxis={"title": {"text": "true"}, "autorange": "reversed"},
+    )
+    return fig
+
+
+def roc_figure(y: np.ndarray, probabilities: np.ndarray, labels: Sequence[str]) -> go.Figure:
+    """One-vs-rest ROC curve per class (binary: the positive class only).
+
+    Shape: y ``(N,)`` class indices; probabilities ``(N, C)``.
+    """
+    from sklearn.metrics import roc_curve
+
+    fig = go.Figure()
+    classes = [1] if probabilities.shape[1] == 2 else range(probabilities.shape[1])
+    for c in classes:
+        if len(np.unique(y == c)) < 2:
+            continue
+        fpr, tpr, _ = roc_curve(y == c, probabilities[:, c])
+        fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=escape(str(labels[c]))))
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot"}, name="chance"))
+    fig.update_layout(
+        title={"text": "ROC curve (test split)"},
+        xaxis={"title": {"text": "false positive rate"}},
+        yaxis={"title": {"text": "true positive rate"}},
+    )
+    return fig
+
+
+def prediction_scatter(y: np.ndarray, predicted: np.ndarray, target: str) -> go.Figure:
+    """Predicted against actual values, with the identity line. Shape: both ``(N,)``."""
+    low, high = float(min(y.min(), predicted.min())), float(max(y.max(), predicted.max()))
+    fig = go.Figure(
+        [
+            go.Scatter(x=y, y=predicted, mode="markers", marker={"opacity": 0.5}, name="rows"),
+            go.Scatter(x=[low, high], y=[low, high], mode="lines", name="perfect"),
+        ]
+    )
+    fig.update_layout(
+        title={"text": f"Predicted vs actual {escape(target)} (test split)"},
+        xaxis={"title": {"text": "actual"}},
+        yaxis={"title": {"text": "predicted"}},
+    )
+    return fig
+
+
+def training_curves(history: Sequence[Mapping[str, Any]]) -> go.Figure:
+    """Training and validation loss per epoch (epoch 0: the untrained model)."""
+    fig = go.Figure()
+    for key, name in (("train_loss", "training loss"), ("validation_loss", "validation loss")):
+        points = [(h["epoch"], h[key]) for h in history if h.get(key) is not None]
+        if points:
+            x, y = zip(*points, strict=True)
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=name))
+    fig.update_layout(
+        title={"text": "Loss per epoch"},
+        xaxis={"title": {"text": "epoch"}},
+        yaxis={"title": {"text": "loss"}},
+    )
+    return fig
+
+
 def _check_shape(weights: np.ndarray, queries: Sequence[str], keys: Sequence[str]) -> None:
     if weights.shape != (len(queries), len(keys)):
         raise ValueError(

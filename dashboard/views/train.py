@@ -9,6 +9,7 @@ import streamlit as st
 import torch
 
 from dashboard import jobs, session
+from mrta import figures
 from mrta.config import ModelConfig, TrainConfig
 from mrta.explain import explain
 from mrta.runs import train_run
@@ -127,9 +128,53 @@ def _progress() -> None:
 
 
 def _results(run) -> None:
+    training = run.training
     st.subheader("Results on the test split")
-    table = pd.DataFrame({name: run.metrics[name] for name in ("model", "hgb", "trivial")}).T
-    st.dataframe(table)
+    st.caption(
+        f"{training.steps:,} steps, {training.epochs} epochs in {training.elapsed:.1f} s on "
+        f"{training.device}; stopped: {training.message}"
+    )
+    task = run.schema.task.value
+    shown = ["roc_auc", "accuracy", "log_loss"] if task != "regression" else ["r2", "rmse", "mae"]
+    names = {"model": "attention model", "hgb": "gradient boosting", "trivial": "trivial"}
+    table = pd.DataFrame({names[k]: {m: run.metrics[k].get(m) for m in shown} for k in names}).T
+    st.dataframe(table.style.format(precision=4, na_rep="—"))
+    _verdict(run, task)
+    left, right = st.columns(2)
+    left.plotly_chart(figures.training_curves(run.history), key="t_curves")
+    test = run.rows("test")
+    predicted = run.predict_frame(test)
+    if task == "regression":
+        y = run.schema.encode_target(test)
+        right.plotly_chart(
+            figures.prediction_scatter(y, predicted["prediction"].to_numpy(), run.schema.target),
+            key="t_pred",
+        )
+        return
+    matrix = run.metrics["model"]["confusion_matrix"]
+    right.plotly_chart(figures.confusion_figure(matrix["matrix"], matrix["labels"]), key="t_cm")
+    y = run.schema.encode_target(test)
+    probabilities = predicted[list(run.class_labels)].to_numpy()
+    st.plotly_chart(figures.roc_figure(y, probabilities, run.class_labels), key="t_roc")
+
+
+def _verdict(run, task: str) -> None:
+    """One sentence on whether the model is good enough for its attention to be worth reading."""
+    key = "r2" if task == "regression" else "roc_auc"
+    model, hgb = run.metrics["model"].get(key), run.metrics["hgb"].get(key)
+    if model is None or hgb is None:
+        return
+    label = "R²" if task == "regression" else "ROC AUC"
+    if model >= hgb - 0.02:
+        st.success(
+            f"The attention model is on par with gradient boosting ({label} {model:.3f} "
+            f"vs {hgb:.3f}): its attention is worth reading."
+        )
+    else:
+        st.warning(
+            f"The attention model trails gradient boosting ({label} {model:.3f} vs "
+            f"{hgb:.3f}): train longer or wider before reading much into its attention."
+        )
 
 
 if __name__ == "__main__":
