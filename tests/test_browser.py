@@ -67,3 +67,46 @@ def test_a_bad_upload_is_refused_and_the_table_kept(browser, url, tmp_path):
     assert page.get_by_text("penguins.csv").count() > 0
     page.screenshot(path=ARTIFACTS / "data-refused.png", full_page=True)
     context.close()
+
+
+def test_upload_train_explore_select_a_head_and_download_the_report(browser, url, tmp_path):
+    context, page = open_app(browser, url)
+    rows = []
+    rng = __import__("random").Random(0)
+    for _ in range(300):
+        spend, plan = rng.uniform(0, 100), rng.choice(["basic", "premium"])
+        label = int((spend > 50) == (plan == "basic"))
+        rows.append(f"{spend:.2f},{rng.uniform(0, 1):.3f},{plan},{rng.choice('xyz')},{label}")
+    csv = "spend,noise,plan,region,churned\n" + "\n".join(rows) + "\n"
+    upload(page, tmp_path, "churn.csv", csv.encode())
+    page.get_by_role("heading", name="churn.csv").wait_for()
+    page.get_by_text("Choose the column to predict").wait_for()
+    page.get_by_role("combobox", name="Target (the column to predict)").click()
+    page.get_by_role("option", name="churned").click()
+    page.get_by_text("Ready to train").wait_for()
+    page.screenshot(path=ARTIFACTS / "1-data.png", full_page=True)
+
+    page.get_by_role("link", name="Train").click()
+    page.get_by_label("Time budget (s)").fill("5")
+    page.get_by_role("button", name="Train").click()
+    page.get_by_text("Results on the test split").wait_for(timeout=120_000)
+    page.screenshot(path=ARTIFACTS / "2-train.png", full_page=True)
+
+    page.get_by_role("link", name="Explore").click()
+    page.locator(".js-plotly-plot").first.wait_for()
+    page.screenshot(path=ARTIFACTS / "3-explore-all-heads.png", full_page=True)
+    page.get_by_role("combobox", name="Heads").click()
+    page.get_by_role("option", name="head 1").click()
+    page.get_by_text("head 1").first.wait_for()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=ARTIFACTS / "4-explore-one-head.png", full_page=True)
+
+    page.get_by_role("link", name="Export").click()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the HTML report").click()
+    report = tmp_path / "report.html"
+    download.value.save_as(report)
+    text = report.read_text()
+    assert "plotly" in text and "churned" in text
+    page.screenshot(path=ARTIFACTS / "5-export.png", full_page=True)
+    context.close()
