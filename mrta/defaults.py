@@ -16,6 +16,8 @@ OPTION_CLASSES: tuple[tuple[str, str], ...] = (
     ("mrta.schema", "SchemaOptions"),
     ("mrta.preprocessing", "PreprocessingOptions"),
     ("mrta.splits", "SplitOptions"),
+    ("mrta.config", "ModelConfig"),
+    ("mrta.config", "TrainConfig"),
 )
 
 

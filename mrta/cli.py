@@ -1,0 +1,344 @@
+"""The command line: ``mrta train``, ``mrta predict``, ``mrta dashboard``.
+
+Each subcommand is one ``add_*`` function that makes its parser with :func:`subcommand`,
+declares its arguments and sets ``handler``; :func:`build_parser` lists them, so a new
+subcommand is one function and one line. Errors
+reach stderr as one message with exit code 1 (2 for usage errors, 130 when interrupted),
+with a traceback only under ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TextIO
+
+from mrta.config import DEVICES, ModelConfig, TrainConfig
+from mrta.evaluate import CLASSIFICATION_METRICS, REGRESSION_METRICS
+from mrta.reading import read_table
+from mrta.runs import Run, train_run
+from mrta.schema import Role
+from mrta.train import Progress
+
+DASHBOARD_APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+BAR_WIDTH = 30
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``mrta`` parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="mrta",
+        description="MultiResolutionTabularAttention: train on a CSV, predict, explore attention.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    parser.set_defaults(passes_on_arguments=False)  # a subcommand that takes unknown ones says so
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in (add_train, add_predict, add_dashboard):
+        add(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not args.passes_on_arguments:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
+    try:
+        return args.handler(args) or 0
+    except KeyboardInterrupt:
+        print("mrta: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if args.debug:
+            raise
+        print(f"mrta: error: {_one_line(error)}", file=sys.stderr)
+        return 1
+
+
+def subcommand(commands: argparse._SubParsersAction, name: str, **kwargs: Any):
+    """A subcommand's parser; it takes ``--debug`` too, so the flag may follow the command."""
+    p = commands.add_parser(name, **kwargs)
+    p.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+    return p
+
+
+# -- train ---------------------------------------------------------------------------------------
+def add_train(commands: argparse._SubParsersAction) -> None:
+    model, train = ModelConfig(), TrainConfig()
+    p = subcommand(
+        commands,
+        "train",
+        help="train a model on a CSV, evaluate it against baselines, save the run",
+        description="Train on DATA.csv, evaluate on a held-out split beside HistGradientBoosting "
+        "and the trivial baseline, and save the run to RUN_DIR.",
+    )
+    p.add_argument("data", metavar="DATA.csv", help="the table (CSV, or gzipped CSV)")
+    p.add_argument("--target", required=True, metavar="COL", help="the column to predict")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="where to save the run")
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        default=train.time_budget,
+        metavar="S",
+        help="seconds of training; 0 for no limit (default: %(default)s)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=train.max_epochs,
+        metavar="N",
+        help="maximum epochs (default: %(default)s)",
+    )
+    p.add_argument(
+        "--device",
+        choices=DEVICES,
+        default=train.device,
+        help="where to train (default: %(default)s)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=train.threads,
+        metavar="N",
+        help="CPU threads for training (default: the physical cores)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=train.seed,
+        metavar="N",
+        help="seed of the split, the initial weights and training (default: %(default)s)",
+    )
+    p.add_argument(
+        "--layers",
+        type=int,
+        default=model.num_layers,
+        metavar="L",
+        help="attention layers (default: %(default)s)",
+    )
+    p.add_argument(
+        "--num-heads",
+        type=int,
+        default=model.num_heads,
+        metavar="H",
+        help="heads per attention block (default: %(default)s)",
+    )
+    p.add_argument(
+        "--d-model",
+        type=int,
+        default=model.d_model,
+        metavar="D",
+        help="token width in the layers (default: %(default)s)",
+    )
+    p.add_argument(
+        "--dropout",
+        type=float,
+        default=model.dropout,
+        metavar="P",
+        help="dropout rate (default: %(default)s)",
+    )
+    p.add_argument(
+        "--task",
+        choices=("auto", "binary", "multiclass", "regression"),
+        default="auto",
+        help="what to predict (default: inferred from the target)",
+    )
+    for role in (Role.IGNORED, Role.CATEGORICAL, Role.NUMERICAL):
+        flag = "ignore" if role is Role.IGNORED else role.value
+        p.add_argument(
+            f"--{flag}",
+            nargs="+",
+            default=[],
+            metavar="COL",
+            help=f"treat these columns as {role.value}",
+        )
+    p.add_argument(
+        "--test",
+        metavar="DATA.csv",
+        help="a separate test table (default: a held-out split of DATA.csv)",
+    )
+    p.add_argument(
+        "--save-data",
+        action="store_true",
+        help="save the table's rows in the run too (needed to analyse it later without the CSV)",
+    )
+    p.set_defaults(handler=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    roles = _roles(args)
+    model_config = replace(
+        ModelConfig(),
+        d_model=args.d_model,
+        num_layers=args.layers,
+        num_heads=args.num_heads,
+        dropout=args.dropout,
+    )
+    train_config = replace(
+        TrainConfig(),
+        time_budget=args.time_budget or None,
+        max_epochs=args.epochs,
+        device=args.device,
+        threads=args.threads,
+        seed=args.seed,
+    )
+    frame = read_table(args.data).frame
+    test_frame = read_table(args.test).frame if args.test else None
+    bar = ProgressBar(sys.stderr)
+    run = train_run(
+        frame,
+        args.target,
+        model_config=model_config,
+        train_config=train_config,
+        task=None if args.task == "auto" else args.task,
+        roles=roles,
+        test_frame=test_frame,
+        callback=bar,
+    )
+    bar.finish(run.training.message)
+    out = run.save(args.out, include_data=args.save_data)
+    print(metrics_table(run), file=sys.stdout)
+    print(f"\nSaved the run to {out}", file=sys.stdout)
+    return 0
+
+
+def _roles(args: argparse.Namespace) -> dict[str, Role]:
+    roles: dict[str, Role] = {}
+    for role, columns in (
+        (Role.IGNORED, args.ignore),
+        (Role.CATEGORICAL, args.categorical),
+        (Role.NUMERICAL, args.numerical),
+    ):
+        for column in columns:
+            if column in roles and roles[column] is not role:
+                raise ValueError(
+                    f"column {column!r} was given two roles, {roles[column].value} and "
+                    f"{role.value}: give it one"
+                )
+            roles[column] = role
+    return roles
+
+
+class ProgressBar:
+    """A plain-text progress bar on a stream: redrawn in place on a terminal, else one line
+    per tenth of the way."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.interactive = stream.isatty()
+        self.last_draw = 0.0
+        self.last_tenth = -1
+        self.validation = ""
+
+    def __call__(self, progress: Progress) -> None:
+        if progress.event == "epoch" and progress.validation_loss is not None:
+            self.validation = f"  val loss {progress.validation_loss:.4f}"
+        now = time.monotonic()
+        tenth = int(progress.fraction * 10)
+        if self.interactive and now - self.last_draw < 0.1 and progress.event == "step":
+            return
+        if not self.interactive and tenth == self.last_tenth:
+            return
+        self.last_draw, self.last_tenth = now, tenth
+        filled = round(progress.fraction * BAR_WIDTH)
+        line = (
+            f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {progress.fraction:4.0%}  "
+            f"epoch {progress.epoch}  step {progress.step}  {progress.elapsed:5.1f}s"
+            f"{self.validation}"
+        )
+        if self.interactive:
+            self.stream.write("\r" + line.ljust(100))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def finish(self, message: str) -> None:
+        if self.interactive:
+            self.stream.write("\n")
+        self.stream.write(message + "\n")
+        self.stream.flush()
+
+
+def metrics_table(run: Run) -> str:
+    """The held-out metrics of the model and the baselines, as a plain-text table."""
+    scores = run.metrics
+    regression = run.schema.task.value == "regression"
+    names = REGRESSION_METRICS if regression else CLASSIFICATION_METRICS
+    columns = ("model", "hgb", "trivial")
+    headers = ("metric", "model", "gradient boosting", "trivial")
+    rows = [[name, *(_number(scores[column].get(name)) for column in columns)] for name in names]
+    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
+    lines = [f"Metrics on the {scores['split']} split ({scores['model']['rows']:,} rows):"]
+    for row in [headers, *rows]:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def _number(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+# -- predict -------------------------------------------------------------------------------------
+def add_predict(commands: argparse._SubParsersAction) -> None:
+    p = subcommand(
+        commands,
+        "predict",
+        help="predict every row of a CSV with a saved run",
+        description="Write one prediction per row of DATA.csv, in order: for classification "
+        "one probability column per class (named by the class) and 'prediction'; for "
+        "regression 'prediction'.",
+    )
+    p.add_argument("run", metavar="RUN_DIR", help="a run saved by 'mrta train'")
+    p.add_argument("data", metavar="DATA.csv", help="the rows to predict")
+    p.add_argument("--out", required=True, metavar="PREDICTIONS.csv", help="where to write")
+    p.set_defaults(handler=run_predict)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    run = Run.load(args.run)
+    frame = read_table(args.data).frame
+    predictions = run.predict_frame(frame)
+    predictions.to_csv(args.out, index=False)
+    print(f"Wrote {len(predictions):,} predictions to {args.out}", file=sys.stderr)
+    return 0
+
+
+# -- dashboard -----------------------------------------------------------------------------------
+def add_dashboard(commands: argparse._SubParsersAction) -> None:
+    p = subcommand(
+        commands,
+        "dashboard",
+        help="start the Streamlit dashboard",
+        description="Start the dashboard (streamlit run dashboard/app.py); other arguments "
+        "go to streamlit, e.g. --server.port 8502.",
+    )
+    p.set_defaults(handler=run_dashboard, passes_on_arguments=True)
+
+
+def run_dashboard(args: argparse.Namespace) -> int:
+    if not DASHBOARD_APP.is_file():
+        raise FileNotFoundError(
+            f"the dashboard app is not at {DASHBOARD_APP}: run from a checkout of the repository"
+        )
+    if importlib.util.find_spec("streamlit") is None:
+        raise ModuleNotFoundError("streamlit is not installed: pip install -r requirements.txt")
+    command = [sys.executable, "-m", "streamlit", "run", str(DASHBOARD_APP), *args.extra]
+    return subprocess.run(command, check=False).returncode
+
+
+def _one_line(error: BaseException) -> str:
+    """The error's message on one line (its first line; the type name when it has none)."""
+    message = str(error).strip()
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        message = f"{error.strerror}: {error.filename}"
+    return message.splitlines()[0] if message else type(error).__name__

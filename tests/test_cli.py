@@ -1,0 +1,115 @@
+"""The command line: train and predict through a subprocess, errors without tracebacks."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from test_train import tiny_frame
+
+from mrta import cli
+from mrta.errors import TableError
+
+TINY_ARGS = ["--time-budget", "0", "--epochs", "4", "--layers", "1", "--d-model", "16",
+             "--num-heads", "2", "--threads", "1"]  # fmt: skip
+
+
+def mrta(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mrta", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A table, a run trained on it by `mrta train`, and the finished process."""
+    folder = tmp_path_factory.mktemp("cli")
+    tiny_frame("multiclass").to_csv(folder / "data.csv", index=False)
+    done = mrta("train", "data.csv", "--target", "y", "--out", "run", *TINY_ARGS, cwd=folder)
+    return folder, done
+
+
+def test_train_prints_progress_and_a_metrics_table_and_saves_the_run(trained):
+    folder, done = trained
+    assert done.returncode == 0, done.stderr
+    assert "[" in done.stderr and "epoch" in done.stderr  # the progress bar
+    assert "Stopped after the maximum of 4 epochs." in done.stderr
+    for word in ("accuracy", "roc_auc", "log_loss", "model", "gradient boosting", "trivial"):
+        assert word in done.stdout
+    assert (folder / "run" / "manifest.json").is_file()
+
+
+def test_predict_writes_one_row_per_input_row_in_order(trained):
+    folder, _ = trained
+    new = tiny_frame("multiclass", rows=30, seed=3).drop(columns=["y"])
+    new["extra"] = 1
+    new.to_csv(folder / "new.csv", index=False)
+    done = mrta("predict", "run", "new.csv", "--out", "predictions.csv", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    predictions = pd.read_csv(folder / "predictions.csv")
+    assert len(predictions) == 30
+    assert list(predictions.columns) == ["high", "low", "mid", "prediction"]
+    assert set(predictions["prediction"]) <= {"high", "low", "mid"}
+
+
+def test_a_missing_column_is_one_clear_message(trained, capsys):
+    folder, _ = trained
+    tiny_frame("multiclass", rows=10).drop(columns=["x1"]).to_csv(folder / "short.csv", index=False)
+    argv = ["predict", str(folder / "run"), str(folder / "short.csv"), "--out", "p.csv"]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mrta: error: ") and "'x1'" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_errors_exit_non_zero_without_a_traceback(trained, tmp_path, capsys):
+    folder, _ = trained
+    cases = [
+        (["predict", str(tmp_path), str(folder / "data.csv"), "--out", "p.csv"], "manifest"),
+        (["train", str(folder / "data.csv"), "--target", "nope", "--out", str(tmp_path / "r")],
+         "no column named 'nope'"),
+        (["train", str(tmp_path / "none.csv"), "--target", "y", "--out", str(tmp_path / "r")],
+         "There is no file"),
+        (["train", str(folder / "data.csv"), "--target", "y", "--out", str(tmp_path / "r"),
+          "--ignore", "x1", "--numerical", "x1"], "two roles"),
+    ]  # fmt: skip
+    for argv, message in cases:
+        assert cli.main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("mrta: error: ") and message in err, err
+        assert "Traceback" not in err
+    with pytest.raises(TableError, match="No column is left"):
+        cli.main(["--debug", "train", str(folder / "data.csv"), "--target", "y", "--out",
+                  str(tmp_path / "r"), "--time-budget", "0", "--epochs", "1",
+                  "--ignore", "x1", "x2", "color", "size"])  # fmt: skip
+
+
+def test_an_unavailable_device_fails_clearly(trained, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    folder, _ = trained
+    argv = ["train", str(folder / "data.csv"), "--target", "y", "--out", str(folder / "gpu"),
+            "--device", "cuda"]  # fmt: skip
+    assert cli.main(argv) == 1
+    assert "device 'cuda' is not available" in capsys.readouterr().err
+
+
+def test_dashboard_runs_streamlit_on_the_app(monkeypatch):
+    calls = []
+
+    class Done:
+        returncode = 0
+
+    monkeypatch.setattr(cli.subprocess, "run", lambda command, check: calls.append(command) or Done)
+    assert cli.main(["dashboard", "--server.port", "8502"]) == 0
+    command = calls[0]
+    assert command[1:4] == ["-m", "streamlit", "run"]
+    assert Path(command[4]) == Path(cli.__file__).resolve().parent.parent / "dashboard" / "app.py"
+    assert command[5:] == ["--server.port", "8502"]

@@ -1,0 +1,229 @@
+"""Training: each task learns, seeds reproduce bits, budgets, cancel, NaN guard, devices."""
+
+import math
+import os
+import threading
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mrta.config import ModelConfig, TrainConfig, default_threads
+from mrta.model import build_model, model_spec
+from mrta.preprocessing import Preprocessor
+from mrta.runs import train_run
+from mrta.schema import infer_schema
+from mrta.train import ThreadChoice, fit, learning_rate_at, parameter_groups, resolve_device
+
+TINY_MODEL = ModelConfig(d_token=8, d_model=16, num_layers=1, num_heads=2, dropout=0.1)
+# One thread: tiny models run faster on one, and a busy shared machine cannot stall them.
+QUICK = TrainConfig(time_budget=None, max_epochs=15, learning_rate=3e-3, patience=15, threads=1)
+
+
+def tiny_frame(task: str = "binary", rows: int = 240, seed: int = 0) -> pd.DataFrame:
+    """A small mixed table whose target depends clearly on `x1` and `color`."""
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(size=rows)
+    x2 = rng.normal(size=rows)
+    x2[rng.random(rows) < 0.1] = np.nan
+    color = rng.choice(["red", "green", "blue"], rows)
+    size = rng.choice(["S", "M", "L"], rows)
+    signal = 2 * x1 + 1.5 * (color == "red") - 0.75
+    if task == "regression":
+        y = signal + 0.3 * rng.normal(size=rows)
+    elif task == "binary":
+        y = np.where(signal + 0.3 * rng.normal(size=rows) > 0, "yes", "no")
+    else:
+        y = np.select([signal < -1, signal < 1], ["low", "mid"], "high")
+    return pd.DataFrame({"x1": x1, "x2": x2, "color": color, "size": size, "y": y})
+
+
+def encoded(task: str = "binary", **roles):
+    frame = tiny_frame(task)
+    schema = infer_schema(frame, "y", roles=roles or None)
+    preprocessor = Preprocessor.fit(frame.iloc[:180], schema)
+    return (
+        preprocessor,
+        preprocessor.transform(frame.iloc[:180]),
+        preprocessor.transform(frame.iloc[180:]),
+    )
+
+
+def tiny_fit(config: TrainConfig = QUICK, task: str = "binary", **kwargs):
+    preprocessor, train, validation = encoded(task)
+    model = build_model(model_spec(TINY_MODEL, preprocessor), 0)
+    result = fit(
+        model,
+        train,
+        validation,
+        config,
+        target_mean=preprocessor.target_mean,
+        target_std=preprocessor.target_std,
+        **kwargs,
+    )
+    return model, result
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_each_task_trains_and_beats_the_trivial_baseline(task):
+    run = train_run(tiny_frame(task), "y", model_config=TINY_MODEL, train_config=QUICK)
+    assert run.model.task == task
+    model, trivial = run.metrics["model"], run.metrics["trivial"]
+    if task == "regression":
+        assert model["r2"] > 0.5 > trivial["r2"]
+        assert model["rmse"] < trivial["rmse"]
+    else:
+        assert model["log_loss"] < trivial["log_loss"]
+        assert model["accuracy"] > trivial["accuracy"]
+    assert run.training.steps > 0 and run.training.history[0]["epoch"] == 0
+
+
+@pytest.mark.parametrize("role", ["numerical", "categorical"])
+def test_a_table_with_one_type_of_column_trains(role):
+    frame = tiny_frame()
+    if role == "numerical":
+        frame = frame.drop(columns=["color", "size"])
+    else:
+        frame["x1"] = np.where(frame["x1"] > 0, "up", "down")
+        frame = frame.drop(columns=["x2"])
+    run = train_run(frame, "y", model_config=TINY_MODEL, train_config=QUICK)
+    assert run.model.map_ids == (["num_num"] if role == "numerical" else ["cat_cat"])
+    assert run.metrics["model"]["log_loss"] < run.metrics["trivial"]["log_loss"]
+
+
+def test_a_seed_and_an_epoch_limit_reproduce_the_weights_to_the_bit():
+    config = replace(QUICK, max_epochs=3, seed=5)
+    first_model, first = tiny_fit(config)
+    second_model, second = tiny_fit(config)
+    for (name, a), b in zip(
+        first_model.state_dict().items(), second_model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+    def without_time(history):
+        return [{k: v for k, v in entry.items() if k != "elapsed"} for entry in history]
+
+    assert without_time(first.history) == without_time(second.history)
+    assert first.stop_reason == "max_epochs" and first.epochs == 3
+    _, other_seed = tiny_fit(replace(QUICK, max_epochs=3, seed=6))
+    assert without_time(other_seed.history) != without_time(first.history)
+
+
+def test_the_callback_sees_steps_and_epochs_with_growing_progress():
+    seen = []
+    _, result = tiny_fit(replace(QUICK, max_epochs=3), callback=seen.append)
+    steps = [p for p in seen if p.event == "step"]
+    epochs = [p for p in seen if p.event == "epoch"]
+    assert len(steps) == result.steps and len(epochs) == 3
+    fractions = [p.fraction for p in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    assert all(p.validation_loss is not None and "accuracy" in p.validation for p in epochs)
+
+
+@pytest.mark.parametrize("kind", ["event", "callable"])
+def test_cancel_stops_before_the_next_step_and_keeps_the_best_weights(kind):
+    event = threading.Event()
+    cancel = event if kind == "event" else event.is_set
+
+    def callback(progress):
+        if progress.step == 3:
+            event.set()
+
+    _, result = tiny_fit(replace(QUICK, max_epochs=50), callback=callback, cancel=cancel)
+    assert result.stop_reason == "cancelled" and result.steps == 3
+    assert "cancelled" in result.message
+
+
+def test_the_time_budget_is_respected_and_the_steps_are_recorded():
+    config = replace(QUICK, time_budget=0.6, max_epochs=100_000, patience=100_000)
+    _, result = tiny_fit(config)
+    assert result.stop_reason == "time_budget"
+    assert result.steps > 0 and result.history[-1]["steps"] == result.steps
+    assert result.elapsed < 0.6 + 0.5
+
+
+def test_a_nan_loss_stops_training_and_keeps_the_best_weights():
+    preprocessor, train, validation = encoded()
+    model = build_model(model_spec(TINY_MODEL, preprocessor), 0)
+    calls = {"n": 0}
+
+    def poison(module, args, output):
+        calls["n"] += 1
+        return output * float("nan") if module.training and calls["n"] > 12 else output
+
+    model.head.register_forward_hook(poison)
+    result = fit(model, train, validation, replace(QUICK, max_epochs=50))
+    assert result.stop_reason == "nan_loss"
+    assert "nan" in result.message.lower() and "best weights" in result.message
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert math.isfinite(result.best_validation_loss)
+
+
+def test_an_unavailable_device_is_a_clear_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ValueError, match="device 'cuda' is not available"):
+        tiny_fit(replace(QUICK, device="cuda"))
+    assert resolve_device("auto").type in ("cuda", "mps", "cpu")
+
+
+def test_threads_are_set_for_training_and_restored_after():
+    before = torch.get_num_threads()
+    seen = []
+    tiny_fit(
+        replace(QUICK, max_epochs=1),
+        callback=lambda p: seen.append(torch.get_num_threads()),
+    )
+    assert set(seen) == {1}
+    assert torch.get_num_threads() == before
+    assert 1 <= default_threads() <= os.cpu_count()
+
+
+def test_warmup_then_cosine_decay():
+    assert learning_rate_at(0.0, 1.0, 0.1) == 0.0
+    assert learning_rate_at(0.05, 1.0, 0.1) == pytest.approx(0.5)
+    assert learning_rate_at(0.1, 1.0, 0.1) == pytest.approx(1.0)
+    assert learning_rate_at(0.55, 1.0, 0.1) == pytest.approx(0.5)
+    assert learning_rate_at(1.0, 1.0, 0.1) == pytest.approx(0.0)
+
+
+def test_no_weight_decay_on_embeddings_norms_and_biases():
+    preprocessor, _, _ = encoded()
+    model = build_model(model_spec(TINY_MODEL, preprocessor), 0)
+    decay, exempt = parameter_groups(model, 0.1)
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed = {names[id(p)] for p in decay["params"]}
+    assert exempt["weight_decay"] == 0.0
+    assert "layers.0.ffn1.weight" in decayed and "layers.0.num_num.in_proj_weight" in decayed
+    assert not any(n.startswith("tokenizer") or n.endswith("bias") or ".norm" in n for n in decayed)
+
+
+def test_thread_choice_keeps_the_faster_count_and_falls_back_to_one_thread():
+    choice = ThreadChoice(4, steps_each=3)
+    for seconds in (0.5, 0.1, 0.1):  # one thread; the first step warms up
+        assert choice.next() == 1
+        choice.record(1, seconds)
+    for seconds in (0.06, 0.05, 0.05):
+        assert choice.next() == 4
+        choice.record(4, seconds)
+    assert choice.next() == 4
+    choice.record(4, 0.06)
+    assert choice.next() == 4
+    choice.record(4, 2.0)  # the machine got busy
+    assert choice.next() == 1
+
+    busy = ThreadChoice(2, steps_each=3)
+    for _ in range(3):
+        busy.record(busy.next(), 0.1)
+    assert busy.next() == 2
+    busy.record(2, 3.0)  # far slower than one thread: no more tries
+    assert busy.next() == 1
+
+
+def test_a_time_budget_on_the_cpu_chooses_its_threads():
+    before = torch.get_num_threads()
+    _, result = tiny_fit(replace(QUICK, time_budget=0.5, threads=None, max_epochs=100_000))
+    assert result.threads in (1, default_threads())
+    assert torch.get_num_threads() == before
