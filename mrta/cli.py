@@ -1,4 +1,4 @@
-"""The command line: ``mrta train``, ``mrta predict``, ``mrta dashboard``.
+"""The command line: ``mrta train``, ``mrta predict``, ``mrta explain``, ``mrta dashboard``.
 
 Each subcommand is one ``add_*`` function that makes its parser with :func:`subcommand`,
 declares its arguments and sets ``handler``; :func:`build_parser` lists them, so a new
@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from mrta.config import DEVICES, ModelConfig, TrainConfig
 from mrta.evaluate import CLASSIFICATION_METRICS, REGRESSION_METRICS
+from mrta.explain import DEFAULT_MAX_ROWS, explain, run_checks, write_exports
 from mrta.reading import read_table
 from mrta.runs import Run, train_run
 from mrta.schema import Role
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     parser.set_defaults(passes_on_arguments=False)  # a subcommand that takes unknown ones says so
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (add_train, add_predict, add_dashboard):
+    for add in (add_train, add_predict, add_explain, add_dashboard):
         add(commands)
     return parser
 
@@ -241,21 +242,30 @@ class ProgressBar:
         self.validation = ""
 
     def __call__(self, progress: Progress) -> None:
+        """The training callback."""
         if progress.event == "epoch" and progress.validation_loss is not None:
             self.validation = f"  val loss {progress.validation_loss:.4f}"
+        self.draw(
+            progress.fraction,
+            f"epoch {progress.epoch}  step {progress.step}  {progress.elapsed:5.1f}s"
+            f"{self.validation}",
+            progress.event == "step",
+        )
+
+    def phase(self, done: int, total: int, message: str) -> None:
+        """The analysis callback: ``(rows done, rows, what is being done)``."""
+        self.draw(done / max(total, 1), f"{message}  {done:,}/{total:,} rows", True)
+
+    def draw(self, fraction: float, text: str, throttle: bool) -> None:
         now = time.monotonic()
-        tenth = int(progress.fraction * 10)
-        if self.interactive and now - self.last_draw < 0.1 and progress.event == "step":
+        tenth = int(fraction * 10)
+        if self.interactive and throttle and now - self.last_draw < 0.1:
             return
         if not self.interactive and tenth == self.last_tenth:
             return
         self.last_draw, self.last_tenth = now, tenth
-        filled = round(progress.fraction * BAR_WIDTH)
-        line = (
-            f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {progress.fraction:4.0%}  "
-            f"epoch {progress.epoch}  step {progress.step}  {progress.elapsed:5.1f}s"
-            f"{self.validation}"
-        )
+        filled = round(fraction * BAR_WIDTH)
+        line = f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {fraction:4.0%}  {text}"
         if self.interactive:
             self.stream.write("\r" + line.ljust(100))
         else:
@@ -310,6 +320,67 @@ def run_predict(args: argparse.Namespace) -> int:
     predictions = run.predict_frame(frame)
     predictions.to_csv(args.out, index=False)
     print(f"Wrote {len(predictions):,} predictions to {args.out}", file=sys.stderr)
+    return 0
+
+
+# -- explain -------------------------------------------------------------------------------------
+def add_explain(commands: argparse._SubParsersAction) -> None:
+    p = subcommand(
+        commands,
+        "explain",
+        help="record a saved run's attention over a CSV and write the exports",
+        description="Record the attention of a saved run over DATA.csv (rows with a target, at "
+        "most --max-rows of them) with every cohort in one pass, and write maps.npz + "
+        "maps.json (all maps with labels), maps.csv (tidy: layer, map, head, cohort, query, "
+        "key, weight), summary.json (head table, importances, sanity checks) and, with "
+        "--report, report.html into DIR.",
+    )
+    p.add_argument("run", metavar="RUN_DIR", help="a run saved by 'mrta train'")
+    p.add_argument("data", metavar="DATA.csv", help="the rows to explain the run on")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the exports")
+    p.add_argument(
+        "--cohort",
+        action="append",
+        default=[],
+        metavar="LABEL",
+        help="a cohort for the tidy CSV, by its label (e.g. 'predicted: Adelie', 'wrong "
+        "predictions', 'income: decile 3 (...)'); repeatable; 'every' for all of them; "
+        "default: all rows",
+    )
+    p.add_argument("--report", action="store_true", help="also write the HTML report")
+    p.add_argument(
+        "--checks",
+        action="store_true",
+        help="also run head ablation and permutation importance on the validation split "
+        "(needs a run saved with its data)",
+    )
+    p.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS, metavar="N")
+    p.set_defaults(handler=run_explain)
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    run = Run.load(args.run)
+    frame = read_table(args.data).frame
+    bar = ProgressBar(sys.stderr)
+    explanation = explain(run, frame, max_rows=args.max_rows, progress=bar.phase)
+    if args.checks:
+        run_checks(run, explanation, progress=bar.phase)
+    atlas = explanation.atlas
+    labels = dict(zip(atlas.cohort_labels, atlas.cohorts, strict=True))
+    if "every" in args.cohort:
+        cohorts = list(atlas.cohorts)
+    else:
+        unknown = [label for label in args.cohort if label not in labels]
+        if unknown:
+            known = ", ".join(repr(label) for label in atlas.cohort_labels[:6])
+            raise ValueError(f"no cohort labelled {unknown[0]!r}; cohorts include {known}, ...")
+        cohorts = [labels[label] for label in args.cohort] or [atlas.cohorts[0]]
+    written = write_exports(run, explanation, args.out, cohorts=cohorts, report=args.report)
+    bar.finish(
+        f"Recorded {explanation.rows:,} rows ({len(atlas.cohorts)} cohorts); wrote "
+        + ", ".join(path.name for path in written)
+        + f" to {args.out}"
+    )
     return 0
 
 

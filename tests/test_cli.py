@@ -113,3 +113,30 @@ def test_dashboard_runs_streamlit_on_the_app(monkeypatch):
     assert command[1:4] == ["-m", "streamlit", "run"]
     assert Path(command[4]) == Path(cli.__file__).resolve().parent.parent / "dashboard" / "app.py"
     assert command[5:] == ["--server.port", "8502"]
+
+
+def test_explain_writes_every_export_and_the_report(trained):
+    folder, _ = trained
+    done = mrta(
+        "explain", "run", "data.csv", "--out", "explained", "--report",
+        "--cohort", "all rows", "--cohort", "wrong predictions", cwd=folder,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "recording attention" in done.stderr
+    out = folder / "explained"
+    for name in ("maps.npz", "maps.json", "maps.csv", "summary.json", "report.html"):
+        assert (out / name).is_file(), name
+    tidy = pd.read_csv(out / "maps.csv")
+    assert list(tidy.columns) == ["layer", "map", "head", "cohort", "query", "key", "weight"]
+    assert set(tidy["cohort"]) <= {"all rows", "wrong predictions"}
+    sums = tidy[tidy.cohort == "all rows"].groupby(["layer", "map", "head", "query"]).weight.sum()
+    assert ((sums - 1).abs() < 1e-4).all(), "each query row of a mean map sums to 1"
+    assert "<script" in (out / "report.html").read_text()
+
+
+def test_explain_refuses_an_unknown_cohort_with_the_known_ones(trained):
+    folder, _ = trained
+    done = mrta("explain", "run", "data.csv", "--out", "x", "--cohort", "nope", cwd=folder)
+    assert done.returncode == 1
+    assert "no cohort labelled 'nope'; cohorts include 'all rows'" in done.stderr
+    assert "Traceback" not in done.stderr
