@@ -18,6 +18,7 @@ Run: ``python benchmarks/layer_speed.py`` (about two minutes on 2 cores); it wri
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -100,9 +101,11 @@ def step_fn(impl: str, layer, num, cat, mode: str):
 
 
 def recording_fn(layer, num, cat):
+    """Inference through a copy of ``layer`` with a streaming recorder attached (the copy keeps
+    the hooks off the layer the plain runs use)."""
     from mrta import AttentionRecorder
 
-    layer.eval()
+    layer = copy.deepcopy(layer).eval()
     recorder = AttentionRecorder(layer, mode="stream").attach()
 
     def infer_recorded():

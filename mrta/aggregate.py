@@ -500,7 +500,7 @@ def collect_attention(
     frame_families = _frame_families(spec, frame, n_rows)
     task, device = model_task(model), model_device(model)
     families: list[_Family] | None = None
-    stream = AttentionRecorder(model, mode="stream")
+    stream = AttentionRecorder(model, mode="stream", cohorts=True)
     sums = sums_sq = counts = None
     was_training = model.training
     model.eval()

@@ -7,9 +7,10 @@ Two modes:
 - ``"stream"``: per cohort, float64 sums, sums of squares and row counts, so that mean and
   standard-deviation maps over a whole dataset take constant memory (values are centred on a
   fixed per-cell shift, the first batch's mean, so the variance suffers no cancellation).
-  Every row goes to the cohort ``"all"``; :meth:`AttentionRecorder.commit` adds the batch to
-  more cohorts, given as boolean row masks once they are known (a predicted class is known only
-  after the forward pass).
+  Every row goes to the cohort ``"all"``, added as each block runs. With ``cohorts=True`` the
+  batch is also held until :meth:`AttentionRecorder.commit` adds it to more cohorts, given as
+  boolean row masks once they are known (a predicted class is known only after the forward
+  pass).
 
 Maps are keyed by ``(layer, map_id)``: ``layer`` is the index of a
 :class:`~mrta.layer.MultiResolutionTabularAttention` in ``module.modules()`` order and ``map_id``
@@ -17,7 +18,7 @@ one of :data:`~mrta.layer.MAP_IDS`.
 
 Example::
 
-    with AttentionRecorder(model, mode="stream") as rec:
+    with AttentionRecorder(model, mode="stream", cohorts=True) as rec:
         for x_num, x_cat in batches:
             logits = model(x_num, x_cat)
             rec.commit({"pred=1": logits.argmax(-1) == 1})
@@ -41,7 +42,7 @@ ALL = "all"  # the cohort every streamed row belongs to
 DEFAULT_MAX_BYTES = 1 << 30  # keep-mode cap: 1 GiB of weights is far more than a screen shows
 
 
-COMMIT_BLOCK_BYTES = 1 << 19  # working set per step of a commit: stays in cache
+COMMIT_BLOCK_BYTES = 1 << 23  # per step of a commit: bounds temporaries; fewer, larger ops
 
 
 class RecordingLimitError(RuntimeError):
@@ -77,6 +78,8 @@ class AttentionRecorder:
         module: a :class:`MultiResolutionTabularAttention` or any module containing some.
         mode: ``"keep"`` every batch, or ``"stream"`` running sums per cohort.
         max_bytes: keep-mode memory cap for the recorded weights.
+        cohorts: stream mode: hold each batch until :meth:`commit` files it under cohorts
+            besides ``"all"``. Without it, nothing is held and ``commit`` takes no cohorts.
 
     Use as a context manager, or call :meth:`attach` and :meth:`detach`.
     """
@@ -86,12 +89,16 @@ class AttentionRecorder:
         module: nn.Module,
         mode: Literal["keep", "stream"] = "keep",
         max_bytes: int = DEFAULT_MAX_BYTES,
+        cohorts: bool = False,
     ) -> None:
         if mode not in ("keep", "stream"):
             raise ValueError(f"mode must be 'keep' or 'stream', got {mode!r}")
+        if cohorts and mode != "stream":
+            raise ValueError("cohorts=True needs mode='stream': keep mode keeps every row")
         self.module = module
         self.mode = mode
         self.max_bytes = max_bytes
+        self.cohorts = cohorts
         self.layers: list[MultiResolutionTabularAttention] = [
             m for m in module.modules() if isinstance(m, MultiResolutionTabularAttention)
         ]
@@ -108,6 +115,7 @@ class AttentionRecorder:
         self.stats: dict[MapKey, dict[Hashable, StreamStats]] = {}
         self._pending: dict[MapKey, Tensor] = {}
         self._shifts: dict[MapKey, Tensor] = {}  # per map: float64 (H*Tq*Tk,)
+        self._buffers: dict[MapKey, Tensor] = {}  # per map: the pending batch, (B, H, Tq, Tk)
         self._kept_bytes = 0
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._blocks: list[AttentionBlock] = []
@@ -122,13 +130,13 @@ class AttentionRecorder:
                 self._handles.append(block.register_forward_hook(hook))
                 block.record_weights += 1
                 self._blocks.append(block)
-        if self.mode == "stream":
+        if self.cohorts:
             # A new forward pass files the previous batch under "all" if nobody committed it.
             self._handles.append(self.module.register_forward_pre_hook(lambda *_: self.commit()))
         return self
 
     def detach(self) -> None:
-        """Remove every hook; pending streamed weights are committed to ``"all"`` first."""
+        """Remove every hook; a held batch is committed to ``"all"`` first."""
         self.commit()
         for handle in self._handles:
             handle.remove()
@@ -147,11 +155,18 @@ class AttentionRecorder:
         def hook(block: AttentionBlock, args: tuple, output: tuple[Tensor, Tensor | None]) -> None:
             weights = output[1]
             assert weights is not None, "a recording block must return its attention weights"
-            weights = weights.detach().to("cpu", torch.float32)  # (B, H, Tq, Tk)
+            weights = weights.detach()
             if self.mode == "keep":
-                self._keep(key, weights)
+                self._keep(key, weights.to("cpu", torch.float32))  # (B, H, Tq, Tk)
+            elif not self.cohorts:
+                self._accumulate(key, weights.to("cpu", torch.float32), [ALL], None)
             else:
-                self._pending[key] = weights
+                # Copied into a buffer reused batch after batch: holding the block's own
+                # buffer until the commit would make every forward pass allocate it anew.
+                buffer = self._buffers.get(key)
+                if buffer is None or buffer.shape != weights.shape:
+                    buffer = self._buffers[key] = torch.empty(weights.shape, dtype=torch.float32)
+                self._pending[key] = buffer.copy_(weights)
 
         return hook
 
@@ -167,10 +182,16 @@ class AttentionRecorder:
 
     # -- streaming -------------------------------------------------------------------------
     def commit(self, cohorts: Mapping[Hashable, Tensor] | None = None) -> None:
-        """Add the last batch to ``"all"`` and to each cohort whose row mask ``(B,)`` is given.
+        """File the held batch under ``"all"`` and each cohort whose row mask ``(B,)`` is given.
 
-        Does nothing when no batch is pending (in keep mode, always).
+        Needs ``cohorts=True`` at construction to take cohorts; does nothing when no batch is
+        held.
         """
+        if cohorts and not self.cohorts:
+            raise ValueError(
+                "this recorder adds each batch to 'all' as it runs; create it with "
+                "AttentionRecorder(..., mode='stream', cohorts=True) to commit cohorts"
+            )
         if not self._pending:
             return
         batch = next(iter(self._pending.values())).shape[0]
@@ -186,43 +207,55 @@ class AttentionRecorder:
             keys.append(cohort)
             rows.append(mask.to(torch.float32))
         membership = torch.stack(rows)  # (K, B)
-        counts = membership.sum(dim=1).tolist()
         for key, weights in self._pending.items():
-            flat = weights.reshape(batch, -1)  # (B, H*Tq*Tk)
-            if key not in self._shifts:  # the first batch's mean: near every later weight
-                self._shifts[key] = flat.mean(dim=0, dtype=torch.float64)
-            shift = self._shifts[key]
-            sums = torch.empty(len(keys), flat.shape[1], dtype=torch.float64)  # (K, H*Tq*Tk)
-            sums_sq = torch.empty_like(sums)
-            # One batch's sums are float32 matmuls over values centred by the shift (a few
-            # hundred terms of the size of the spread: no cancellation), added to float64
-            # totals. Column blocks keep the temporaries in cache.
-            for cols in _column_blocks(batch, flat.shape[1]):
-                block = flat[:, cols] - shift[cols].float()  # (B, c)
+            self._accumulate(key, weights, keys, membership)
+        self._pending.clear()
+
+    def _accumulate(
+        self, key: MapKey, weights: Tensor, keys: list[Hashable], membership: Tensor | None
+    ) -> None:
+        """Add one batch ``(B, H, Tq, Tk)`` to the sums of each cohort; ``membership`` ``(K, B)``
+        marks its rows (``None``: every row, one cohort)."""
+        batch = weights.shape[0]
+        flat = weights.reshape(batch, -1)  # (B, H*Tq*Tk)
+        if key not in self._shifts:  # the first batch's mean: near every later weight
+            self._shifts[key] = flat.mean(dim=0, dtype=torch.float64)
+        shift = self._shifts[key]
+        sums = torch.empty(len(keys), flat.shape[1], dtype=torch.float64)  # (K, H*Tq*Tk)
+        sums_sq = torch.empty_like(sums)
+        # One batch's sums are float32 over values centred by the shift (a few hundred terms
+        # of the size of the spread: no cancellation), added to float64 totals. Column blocks
+        # bound the temporaries' size.
+        for cols in _column_blocks(batch, flat.shape[1]):
+            block = flat[:, cols] - shift[cols].float()  # (B, c)
+            if membership is None:
+                sums[0, cols] = block.sum(dim=0)
+                sums_sq[0, cols] = block.square_().sum(dim=0)
+            else:
                 sums[:, cols] = membership @ block
                 sums_sq[:, cols] = membership @ block.square_()
-            sums = sums.view(len(keys), *weights.shape[1:])  # (K, H, Tq, Tk)
-            sums_sq = sums_sq.view_as(sums)
-            per_cohort = self.stats.setdefault(key, {})
-            for i, cohort in enumerate(keys):
-                if counts[i] == 0:
-                    continue
-                stats = per_cohort.get(cohort)
-                if stats is None:
-                    per_cohort[cohort] = StreamStats(
-                        sums[i].clone(), sums_sq[i].clone(), 0, shift.view_as(sums[i])
-                    )
-                    stats = per_cohort[cohort]
-                elif stats.total.shape != sums[i].shape:
-                    raise ValueError(
-                        f"map {key} changed shape between batches: {tuple(stats.total.shape)} "
-                        f"then {tuple(sums[i].shape)}; stream batches with equal token counts"
-                    )
-                else:
-                    stats.total += sums[i]
-                    stats.total_sq += sums_sq[i]
-                stats.count += int(counts[i])
-        self._pending.clear()
+        sums = sums.view(len(keys), *weights.shape[1:])  # (K, H, Tq, Tk)
+        sums_sq = sums_sq.view_as(sums)
+        counts = [batch] if membership is None else membership.sum(dim=1).tolist()
+        per_cohort = self.stats.setdefault(key, {})
+        for i, cohort in enumerate(keys):
+            if counts[i] == 0:
+                continue
+            stats = per_cohort.get(cohort)
+            if stats is None:
+                per_cohort[cohort] = StreamStats(
+                    sums[i].clone(), sums_sq[i].clone(), 0, shift.view_as(sums[i])
+                )
+                stats = per_cohort[cohort]
+            elif stats.total.shape != sums[i].shape:
+                raise ValueError(
+                    f"map {key} changed shape between batches: {tuple(stats.total.shape)} "
+                    f"then {tuple(sums[i].shape)}; stream batches with equal token counts"
+                )
+            else:
+                stats.total += sums[i]
+                stats.total_sq += sums_sq[i]
+            stats.count += int(counts[i])
 
     # -- reading ---------------------------------------------------------------------------
     @property

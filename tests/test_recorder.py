@@ -48,8 +48,8 @@ def test_records_every_block_of_every_layer_with_shapes_and_row_sums():
 def test_hooks_detach_cleanly_even_after_an_error():
     model = Stack()
     before = hook_count(model)
-    with AttentionRecorder(model, mode="stream"):
-        assert hook_count(model) == before + 8 + 1
+    with AttentionRecorder(model, mode="stream", cohorts=True):
+        assert hook_count(model) == before + 8 + 1  # and the pre-hook that files held batches
         assert all(
             b.record_weights == 1
             for layer in model.layers
@@ -123,7 +123,10 @@ def test_stream_means_and_stds_equal_those_of_kept_batches():
 def test_cohorts_given_after_the_forward_pass():
     model = Stack(depth=1).eval()
     data = [batch(b=4) for _ in range(3)]
-    with AttentionRecorder(model) as kept, AttentionRecorder(model, mode="stream") as rec:
+    with (
+        AttentionRecorder(model) as kept,
+        AttentionRecorder(model, mode="stream", cohorts=True) as rec,
+    ):
         positive = []
         with torch.no_grad():
             for num, cat in data:
@@ -141,7 +144,7 @@ def test_cohorts_given_after_the_forward_pass():
 
 def test_bad_cohort_masks_and_unknown_maps_are_refused():
     model = Stack(depth=1).eval()
-    with AttentionRecorder(model, mode="stream") as rec, torch.no_grad():
+    with AttentionRecorder(model, mode="stream", cohorts=True) as rec, torch.no_grad():
         model(*batch(b=3))
         with pytest.raises(ValueError, match=r"cohort 'x' must be a bool row mask of shape \(3,\)"):
             rec.commit({"x": torch.ones(4, dtype=torch.bool)})
@@ -151,6 +154,12 @@ def test_bad_cohort_masks_and_unknown_maps_are_refused():
         AttentionRecorder(nn.Linear(2, 2))
     with pytest.raises(ValueError, match="mode must be 'keep' or 'stream'"):
         AttentionRecorder(model, mode="all")
+    with pytest.raises(ValueError, match="cohorts=True needs mode='stream'"):
+        AttentionRecorder(model, cohorts=True)
+    with AttentionRecorder(model, mode="stream") as plain, torch.no_grad():
+        model(*batch(b=3))
+        with pytest.raises(ValueError, match=r"create it with .*cohorts=True\) to commit cohorts"):
+            plain.commit({"x": torch.ones(3, dtype=torch.bool)})
 
 
 def test_token_names_label_both_axes():
