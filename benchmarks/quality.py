@@ -27,17 +27,13 @@ import torch
 from mrta.config import ModelConfig, TrainConfig
 from mrta.reading import read_table
 from mrta.runs import train_run
+from mrta.samples import row_tables
 
-DATA = Path(__file__).resolve().parent.parent / "sample_data"
 RESULT = Path(__file__).resolve().parent / "results" / "quality.json"
-# (file, target) as named in sample_data/README.md
+# name -> (file, target), as sample_data/README.md documents them; classification first
 TABLES = {
-    "penguins": ("penguins.csv", "species"),
-    "hmda": ("hmda.csv", "deny"),
-    "synthetic_binary": ("synthetic_binary.csv", "churned"),
-    "wage": ("wage.csv", "wage"),
-    "loans": ("loans.csv.gz", "interest_rate"),
-    "synthetic_regression": ("synthetic_regression.csv", "net_revenue"),
+    t.file.split(".")[0]: (t.path, t.target)
+    for t in sorted(row_tables(), key=lambda t: t.task == "regression")
 }
 R2_TOLERANCE = 0.02
 
@@ -45,7 +41,7 @@ R2_TOLERANCE = 0.02
 def measure(name: str) -> dict:
     """Train at the defaults on one table; its test metrics and how training went."""
     file, target = TABLES[name]
-    frame = read_table(DATA / file).frame
+    frame = read_table(file).frame
     start = time.perf_counter()
     run = train_run(frame, target, model_config=ModelConfig(), train_config=TrainConfig())
     wall = time.perf_counter() - start
@@ -54,7 +50,7 @@ def measure(name: str) -> dict:
     training = run.training
     return {
         "table": name,
-        "file": file,
+        "file": file.name,
         "target": target,
         "task": task,
         "metric": metric,
