@@ -131,6 +131,7 @@ def test_a_single_class_target_is_refused_with_its_reason():
 def test_training_results_beside_the_baselines(trained):
     at = trained
     assert not at.exception
+    assert at.number_input(key="budget:quick").value == 5.0, "the settings survive training"
     table = at.dataframe[0].value
     assert list(table.index) == ["attention model", "gradient boosting", "trivial"]
     assert {"roc_auc", "accuracy"} <= set(table.columns)

@@ -14,6 +14,7 @@ from mrta.config import ModelConfig, TrainConfig
 from mrta.explain import explain
 from mrta.runs import train_run
 
+HEADS, WIDTHS, BATCHES = [1, 2, 4, 8], [16, 32, 64, 128], [64, 128, 256, 512]
 PRESETS = {  # name -> (model, training) overrides of the library defaults
     "quick": ({}, {"time_budget": 30.0}),
     "thorough": ({"num_layers": 3}, {"time_budget": 180.0, "patience": 25}),
@@ -57,22 +58,29 @@ def _settings_form(loaded: session.LoadedTable) -> None:
     preset = st.radio("Preset", list(PRESETS), horizontal=True, key="preset")
     model_over, train_over = PRESETS[preset]
     m, t = ModelConfig(**model_over), TrainConfig(**train_over)
+    last = session.get("last_settings")  # the settings of the last run of this preset
+    if last is not None and last[0] == preset:
+        m, t = last[1], last[2]
     with st.form("train_settings"):
         c1, c2, c3, c4 = st.columns(4)
         layers = c1.number_input("Layers", 1, 8, m.num_layers, key=f"layers:{preset}")
-        heads = c2.selectbox("Heads", [1, 2, 4, 8], index=[1, 2, 4, 8].index(m.num_heads))
-        d_model = c3.selectbox(
-            "d_model", [16, 32, 64, 128], index=[16, 32, 64, 128].index(m.d_model)
-        )
+        heads = c2.selectbox("Heads", HEADS, index=HEADS.index(m.num_heads))
+        d_model = c3.selectbox("d_model", WIDTHS, index=WIDTHS.index(m.d_model))
         dropout = c4.number_input("Dropout", 0.0, 0.9, m.dropout, step=0.05)
         c1, c2, c3, c4 = st.columns(4)
         budget = c1.number_input(
             "Time budget (s)", 5.0, 3600.0, t.time_budget, step=5.0, key=f"budget:{preset}"
         )
         lr = c2.number_input("Learning rate", 1e-5, 1e-1, t.learning_rate, format="%.5f")
-        batch = c3.selectbox("Batch size", [64, 128, 256, 512], index=2)
+        batch = c3.selectbox("Batch size", BATCHES, index=BATCHES.index(t.batch_size))
         seed = c4.number_input("Seed", 0, 2**31 - 1, t.seed)
-        device = st.selectbox("Device", available_devices(), help="auto: CUDA, then MPS, then CPU")
+        devices = available_devices()
+        device = st.selectbox(
+            "Device",
+            devices,
+            index=devices.index(t.device) if t.device in devices else 0,
+            help="auto: CUDA, then MPS, then CPU",
+        )
         submitted = st.form_submit_button("Train", type="primary")
     if not submitted:
         return
@@ -91,6 +99,7 @@ def _settings_form(loaded: session.LoadedTable) -> None:
     except ValueError as error:
         st.error(str(error))
         return
+    st.session_state["last_settings"] = (preset, model_config, train_config)
     frame, target, task, roles = loaded.frame, loaded.target, loaded.task, dict(loaded.roles)
 
     def work(job: jobs.Job):
