@@ -171,24 +171,11 @@ def run_checks(
     encoded = run.preprocessor.transform(run.rows("validation"))
     loss_fn, metric_fn, _ = score_functions(run)
     step = _phases(progress, ("ablating heads", "permuting columns"))
+    common = {"loss_fn": loss_fn, "metric_fn": metric_fn, "max_rows": CHECK_ROWS, "seed": seed}
     with torch.no_grad():
-        explanation.ablation = ablate_heads(
-            run.model,
-            encoded,
-            loss_fn=loss_fn,
-            metric_fn=metric_fn,
-            max_rows=CHECK_ROWS,
-            seed=seed,
-            progress=step(0),
-        )
+        explanation.ablation = ablate_heads(run.model, encoded, progress=step(0), **common)
         explanation.permutation = permutation_importance(
-            run.model,
-            encoded,
-            loss_fn=loss_fn,
-            metric_fn=metric_fn,
-            max_rows=CHECK_ROWS,
-            seed=seed,
-            progress=step(1),
+            run.model, encoded, progress=step(1), **common
         )
     explanation.heads = head_table(
         explanation.atlas, ALL_ROWS, reference=explanation.untrained, ablation=explanation.ablation
