@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -45,6 +44,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the stand-in model lives beside the tests
 
+from memory import memory_mb  # noqa: E402
 from standin import StandInModel, random_inputs  # noqa: E402
 
 from mrta.aggregate import CohortSpec, collect_attention  # noqa: E402
@@ -76,27 +76,22 @@ def table(rows: int, heads: int = HEADS, d_model: int = D_MODEL):
     return model.eval(), (num, ind, cat), targets, frame, spec
 
 
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def memory_child(rows: int, threads: int) -> None:
     """Print the peak memory of one collection over ``rows`` rows, as JSON."""
     torch.set_num_threads(threads)
     model, inputs, targets, frame, spec = table(rows, heads=1, d_model=8)
-    before = rss_bytes()
+    before = memory_mb("VmRSS")
     start = time.perf_counter()
     atlas = collect_attention(model, inputs, frame, spec, BATCH, targets)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = memory_mb("VmHWM")
     print(
         json.dumps(
             {
                 "rows": rows,
                 "cohorts": len(atlas.cohorts),
                 "seconds": round(seconds, 2),
-                "peak_minus_start_megabytes": round((peak - before) / 2**20, 1),
+                "peak_minus_start_megabytes": round(peak - before, 1),
             }
         )
     )

@@ -31,6 +31,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import numpy as np
 import torch
+from memory import memory_mb
 
 RESULTS = Path(__file__).parent / "results" / "layer_speed.json"
 HEADS, D_MODEL, DROPOUT = 8, 64, 0.1
@@ -136,19 +137,6 @@ def alternate(fns: dict[str, callable], repeats: int, warmup: int = 2) -> dict[s
         }
         for k, v in times.items()
     }
-
-
-def memory_mb(field: str) -> float:
-    """A ``/proc/self/status`` memory figure in MB: ``VmRSS`` now, or ``VmHWM``, its peak.
-
-    ``VmHWM`` belongs to the process image and starts afresh at ``exec``, unlike
-    ``getrusage``'s ``ru_maxrss``, which a child inherits from its parent.
-    """
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"{field} not found in /proc/self/status")
 
 
 def memory_child(impl: str, shape: tuple[int, int, int, int]) -> None:
