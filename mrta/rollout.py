@@ -29,6 +29,12 @@ tokens read categorical ones through ``num_cat`` and vice versa), each beside it
 all ``T`` tokens, hence the column mean; since every ``L`` is row-stochastic, the importances sum
 to 1. A model with one stream only has no cross stage (``C = I``) and no self map for the absent
 stream; a missing self map counts as ``I``.
+
+A consequence to keep in mind (measured by ``benchmarks/planted.py``): every row of ``C`` puts
+exactly half its mass on each stream and ``S`` keeps each stream's mass, so in a two-stream
+model the numerical and the categorical columns always share the importance half and half,
+whatever the maps. Rank columns against the others of their own stream; across streams, a
+column of the smaller stream gets a larger share by construction.
 """
 
 from __future__ import annotations

@@ -199,7 +199,9 @@ def _rollout(explanation: Explanation, aggregation: str) -> None:
     )
     st.caption(
         "Rollout multiplies every layer's head-averaged maps, with the residual connections, "
-        "and averages the result over the rows: a share per input column, summing to 1."
+        "and averages the result over the rows: a share per input column, summing to 1. "
+        "The numerical and the categorical columns always share it half and half (each cross "
+        "stage is half residual), so compare a column with others of its own type."
     )
 
 
