@@ -10,6 +10,7 @@ with a traceback only under ``--debug``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import subprocess
 import sys
@@ -21,7 +22,14 @@ from typing import Any, TextIO
 
 from mrta.config import DEVICES, ModelConfig, TrainConfig
 from mrta.evaluate import CLASSIFICATION_METRICS, REGRESSION_METRICS
-from mrta.explain import DEFAULT_MAX_ROWS, explain, run_checks, write_exports
+from mrta.explain import (
+    DEFAULT_MAX_ROWS,
+    explain,
+    load_explanation,
+    run_checks,
+    save_explanation,
+    write_exports,
+)
 from mrta.reading import read_table
 from mrta.runs import Run, train_run
 from mrta.schema import Role
@@ -333,7 +341,8 @@ def add_explain(commands: argparse._SubParsersAction) -> None:
         "most --max-rows of them) with every cohort in one pass, and write maps.npz + "
         "maps.json (all maps with labels), maps.csv (tidy: layer, map, head, cohort, query, "
         "key, weight), summary.json (head table, importances, sanity checks) and, with "
-        "--report, report.html into DIR.",
+        "--report, report.html into DIR. The analysis is cached in RUN_DIR/analysis and "
+        "reused when the same DATA.csv is explained again.",
     )
     p.add_argument("run", metavar="RUN_DIR", help="a run saved by 'mrta train'")
     p.add_argument("data", metavar="DATA.csv", help="the rows to explain the run on")
@@ -360,11 +369,22 @@ def add_explain(commands: argparse._SubParsersAction) -> None:
 
 def run_explain(args: argparse.Namespace) -> int:
     run = Run.load(args.run)
-    frame = read_table(args.data).frame
+    data = Path(args.data).read_bytes()
+    frame = read_table(data).frame
     bar = ProgressBar(sys.stderr)
-    explanation = explain(run, frame, max_rows=args.max_rows, progress=bar.phase)
-    if args.checks:
+    # results are cached in the run, keyed by the rows they were computed on
+    source = f"sha256:{hashlib.sha256(data).hexdigest()}:max_rows={args.max_rows}"
+    explanation = load_explanation(args.run, source)
+    cached = explanation is not None and (explanation.ablation is not None or not args.checks)
+    if explanation is None:
+        explanation = explain(run, frame, max_rows=args.max_rows, progress=bar.phase)
+    if args.checks and explanation.ablation is None:
         run_checks(run, explanation, progress=bar.phase)
+    if not cached:
+        try:
+            save_explanation(explanation, args.run, source)
+        except OSError as error:
+            print(f"mrta: the analysis could not be cached in the run: {error}", file=sys.stderr)
     atlas = explanation.atlas
     labels = dict(zip(atlas.cohort_labels, atlas.cohorts, strict=True))
     if "every" in args.cohort:
@@ -377,7 +397,8 @@ def run_explain(args: argparse.Namespace) -> int:
         cohorts = [labels[label] for label in args.cohort] or [atlas.cohorts[0]]
     written = write_exports(run, explanation, args.out, cohorts=cohorts, report=args.report)
     bar.finish(
-        f"Recorded {explanation.rows:,} rows ({len(atlas.cohorts)} cohorts); wrote "
+        f"{'Read from the run' if cached else 'Recorded'} {explanation.rows:,} rows "
+        f"({len(atlas.cohorts)} cohorts); wrote "
         + ", ".join(path.name for path in written)
         + f" to {args.out}"
     )

@@ -9,6 +9,7 @@ writes the files a user downloads.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,7 @@ from mrta.analysis import (
     permutation_importance,
     sanity_checks,
 )
-from mrta.export import analysis_summary, save_atlas, write_json, write_tidy_csv
+from mrta.export import analysis_summary, load_atlas, save_atlas, write_json, write_tidy_csv
 from mrta.heads import HeadStats, head_table
 from mrta.layer import MAP_LABELS
 from mrta.runs import Run
@@ -47,6 +48,8 @@ DEFAULT_MAX_ROWS = (
     10_000  # rows recorded for the maps: cohorts are well filled, a pass takes seconds
 )
 CHECK_ROWS = 2_000  # validation rows for ablation and permutation: deltas of 0.01 stand out
+ANALYSIS_DIR = "analysis"  # where a run directory caches its explanation
+ANALYSIS_FORMAT = 1
 
 ScoreFns = tuple[Callable[[Tensor, Tensor], float], Callable[[Tensor, Tensor], float], str]
 
@@ -122,6 +125,54 @@ def filter_atlas(
         raise ValueError(f"no row with a target matches {name}")
     spec = CohortSpec(classes=False, filters={name: np.ones(len(rows), dtype=bool)})
     return collect_attention(run.model, run.preprocessor.transform(rows), cohorts=spec)
+
+
+def save_explanation(explanation: Explanation, run_dir: str | Path, source: str) -> Path:
+    """Cache an explanation in ``RUN_DIR/analysis/`` (maps as npz + JSON, the rest as JSON).
+
+    ``source`` identifies the rows it was computed on (e.g. a hash of the data file), so that a
+    later load can tell whether the cache fits.
+    """
+    out = Path(run_dir) / ANALYSIS_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    save_atlas(explanation.atlas, out / "atlas")
+    save_atlas(explanation.untrained, out / "untrained")
+    record = {
+        "format_version": ANALYSIS_FORMAT,
+        "source": source,
+        "rows": explanation.rows,
+        "sampled_from": explanation.sampled_from,
+        "divergence": explanation.divergence,
+        "ablation": explanation.ablation,
+        "permutation": explanation.permutation,
+    }
+    write_json(out / "explanation.json", record)
+    return out
+
+
+def load_explanation(run_dir: str | Path, source: str) -> Explanation | None:
+    """The explanation cached in ``RUN_DIR/analysis/`` for ``source``; ``None`` when there is
+    none, it was computed on other rows, or it cannot be read (it is then recomputed)."""
+    folder = Path(run_dir) / ANALYSIS_DIR
+    try:
+        record = json.loads((folder / "explanation.json").read_text())
+        if record.get("format_version") != ANALYSIS_FORMAT or record.get("source") != source:
+            return None
+        atlas, untrained = load_atlas(folder / "atlas"), load_atlas(folder / "untrained")
+    except (OSError, ValueError, KeyError):
+        return None
+    ablation = record["ablation"] and AblationResult.from_dict(record["ablation"])
+    permutation = record["permutation"] and PermutationImportance.from_dict(record["permutation"])
+    return Explanation(
+        atlas=atlas,
+        untrained=untrained,
+        rows=record["rows"],
+        sampled_from=record["sampled_from"],
+        heads=head_table(atlas, ALL_ROWS, reference=untrained, ablation=ablation),
+        divergence=record["divergence"],
+        ablation=ablation,
+        permutation=permutation,
+    )
 
 
 def _table(run: Run, frame: pd.DataFrame | None) -> pd.DataFrame:

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from test_train import tiny_frame
@@ -132,6 +133,24 @@ def test_explain_writes_every_export_and_the_report(trained):
     sums = tidy[tidy.cohort == "all rows"].groupby(["layer", "map", "head", "query"]).weight.sum()
     assert ((sums - 1).abs() < 1e-4).all(), "each query row of a mean map sums to 1"
     assert "<script" in (out / "report.html").read_text()
+
+
+def test_explain_caches_its_analysis_in_the_run(trained):
+    folder, _ = trained
+    first = mrta("explain", "run", "data.csv", "--out", "first", cwd=folder)
+    assert first.returncode == 0, first.stderr
+    assert (folder / "run" / "analysis" / "explanation.json").is_file()
+    again = mrta("explain", "run", "data.csv", "--out", "again", cwd=folder)
+    assert again.returncode == 0, again.stderr
+    assert "Read from the run" in again.stderr and "recording attention" not in again.stderr
+    a, b = (np.load(folder / d / "maps.npz", allow_pickle=False) for d in ("first", "again"))
+    assert sorted(a.files) == sorted(b.files)
+    for name in a.files:
+        np.testing.assert_array_equal(a[name], b[name])
+    other = tiny_frame("multiclass", rows=40, seed=9)
+    other.to_csv(folder / "other.csv", index=False)
+    fresh = mrta("explain", "run", "other.csv", "--out", "other", cwd=folder)
+    assert "Recorded 40 rows" in fresh.stderr, "other rows are not served from the cache"
 
 
 def test_explain_refuses_an_unknown_cohort_with_the_known_ones(trained):

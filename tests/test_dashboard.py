@@ -201,3 +201,26 @@ def test_export_offers_every_download(trained):
     labels = [b.label for b in at.get("download_button")]
     for wanted in ("HTML report", "Maps (.npz)", "Tidy CSV", "figure", "run (.zip)"):
         assert any(wanted in label for label in labels), wanted
+
+
+def test_the_run_zip_holds_a_loadable_run_and_its_analysis(trained, tmp_path):
+    import io
+    import zipfile
+
+    from dashboard.views.export import _run_zip
+    from mrta.explain import load_explanation
+    from mrta.runs import Run
+
+    run, explanation = trained.session_state["run"], trained.session_state["explanation"]
+    with zipfile.ZipFile(
+        io.BytesIO(_run_zip(run, explanation, True, "penguins-species"))
+    ) as archive:
+        archive.extractall(tmp_path)
+    loaded = Run.load(tmp_path / "run")
+    assert loaded.frame is not None and len(loaded.frame) == len(run.frame)
+    cached = load_explanation(tmp_path / "run", source="dashboard:penguins-species")
+    assert cached is not None and cached.rows == explanation.rows
+    np.testing.assert_allclose(
+        cached.atlas.means[(0, "cat_num")], explanation.atlas.means[(0, "cat_num")]
+    )
+    assert load_explanation(tmp_path / "run", source="other rows") is None

@@ -10,7 +10,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import session
-from mrta.explain import report_figures, report_html, write_exports
+from mrta.explain import report_figures, report_html, save_explanation, write_exports
 
 
 def page() -> None:
@@ -61,13 +61,13 @@ def page() -> None:
         key="e_figure",
     )
     st.markdown(
-        "**The run directory** (weights, schema, preprocessor, splits, metrics, history), "
-        "to reload with `mrta.runs.Run.load` or `mrta predict`."
+        "**The run directory** (weights, schema, preprocessor, splits, metrics, history, and "
+        "the analysis in `analysis/`), to reload with `mrta.runs.Run.load` or `mrta predict`."
     )
     with_data = st.checkbox("Include the table's rows in the run", value=False, key="e_rows")
     st.download_button(
         "Download the run (.zip)",
-        data=lambda: _run_zip(run, with_data),
+        data=lambda: _run_zip(run, explanation, with_data, stem),
         file_name=f"{stem}-run.zip",
         mime="application/zip",
         key="e_run",
@@ -92,10 +92,12 @@ def _exports(run, explanation) -> dict[str, bytes]:
     return files
 
 
-def _run_zip(run, with_data: bool) -> bytes:
+def _run_zip(run, explanation, with_data: bool, stem: str) -> bytes:
+    """The run directory, with its analysis cached in ``analysis/``, as a zip."""
     buffer = io.BytesIO()
     with tempfile.TemporaryDirectory() as folder:
         path = run.save(Path(folder) / "run", include_data=with_data)
+        save_explanation(explanation, path, source=f"dashboard:{stem}")
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
             for file in sorted(path.rglob("*")):
                 archive.write(file, file.relative_to(path.parent))
