@@ -94,6 +94,8 @@ def test_upload_train_explore_select_a_head_and_download_the_report(browser, url
 
     page.get_by_role("link", name="Explore").click()
     page.locator(".js-plotly-plot").first.wait_for()
+    page.get_by_text("Divergence from the untrained model").wait_for()
+    page.wait_for_timeout(1000)
     page.screenshot(path=ARTIFACTS / "3-explore-all-heads.png", full_page=True)
     page.get_by_role("combobox", name="Heads").click()
     page.get_by_role("option", name="head 1").click()

@@ -35,7 +35,7 @@ def page() -> None:
     st.markdown(
         "**The maps**: every layer, map, head and cohort with its labels "
         "(`.npz`, loads with `numpy.load(allow_pickle=False)`; labels also in `.json`), "
-        "and a tidy CSV (layer, map, head, cohort, query, key, weight) of all rows."
+        "and a tidy CSV (layer, map, head, cohort, query, key, weight) of the whole-table means."
     )
     files = _exports(run, explanation)
     c1, c2, c3 = st.columns(3)
