@@ -86,6 +86,17 @@ def _weight_trace(
     )
 
 
+def _weight_axis(weights: np.ndarray, fit: bool, zmax: float | None = None) -> dict[str, Any]:
+    """The shared colour axis: from 0 to the largest weight, or ``fit`` to the values' range
+    (which shows the structure of near-uniform maps, at the price of exaggerating it)."""
+    return {
+        "colorscale": WEIGHT_SCALE,
+        "cmin": float(weights.min()) if fit else 0.0,
+        "cmax": float(weights.max()) if zmax is None else zmax,
+        "colorbar": {"title": {"text": "weight"}},
+    }
+
+
 def heatmap(
     weights: np.ndarray,
     queries: Sequence[str],
@@ -93,23 +104,20 @@ def heatmap(
     *,
     title: str = "",
     zmax: float | None = None,
+    fit: bool = False,
     max_label: int = MAX_LABEL,
 ) -> go.Figure:
     """One attention map, queries down the rows and keys across the columns.
 
-    Shape: weights ``(Tq, Tk)``. The colour scale runs from 0 to ``zmax`` (default the max).
+    Shape: weights ``(Tq, Tk)``. The colour scale runs from 0 (or with ``fit``, the smallest
+    weight) to ``zmax`` (default the largest).
     """
     weights = np.asarray(weights)
     _check_shape(weights, queries, keys)
     fig = go.Figure(_weight_trace(weights, queries, keys))
     fig.update_layout(
         title=escape(title),
-        coloraxis={
-            "colorscale": WEIGHT_SCALE,
-            "cmin": 0.0,
-            "cmax": float(weights.max()) if zmax is None else zmax,
-            "colorbar": {"title": {"text": "weight"}},
-        },
+        coloraxis=_weight_axis(weights, fit, zmax),
         xaxis_title="keys",
         yaxis_title="queries",
     )
@@ -124,9 +132,11 @@ def head_grid(
     *,
     title: str = "",
     columns: int = 4,
+    fit: bool = False,
     max_label: int = 16,
 ) -> go.Figure:
-    """Small multiples: one heatmap per head, all on one shared colour scale.
+    """Small multiples: one heatmap per head, all on one shared colour scale (from 0, or with
+    ``fit`` from the smallest weight of any head, to the largest).
 
     Shape: weights ``(H, Tq, Tk)``.
     """
@@ -147,12 +157,7 @@ def head_grid(
         fig.add_trace(_weight_trace(weights[h], queries, keys, f"head {h}"), row + 1, col + 1)
     fig.update_layout(
         title=escape(title),
-        coloraxis={
-            "colorscale": WEIGHT_SCALE,
-            "cmin": 0.0,
-            "cmax": float(weights.max()),
-            "colorbar": {"title": {"text": "weight"}},
-        },
+        coloraxis=_weight_axis(weights, fit),
         height=max(300, 260 * rows),
     )
     _name_axes(fig, queries, keys, max_label)

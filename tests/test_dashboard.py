@@ -173,6 +173,17 @@ def test_explore_aggregations_redraw_without_errors(trained, rows):
         assert at.get("plotly_chart")
 
 
+def test_the_colour_scale_can_be_fitted_to_the_values(trained):
+    at = trained
+    at.switch_page("views/explore.py").run()
+    at.selectbox(key="x_rows").set_value("whole dataset").run()
+    assert plotly_json(at)["layout"]["coloraxis"]["cmin"] == 0
+    at.toggle(key="x_fit").set_value(True).run()
+    fitted = plotly_json(at)["layout"]["coloraxis"]
+    assert 0 < fitted["cmin"] < fitted["cmax"]
+    at.toggle(key="x_fit").set_value(False).run()
+
+
 def test_one_head_large_and_the_head_table(trained):
     at = trained
     at.switch_page("views/explore.py").run()

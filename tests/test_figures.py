@@ -144,3 +144,17 @@ def test_report_is_self_contained_and_escaped(atlas):
     assert "<title>Run &lt;1&gt;</title>" in page and "map &lt;two&gt;" in page
     assert "0.8123" in page and "=species" in page and "Not measured." in page
     assert page.count("<tr>") > 2 * 4 * 4  # the head table
+
+
+def test_colour_scale_from_zero_or_fitted_to_the_values():
+    weights = np.array([[[0.4, 0.6], [0.55, 0.45]], [[0.5, 0.5], [0.42, 0.58]]])  # (H, Tq, Tk)
+    names = ["a", "b"]
+    cases = [
+        (head_grid(weights, names, names), (0.0, 0.6)),
+        (head_grid(weights, names, names, fit=True), (0.4, 0.6)),
+        (heatmap(weights[1], names, names), (0.0, 0.58)),
+        (heatmap(weights[1], names, names, fit=True), (0.42, 0.58)),
+    ]
+    for figure, (low, high) in cases:
+        axis = figure.layout.coloraxis
+        assert (axis.cmin, axis.cmax) == pytest.approx((low, high))

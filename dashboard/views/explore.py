@@ -129,8 +129,14 @@ def _map(run, explanation: Explanation, layer: int, map_id: str, aggregation: st
 
 
 def _draw(maps: np.ndarray, queries, keys, head, title: str) -> None:
+    fit = st.toggle(
+        "Fit the colour scale to the values",
+        key="x_fit",
+        help="Off: from 0 to the largest weight, honest about how flat a map is. On: from the "
+        "smallest to the largest weight, to see the structure of a near-uniform map.",
+    )
     if head is None:
-        figure = figures.head_grid(maps, queries, keys, title=f"{title}: every head")
+        figure = figures.head_grid(maps, queries, keys, title=f"{title}: every head", fit=fit)
         event = st.plotly_chart(figure, key="x_fig", on_select="rerun", selection_mode="points")
         points = event.selection.points if event and event.selection else []
         if points:  # a click on a small multiple enlarges that head
@@ -139,7 +145,8 @@ def _draw(maps: np.ndarray, queries, keys, head, title: str) -> None:
         return
     weights = maps.mean(axis=0) if head == "mean" else maps[head]
     label = "mean of heads" if head == "mean" else f"head {head}"
-    st.plotly_chart(figures.heatmap(weights, queries, keys, title=f"{title}: {label}"), key="x_fig")
+    figure = figures.heatmap(weights, queries, keys, title=f"{title}: {label}", fit=fit)
+    st.plotly_chart(figure, key="x_fig")
 
 
 def _one_row(run, explanation: Explanation, layer: int, map_id: str):
