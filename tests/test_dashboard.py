@@ -235,3 +235,20 @@ def test_the_run_zip_holds_a_loadable_run_and_its_analysis(trained, tmp_path):
         cached.atlas.means[(0, "cat_num")], explanation.atlas.means[(0, "cat_num")]
     )
     assert load_explanation(tmp_path / "run", source="other rows") is None
+
+
+def test_a_failure_inside_training_is_a_message_and_the_app_keeps_working(monkeypatch):
+    import mrta.runs
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(mrta.runs, "train_run", broken)
+    at = new_app()
+    at.switch_page("views/train.py").run()
+    at.button[0].click().run()
+    wait_for_training(at)
+    assert not at.exception
+    assert any("Training failed: RuntimeError: the disk is full" in e.value for e in at.error)
+    at.switch_page("views/data.py").run()
+    assert not at.exception and at.subheader[0].value == "penguins.csv"
