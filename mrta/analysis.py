@@ -352,11 +352,21 @@ def sanity_checks(
     """Both checks under clear keys, ``None`` where their input is missing.
 
     ``rollout_vs_permutation``: :func:`rollout_agreement` of ``atlas.importance`` with the
-    permutation loss increases; ``map_divergence``: :func:`map_divergence` from ``reference``.
+    permutation loss increases; ``rollout_vs_permutation_by_stream``: the same within the
+    numerical and within the categorical columns (the rollout splits its importance half and
+    half between the streams by construction, so the within-stream agreement is the one that
+    measures the maps); ``map_divergence``: :func:`map_divergence` from ``reference``.
     """
+    agreement = by_stream = None
+    if permutation is not None:
+        rollout, increases = atlas.importance(cohort), permutation.loss_increases()
+        agreement = rollout_agreement(rollout, increases)
+        by_stream = {
+            stream: rollout_agreement({n: rollout[n] for n in names if n in rollout}, increases)
+            for stream, names in atlas.token_names[0].items()
+        }
     return {
-        "rollout_vs_permutation": None
-        if permutation is None
-        else rollout_agreement(atlas.importance(cohort), permutation.loss_increases()),
+        "rollout_vs_permutation": agreement,
+        "rollout_vs_permutation_by_stream": by_stream,
         "map_divergence": None if reference is None else map_divergence(atlas, reference, cohort),
     }

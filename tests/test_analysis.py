@@ -493,3 +493,10 @@ def test_map_divergence_and_sanity_checks(model, data):
     checks = sanity_checks(atlas, permutation)
     assert checks["map_divergence"] is None
     assert checks["rollout_vs_permutation"]["columns"] == 5
+    by_stream = checks["rollout_vs_permutation_by_stream"]
+    assert {k: v["columns"] for k, v in by_stream.items()} == {"num": 3, "cat": 2}
+    assert by_stream["cat"]["spearman"] is None, "two columns cannot be ranked against each other"
+    increases = permutation.loss_increases()
+    rollout = atlas.importance()
+    expected = rollout_agreement({n: rollout[n] for n in ("bill", "flipper", "mass")}, increases)
+    assert by_stream["num"] == expected

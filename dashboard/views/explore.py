@@ -222,13 +222,22 @@ def _sanity(run, explanation: Explanation, layer: int, view: str) -> None:
                 "model before training (0 = unchanged, 1 = disjoint). Near 0, the map "
                 "reflects the architecture, not what was learned."
             )
-    agreement = explanation.sanity.get("rollout_vs_permutation")
-    if agreement and agreement.get("spearman") is not None:
-        st.metric("Rollout vs permutation (Spearman)", f"{agreement['spearman']:.2f}")
+    sanity = explanation.sanity
+    agreement = sanity.get("rollout_vs_permutation")
+    if agreement is not None:
+        for stream, spearman in (sanity.get("rollout_vs_permutation_by_stream") or {}).items():
+            value = spearman["spearman"]
+            label = "numerical" if stream == "num" else "categorical"
+            shown = "—" if value is None else f"{value:.2f}"
+            st.metric(f"Rollout vs permutation, {label} columns (Spearman)", shown)
+        overall = agreement["spearman"]
         st.caption(
             "Rank agreement between attention rollout and permutation importance on "
-            "validation rows. Low or negative: attention is not where the model's "
-            "predictions come from; read the maps with care."
+            "validation rows, within each type of column (rollout splits its importance half "
+            "and half between the types by construction"
+            + ("" if overall is None else f"; over all columns: {overall:.2f}")
+            + "). Low or negative: attention is not where the predictions come from; read "
+            "the maps with care. — means too few columns to rank."
         )
     elif st.button("Run ablation and permutation checks", key="x_checks"):
         bar = st.progress(0.0, text="Starting")
