@@ -69,7 +69,8 @@ class Explanation:
 
     @property
     def sanity(self) -> dict[str, Any]:
-        return sanity_checks(self.atlas, self.permutation, self.untrained)
+        """The sanity checks; the map divergences are the ones computed once in `explain`."""
+        return {**sanity_checks(self.atlas, self.permutation), "map_divergence": self.divergence}
 
 
 def analysed_rows(run: Run, frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:

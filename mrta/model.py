@@ -113,19 +113,9 @@ class TabularAttentionModel(nn.Module):
         n_classes: int | None = None,
     ) -> None:
         super().__init__()
-        if task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-        if task == "multiclass" and (n_classes is None or n_classes < 3):
-            raise ValueError(f"a multiclass task needs n_classes of at least 3, got {n_classes!r}")
-        if len(vocabulary_sizes) != len(categorical_tokens):
-            raise ValueError(
-                f"vocabulary_sizes must give one size per categorical token, got "
-                f"{len(vocabulary_sizes)} sizes for {len(categorical_tokens)} tokens"
-            )
-        if any(size < 1 for size in vocabulary_sizes):
-            raise ValueError(f"every vocabulary size must be at least 1, got {vocabulary_sizes}")
-        if not numerical_tokens and not categorical_tokens:
-            raise ValueError("the model needs at least one numerical or categorical token")
+        check_model_arguments(
+            task, n_classes, numerical_tokens, categorical_tokens, vocabulary_sizes
+        )
         self.config = config
         self.task = task
         self.numerical_tokens = list(numerical_tokens)
@@ -216,6 +206,29 @@ class TabularAttentionModel(nn.Module):
             vocabulary_sizes=data["vocabulary_sizes"],
             n_classes=data["n_classes"],
         )
+
+
+def check_model_arguments(
+    task: str,
+    n_classes: int | None,
+    numerical_tokens: Sequence[str],
+    categorical_tokens: Sequence[str],
+    vocabulary_sizes: Sequence[int],
+) -> None:
+    """The checks every model of this package makes on its constructor's arguments."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    if task == "multiclass" and (n_classes is None or n_classes < 3):
+        raise ValueError(f"a multiclass task needs n_classes of at least 3, got {n_classes!r}")
+    if len(vocabulary_sizes) != len(categorical_tokens):
+        raise ValueError(
+            f"vocabulary_sizes must give one size per categorical token, got "
+            f"{len(vocabulary_sizes)} sizes for {len(categorical_tokens)} tokens"
+        )
+    if any(size < 1 for size in vocabulary_sizes):
+        raise ValueError(f"every vocabulary size must be at least 1, got {vocabulary_sizes}")
+    if not numerical_tokens and not categorical_tokens:
+        raise ValueError("the model needs at least one numerical or categorical token")
 
 
 def model_spec(config: ModelConfig, preprocessor: Preprocessor) -> dict[str, Any]:

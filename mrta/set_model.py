@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from mrta.config import ModelConfig
 from mrta.layer import MultiResolutionTabularAttention
-from mrta.model import TASKS
+from mrta.model import check_model_arguments
 
 
 class SetAttentionModel(nn.Module):
@@ -68,19 +68,9 @@ class SetAttentionModel(nn.Module):
         bind_rows: bool = False,
     ) -> None:
         super().__init__()
-        if task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-        if task == "multiclass" and (n_classes is None or n_classes < 3):
-            raise ValueError(f"a multiclass task needs n_classes of at least 3, got {n_classes!r}")
-        if len(vocabulary_sizes) != len(categorical_tokens):
-            raise ValueError(
-                f"vocabulary_sizes must give one size per categorical column, got "
-                f"{len(vocabulary_sizes)} sizes for {len(categorical_tokens)} columns"
-            )
-        if any(size < 1 for size in vocabulary_sizes):
-            raise ValueError(f"every vocabulary size must be at least 1, got {vocabulary_sizes}")
-        if not numerical_tokens and not categorical_tokens:
-            raise ValueError("the model needs at least one numerical or categorical column")
+        check_model_arguments(
+            task, n_classes, numerical_tokens, categorical_tokens, vocabulary_sizes
+        )
         self.config = config
         self.task = task
         self.numerical_tokens = list(numerical_tokens)
