@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 
 from mrta.config import default_threads
-from mrta.preprocessing import EncodedTable, Preprocessor
+from mrta.preprocessing import Examples, Preprocessor
 
 #: Metrics reported per task, in display order.
 CLASSIFICATION_METRICS = ("accuracy", "roc_auc", "log_loss")
@@ -38,34 +38,41 @@ REGRESSION_METRICS = ("rmse", "mae", "r2")
 HGB_MAX_CATEGORIES = 255
 HGB_MAX_ITER = 1000  # early stopping on the validation split decides the real number
 INFERENCE_BATCH = 4096  # rows per forward pass when predicting
+#: Query-key pairs per attention map and head in one forward pass when predicting: 16 sets of
+#: 1,000 rows at most (rows of up to 64 columns are not limited).
+INFERENCE_PAIRS = 2**24
 
 
 def predict_logits(
-    model: nn.Module, table: EncodedTable, batch_size: int = INFERENCE_BATCH
+    model: nn.Module, examples: Examples, batch_size: int = INFERENCE_BATCH
 ) -> torch.Tensor:
-    """The model's outputs for every row of `table`, in eval mode, on the model's device.
+    """The model's outputs for every example (row or set) of `examples`, in eval mode, on the
+    model's device; a batch holds at most `batch_size` examples and at most
+    :data:`INFERENCE_PAIRS` query-key pairs per attention map and head.
 
     Shape: ``(N, n_outputs)`` float32 on the CPU.
     """
     device = next(model.parameters()).device
+    batch_size = batch_limit(batch_size, examples, INFERENCE_PAIRS)
     was_training = model.training
     model.eval()
     outputs = []
     try:
         with torch.no_grad():
-            for start in range(0, len(table), batch_size):
-                rows = slice(start, start + batch_size)
-                logits = model(
-                    table.numerical[rows].to(device),
-                    table.indicators[rows].to(device),
-                    table.categorical[rows].to(device),
-                )
-                outputs.append(logits.float().cpu())
+            for start in range(0, len(examples), batch_size):
+                batch = examples.select(slice(start, start + batch_size)).to(device)
+                outputs.append(model(*batch.model_inputs()).float().cpu())
     finally:
         model.train(was_training)
     if not outputs:
         return torch.empty(0, getattr(model, "n_outputs", 1))
     return torch.cat(outputs)
+
+
+def batch_limit(batch_size: int, examples: Examples, pairs: int) -> int:
+    """`batch_size`, lowered so that a batch's attention maps hold at most `pairs` query-key
+    pairs per head: what keeps sets of a thousand rows within memory."""
+    return max(1, min(batch_size, pairs // max(examples.tokens_per_example, 1) ** 2))
 
 
 def to_predictions(

@@ -11,8 +11,8 @@ the training rows; index 0 stands for missing, unseen and rare values.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -68,6 +68,24 @@ class PreprocessingOptions:
     seed: int = field(default=0, metadata={"why": "the quantile subsample is repeatable"})
 
 
+class Examples(Protocol):
+    """What training and prediction need of encoded examples: rows (:class:`EncodedTable`) or
+    sets of rows (:class:`~mrta.set_data.SetBatch`)."""
+
+    target: torch.Tensor | None  # (N,) int64 class index, or float32 value
+
+    def __len__(self) -> int: ...
+
+    @property
+    def tokens_per_example(self) -> int: ...
+
+    def model_inputs(self) -> tuple[torch.Tensor, ...]: ...
+
+    def select(self, rows: torch.Tensor | slice) -> Examples: ...
+
+    def to(self, device: torch.device | str) -> Examples: ...
+
+
 @dataclass(frozen=True, eq=False)
 class EncodedTable:
     """A table as tensors, with the token names of both streams."""
@@ -81,6 +99,38 @@ class EncodedTable:
 
     def __len__(self) -> int:
         return self.numerical.shape[0]
+
+    @property
+    def tokens_per_example(self) -> int:
+        """Tokens one example gives each attention map: one per column."""
+        return len(self.numerical_tokens) + len(self.categorical_tokens)
+
+    def model_inputs(self) -> tuple[torch.Tensor, ...]:
+        """The model's positional inputs: numerical, indicators, categorical."""
+        return self.numerical, self.indicators, self.categorical
+
+    def select(self, rows: torch.Tensor | slice) -> EncodedTable:
+        """The rows at `rows` (positions or a slice).
+
+        Shape: ``(N, ...)`` -> ``(len(rows), ...)``.
+        """
+        return replace(
+            self,
+            numerical=self.numerical[rows],
+            indicators=self.indicators[rows],
+            categorical=self.categorical[rows],
+            target=None if self.target is None else self.target[rows],
+        )
+
+    def to(self, device: torch.device | str) -> EncodedTable:
+        """The same rows on `device`."""
+        return replace(
+            self,
+            numerical=self.numerical.to(device),
+            indicators=self.indicators.to(device),
+            categorical=self.categorical.to(device),
+            target=None if self.target is None else self.target.to(device),
+        )
 
 
 class Preprocessor:

@@ -68,12 +68,23 @@ class SetBatch:
         """Real rows per set. Shape: ``(G,)`` int64."""
         return self.mask.sum(dim=1)
 
-    def select(self, groups: torch.Tensor | Sequence[int]) -> SetBatch:
+    @property
+    def tokens_per_example(self) -> int:
+        """Tokens one set gives each attention map: its padded number of rows."""
+        return self.mask.shape[1]
+
+    def model_inputs(self) -> tuple[torch.Tensor, ...]:
+        """The model's positional inputs: numerical, indicators, categorical, mask."""
+        return self.numerical, self.indicators, self.categorical, self.mask
+
+    def select(self, groups: torch.Tensor | Sequence[int] | slice) -> SetBatch:
         """The sets at positions `groups`, padded only to the longest of them (a minibatch).
 
         Shape: ``(G,)`` -> a batch of ``(len(groups), S')`` sets, ``S' <= S``.
         """
-        index = torch.as_tensor(groups, dtype=torch.int64)
+        if isinstance(groups, slice):
+            groups = range(*groups.indices(len(self)))
+        index = torch.as_tensor(groups, dtype=torch.int64, device=self.mask.device)
         width = int(self.mask[index].sum(dim=1).max()) if len(index) else 0
         return replace(
             self,
@@ -84,6 +95,18 @@ class SetBatch:
             row_index=self.row_index[index, :width],
             target=None if self.target is None else self.target[index],
             keys=tuple(self.keys[i] for i in index.tolist()),
+        )
+
+    def to(self, device: torch.device | str) -> SetBatch:
+        """The same sets on `device`."""
+        return replace(
+            self,
+            numerical=self.numerical.to(device),
+            indicators=self.indicators.to(device),
+            categorical=self.categorical.to(device),
+            mask=self.mask.to(device),
+            row_index=self.row_index.to(device),
+            target=None if self.target is None else self.target.to(device),
         )
 
 

@@ -81,7 +81,7 @@ class SetAttentionModel(nn.Module):
         self.bind_rows = bind_rows
 
         n_num, n_cat = len(self.numerical_tokens), len(self.categorical_tokens)
-        self.embeddings = nn.ModuleList(
+        self.tokenizer = nn.ModuleList(  # one embedding table per categorical column
             nn.Embedding(size, config.d_token) for size in self.vocabulary_sizes
         )
         num_width = 2 * n_num + (n_cat * config.d_token if bind_rows else 0)
@@ -143,7 +143,7 @@ class SetAttentionModel(nn.Module):
         if self.categorical_tokens:
             codes = categorical.masked_fill(~real, 0)  # (B, S, n_cat)
             cat = torch.cat(
-                [table(codes[..., j]) for j, table in enumerate(self.embeddings)], dim=-1
+                [table(codes[..., j]) for j, table in enumerate(self.tokenizer)], dim=-1
             )  # (B, S, n_cat * d_token)
         if self.bind_rows and num is not None and cat is not None:
             num = torch.cat([num, cat], dim=-1)  # (B, S, 2 * n_num + n_cat * d_token)

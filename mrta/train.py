@@ -1,7 +1,8 @@
 """Brief training: AdamW on mini-batches, warm-up then cosine decay, early stopping, a budget.
 
-:func:`fit` trains a :class:`~mrta.model.TabularAttentionModel` on encoded training rows and
-stops early on the validation rows. It is built to be driven from a background thread: a
+:func:`fit` trains a :class:`~mrta.model.TabularAttentionModel` on encoded training rows (or a
+:class:`~mrta.set_model.SetAttentionModel` on sets of rows) and stops early on the validation
+rows. It is built to be driven from a background thread: a
 callback receives a :class:`Progress` after every step and every epoch, and a cancel signal
 (a ``threading.Event`` or a callable) is checked before every step.
 
@@ -30,13 +31,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mrta.config import TrainConfig, default_threads
-from mrta.evaluate import metrics, predict_logits, to_predictions
-from mrta.model import TabularAttentionModel
-from mrta.preprocessing import EncodedTable
+from mrta.evaluate import batch_limit, metrics, predict_logits, to_predictions
+from mrta.preprocessing import Examples
 
 #: Why training ended.
 STOP_REASONS = ("max_epochs", "time_budget", "early_stopping", "cancelled", "nan_loss")
 MIN_STEPS_PER_EPOCH = 4  # a small table gets smaller batches rather than one step per epoch
+#: Query-key pairs per attention map and head in one training batch: 4 sets of 1,000 rows.
+TRAIN_PAIRS = 2**22
 
 Cancel = threading.Event | Callable[[], bool] | None
 
@@ -106,9 +108,9 @@ def resolve_device(name: str) -> torch.device:
 
 
 def fit(
-    model: TabularAttentionModel,
-    train: EncodedTable,
-    validation: EncodedTable,
+    model: nn.Module,
+    train: Examples,
+    validation: Examples,
     config: TrainConfig | None = None,
     *,
     target_mean: float | None = None,
@@ -119,8 +121,12 @@ def fit(
     """Train `model` in place and leave it with the weights of its best validation loss.
 
     Args:
-        model: the model to train (moved to the chosen device).
-        train, validation: encoded rows with their targets.
+        model: the model to train (moved to the chosen device): a
+            :class:`~mrta.model.TabularAttentionModel` on rows, or a
+            :class:`~mrta.set_model.SetAttentionModel` on sets.
+        train, validation: encoded rows (or sets) with their targets. A batch holds at most
+            ``config.batch_size`` examples and at most :data:`TRAIN_PAIRS` query-key pairs per
+            attention map and head.
         config: budget, optimiser, schedule, stopping, seed and device.
         target_mean, target_std: regression only: the model learns ``(y - mean) / std``
             (the preprocessor's values); validation metrics are in the target's units.
@@ -158,9 +164,9 @@ class _Trainer:
 
     def __init__(
         self,
-        model: TabularAttentionModel,
-        train: EncodedTable,
-        validation: EncodedTable,
+        model: nn.Module,
+        train: Examples,
+        validation: Examples,
         config: TrainConfig,
         device: torch.device,
         thread_choice: ThreadChoice | None,
@@ -175,12 +181,13 @@ class _Trainer:
         self.task = model.task
         self.target_mean = target_mean if target_mean is not None else 0.0
         self.target_std = target_std if target_std is not None else 1.0
-        self.inputs = [t.to(device) for t in (train.numerical, train.indicators, train.categorical)]
+        self.train = train.to(device)
         self.target = self._model_target(train.target).to(device)
         self.validation_target = self._model_target(validation.target)
         self.n_rows = len(train)
         self.batch_size = min(
-            config.batch_size, max(1, math.ceil(self.n_rows / MIN_STEPS_PER_EPOCH))
+            batch_limit(config.batch_size, train, TRAIN_PAIRS),
+            max(1, math.ceil(self.n_rows / MIN_STEPS_PER_EPOCH)),
         )
         self.steps_per_epoch = math.ceil(self.n_rows / self.batch_size)
         self.planned_steps = config.max_epochs * self.steps_per_epoch
@@ -355,9 +362,9 @@ class _Trainer:
         )
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate
-        numerical, indicators, categorical = (x[rows] for x in self.inputs)
+        inputs = self.train.select(rows).model_inputs()
         with torch.autocast(self.device.type, torch.bfloat16, enabled=self.device.type == "cuda"):
-            logits = self.model(numerical, indicators, categorical)  # (B, n_outputs)
+            logits = self.model(*inputs)  # (B, n_outputs)
         loss = self.loss(logits, self.target[rows])
         value = loss.item()
         self.step += 1
@@ -427,8 +434,9 @@ def learning_rate_at(progress: float, base: float, warmup_fraction: float) -> fl
     return base * 0.5 * (1.0 + math.cos(math.pi * decay))
 
 
-def parameter_groups(model: TabularAttentionModel, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: weight decay on matrices only; embeddings, norms and biases exempt."""
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: weight decay on matrices only; the model's ``tokenizer`` (embeddings),
+    norms and biases exempt."""
     tokenizer = {id(p) for p in model.tokenizer.parameters()}
     decay, exempt = [], []
     for parameter in model.parameters():
