@@ -17,7 +17,8 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Width, depth and regularisation of :class:`~mrta.model.TabularAttentionModel`."""
+    """Width, depth and regularisation of :class:`~mrta.model.TabularAttentionModel` (and of
+    :class:`~mrta.set_model.SetAttentionModel`, which alone reads ``bind_rows``)."""
 
     d_token: int = field(
         default=32,
@@ -44,6 +45,13 @@ class ModelConfig:
     dropout: float = field(
         default=0.1,
         metadata={"why": "the reference's default; 0 and 0.2 were no better on validation"},
+    )
+    bind_rows: bool = field(
+        default=True,
+        metadata={
+            "why": "sets only: a row's categories also join its numerical token, else no block "
+            "can tie a row's numbers to its own categories (README, set resolution)"
+        },
     )
 
     def __post_init__(self) -> None:

@@ -30,6 +30,7 @@ from torch import nn
 
 from mrta.config import default_threads
 from mrta.preprocessing import Examples, Preprocessor
+from mrta.set_data import SetOptions, group_targets, set_baseline_features
 
 #: Metrics reported per task, in display order.
 CLASSIFICATION_METRICS = ("accuracy", "roc_auc", "log_loss")
@@ -175,26 +176,55 @@ def hgb_predictions(
     (iterations, seconds).
     """
     schema = preprocessor.schema
-    task = schema.task.value
     n_num = len(schema.numerical_tokens)
     categorical = np.arange(n_num + len(schema.categorical_tokens)) >= n_num
-    columns = [_hgb_features(preprocessor, frame) for frame in (train, validation, evaluation)]
+    x_train, x_validation, x_evaluation = (
+        _hgb_features(preprocessor, frame) for frame in (train, validation, evaluation)
+    )
     y_train, y_validation = (schema.encode_target(frame) for frame in (train, validation))
+    return fit_hgb(
+        schema.task.value,
+        (x_train, y_train),
+        (x_validation, y_validation),
+        x_evaluation,
+        n_classes=len(schema.class_labels),
+        categorical=categorical,
+        seed=seed,
+        threads=threads,
+    )
+
+
+def fit_hgb(
+    task: str,
+    train: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray],
+    evaluation: np.ndarray,
+    *,
+    n_classes: int,
+    categorical: np.ndarray | None = None,
+    seed: int = 0,
+    threads: int | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """HistGradientBoosting on features ``(x, y)`` of `train`, stopped early on `validation`;
+    the predictions for `evaluation` (as :func:`to_predictions`) and facts about the fit.
+
+    Shape: x ``(N, F)`` float64 (NaN = missing), y ``(N,)``; `categorical` ``(F,)`` bool.
+    """
     regression = task == "regression"
     model = (HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier)(
         max_iter=HGB_MAX_ITER,
         early_stopping=True,
-        categorical_features=categorical if categorical.any() else None,
+        categorical_features=categorical if categorical is not None and categorical.any() else None,
         random_state=seed,
     )
     start = time.perf_counter()
     with threadpool_limits(limits=threads or default_threads()):
-        model.fit(columns[0], y_train, X_val=columns[1], y_val=y_validation)
+        model.fit(*train, X_val=validation[0], y_val=validation[1])
         if regression:
-            predictions = model.predict(columns[2])
+            predictions = model.predict(evaluation)
         else:
-            predictions = np.zeros((len(evaluation), len(schema.class_labels)))
-            predictions[:, model.classes_] = model.predict_proba(columns[2])
+            predictions = np.zeros((len(evaluation), n_classes))
+            predictions[:, model.classes_] = model.predict_proba(evaluation)
     info = {"iterations": int(model.n_iter_), "seconds": round(time.perf_counter() - start, 3)}
     return predictions, info
 
@@ -237,5 +267,56 @@ def compare_with_baselines(
     return {
         "model": metrics(task, y, predicted, labels),
         "hgb": {**metrics(task, y, hgb, labels), **hgb_info},
+        "trivial": metrics(task, y, trivial, labels),
+    }
+
+
+def compare_sets_with_baselines(
+    model: nn.Module,
+    preprocessor: Preprocessor,
+    options: SetOptions,
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    evaluation: pd.DataFrame,
+    *,
+    seed: int = 0,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """The set model's, the aggregate baseline's and the trivial baseline's metrics on the
+    groups of `evaluation`: one prediction per group.
+
+    The baseline is HistGradientBoosting on per-group aggregates
+    (:func:`~mrta.set_data.set_baseline_features`, over all of a group's rows, levels from the
+    preprocessor), learnt on the groups of `train` and stopped early on those of `validation`.
+    """
+    schema = preprocessor.schema
+    task = schema.task.value
+    sets = options.make(evaluation, preprocessor, seed=seed)
+    logits = predict_logits(model, sets)
+    predicted = to_predictions(task, logits, preprocessor.target_mean, preprocessor.target_std)
+    y = sets.target.numpy()
+    features = []
+    for frame in (train, validation, evaluation):
+        targets = group_targets(frame, schema, options.group_by).dropna()
+        table = set_baseline_features(
+            frame, schema, options.group_by, levels=preprocessor.vocabularies
+        ).loc[targets.index]
+        features.append((table.to_numpy(np.float64), targets.to_numpy()))
+    if task != "regression":
+        features = [(x, t.astype(np.int64)) for x, t in features]
+    hgb, hgb_info = fit_hgb(
+        task,
+        features[0],
+        features[1],
+        features[2][0],
+        n_classes=len(schema.class_labels),
+        seed=seed,
+        threads=threads,
+    )
+    trivial = trivial_predictions(task, features[0][1], len(y), len(schema.class_labels))
+    labels = schema.class_labels
+    return {
+        "model": metrics(task, y, predicted, labels),
+        "hgb": {**metrics(task, features[2][1], hgb, labels), **hgb_info, "input": "aggregates"},
         "trivial": metrics(task, y, trivial, labels),
     }

@@ -246,9 +246,12 @@ def model_spec(config: ModelConfig, preprocessor: Preprocessor) -> dict[str, Any
     }
 
 
-def build_model(spec: Mapping[str, Any], init_seed: int) -> TabularAttentionModel:
-    """The model of `spec` with the initial weights that `torch.manual_seed(init_seed)` gives,
-    leaving the global random state as it was."""
+def build_model(
+    spec: Mapping[str, Any], init_seed: int, model_class: type[nn.Module] | None = None
+) -> nn.Module:
+    """The model of `spec` (a :class:`TabularAttentionModel` unless `model_class` says, e.g.
+    :class:`~mrta.set_model.SetAttentionModel`) with the initial weights that
+    `torch.manual_seed(init_seed)` gives, leaving the global random state as it was."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(init_seed)
-        return TabularAttentionModel.from_dict(spec)
+        return (model_class or TabularAttentionModel).from_dict(spec)

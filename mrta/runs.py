@@ -11,6 +11,10 @@ A run directory holds, besides ``manifest.json`` (format, version and each file'
 - ``history.json``: the training result and its per-epoch history;
 - ``data.csv`` (and ``test.csv`` for a separate test file): the rows, only when asked for.
 
+A run of set resolution (``sets``: one example per group of rows) also records its
+:class:`~mrta.set_data.SetOptions` in ``config.json``; its model is a
+:class:`~mrta.set_model.SetAttentionModel` and it predicts one row per group.
+
 Loading reads JSON and safetensors only: nothing is unpickled. A run whose files do not match
 the manifest, are missing or malformed, or that a newer version saved, raises :class:`RunError`.
 :func:`train_run` is the whole pipeline (schema, splits, preprocessor, training, evaluation,
@@ -36,12 +40,19 @@ import safetensors.torch
 
 from mrta.config import ModelConfig, TrainConfig
 from mrta.errors import TableError
-from mrta.evaluate import compare_with_baselines, predict_logits, to_predictions
+from mrta.evaluate import (
+    compare_sets_with_baselines,
+    compare_with_baselines,
+    predict_logits,
+    to_predictions,
+)
 from mrta.model import TabularAttentionModel, build_model, model_spec
 from mrta.preprocessing import PreprocessingOptions, Preprocessor
 from mrta.reading import read_table
 from mrta.schema import Role, TableSchema, Task, infer_schema
-from mrta.splits import SplitOptions, Splits, make_splits
+from mrta.set_data import SetOptions, group_targets
+from mrta.set_model import SetAttentionModel
+from mrta.splits import SplitOptions, Splits, make_group_splits, make_splits
 from mrta.train import Cancel, Progress, TrainResult, fit
 
 FORMAT = "mrta-run"
@@ -71,7 +82,7 @@ class Run:
 
     def __init__(
         self,
-        model: TabularAttentionModel,
+        model: TabularAttentionModel | SetAttentionModel,
         preprocessor: Preprocessor,
         splits: Splits,
         *,
@@ -81,6 +92,7 @@ class Run:
         training: TrainResult,
         frame: pd.DataFrame | None = None,
         test_frame: pd.DataFrame | None = None,
+        sets: SetOptions | None = None,
     ) -> None:
         self.model = model
         self.preprocessor = preprocessor
@@ -91,6 +103,7 @@ class Run:
         self.training = training
         self.frame = frame  # the table trained on, when known
         self.test_frame = test_frame  # a separate test file, when one was used
+        self.sets = sets  # set resolution: how rows were grouped; None for one row, one example
 
     @property
     def schema(self) -> TableSchema:
@@ -123,29 +136,43 @@ class Run:
         return source.iloc[list(getattr(self.splits, split))]
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Predictions for every row of `frame`, in order, with its index.
+        """Predictions for every row of `frame`, in order, with its index; for a set run, for
+        every group of `frame`, in order of first appearance, with the group key as the first
+        column and the number of rows its set was made of, ``n_rows``.
 
         Classification: one probability column per class, named by its label, and
         ``prediction``, the most probable label. Regression: ``prediction`` in the target's
         units. Extra columns are ignored; a missing feature column raises ``TableError``.
         """
-        encoded = self.preprocessor.transform(frame, with_target=False)
+        if self.sets is not None:
+            examples = self.sets.make(
+                frame, self.preprocessor, seed=self.train_config.seed, with_target=False
+            )
+            index = pd.RangeIndex(len(examples))
+        else:
+            examples = self.preprocessor.transform(frame, with_target=False)
+            index = frame.index
         task = self.schema.task.value
         predicted = to_predictions(
             task,
-            predict_logits(self.model, encoded),
+            predict_logits(self.model, examples),
             self.preprocessor.target_mean,
             self.preprocessor.target_std,
         )
         if task == "regression":
-            return pd.DataFrame({"prediction": predicted}, index=frame.index)
-        out = pd.DataFrame(predicted, columns=list(self.class_labels), index=frame.index)
-        out["prediction"] = np.asarray(self.class_labels, dtype=object)[predicted.argmax(axis=1)]
+            out = pd.DataFrame({"prediction": predicted}, index=index)
+        else:
+            out = pd.DataFrame(predicted, columns=list(self.class_labels), index=index)
+            labels = np.asarray(self.class_labels, dtype=object)
+            out["prediction"] = labels[predicted.argmax(axis=1)]
+        if self.sets is not None:
+            out.insert(0, "n_rows", examples.set_sizes.numpy())
+            out.insert(0, self.sets.group_by, list(examples.keys))
         return out
 
-    def untrained_model(self) -> TabularAttentionModel:
+    def untrained_model(self) -> TabularAttentionModel | SetAttentionModel:
         """The model as it was before training: same config, initial weights of `init_seed`."""
-        return build_model(self.model.to_dict(), self.init_seed)
+        return build_model(self.model.to_dict(), self.init_seed, type(self.model))
 
     # -- saving and loading ----------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], *, include_data: bool = False) -> Path:
@@ -189,6 +216,7 @@ class Run:
                 "model": self.model.to_dict(),
                 "train": self.train_config.to_dict(),
                 "init_seed": self.init_seed,
+                "sets": None if self.sets is None else self.sets.to_dict(),
             },
             "schema.json": self.schema.to_dict(),
             "preprocessor.json": self.preprocessor.to_dict(),
@@ -217,7 +245,9 @@ class Run:
         try:
             config = _parse_json(files, "config.json")
             init_seed = int(config["init_seed"])
-            model = build_model(config["model"], init_seed)
+            sets = SetOptions.from_dict(config["sets"]) if config.get("sets") else None
+            model_class = TabularAttentionModel if sets is None else SetAttentionModel
+            model = build_model(config["model"], init_seed, model_class)
             train_config = TrainConfig.from_dict(config["train"])
             preprocessor = Preprocessor.from_dict(_parse_json(files, "preprocessor.json"))
             schema = TableSchema.from_dict(_parse_json(files, "schema.json"))
@@ -257,6 +287,7 @@ class Run:
             training=training,
             frame=frame,
             test_frame=test_frame,
+            sets=sets,
         )
 
 
@@ -273,17 +304,27 @@ def train_run(
     cancel: Cancel = None,
     split_options: SplitOptions | None = None,
     preprocessing_options: PreprocessingOptions | None = None,
+    sets: SetOptions | None = None,
 ) -> Run:
     """Schema, splits, preprocessor, training, evaluation and baselines: a complete run.
 
     The initial weights come from ``train_config.seed`` (the run's `init_seed`); the held-out
     metrics are on the test split (the test file's rows, when `test_frame` is given).
+    With `sets`, one example is a group of rows (set resolution): the group key is ignored as
+    a feature unless `roles` says otherwise, whole groups are split, and the baseline learns
+    from per-group aggregates.
     Raises ``TableError`` for a table that cannot be used, ``ValueError`` for bad settings.
     """
     model_config = model_config or ModelConfig()
     train_config = train_config or TrainConfig()
+    if sets is not None:
+        roles = {sets.group_by: Role.IGNORED, **(roles or {})}
     schema = infer_schema(frame, target, task=task, roles=roles)
-    splits = make_splits(frame, schema, split_options, test_frame)
+    if sets is None:
+        splits = make_splits(frame, schema, split_options, test_frame)
+    else:
+        group_targets(frame, schema, sets.group_by)  # refuses groups whose target varies
+        splits = make_group_splits(frame, schema, sets.group_by, split_options, test_frame)
     train_rows, validation_rows = (
         frame.iloc[list(indices)] for indices in (splits.train, splits.validation)
     )
@@ -292,26 +333,34 @@ def train_run(
         raise TableError("The test split is empty: keep a test fraction or give a test file.")
     preprocessor = Preprocessor.fit(train_rows, schema, preprocessing_options)
     init_seed = train_config.seed
-    model = build_model(model_spec(model_config, preprocessor), init_seed)
+    spec = model_spec(model_config, preprocessor)
+    if sets is None:
+        model = build_model(spec, init_seed)
+        examples = [preprocessor.transform(rows) for rows in (train_rows, validation_rows)]
+    else:
+        model = build_model(spec, init_seed, SetAttentionModel)
+        examples = [
+            sets.make(rows, preprocessor, seed=train_config.seed)
+            for rows in (train_rows, validation_rows)
+        ]
     training = fit(
         model,
-        preprocessor.transform(train_rows),
-        preprocessor.transform(validation_rows),
+        *examples,
         train_config,
         target_mean=preprocessor.target_mean,
         target_std=preprocessor.target_std,
         callback=callback,
         cancel=cancel,
     )
-    scores = compare_with_baselines(
-        model,
-        preprocessor,
-        train_rows,
-        validation_rows,
-        test_rows,
-        seed=train_config.seed,
-        threads=training.threads,
-    )
+    compare = dict(seed=train_config.seed, threads=training.threads)
+    if sets is None:
+        scores = compare_with_baselines(
+            model, preprocessor, train_rows, validation_rows, test_rows, **compare
+        )
+    else:
+        scores = compare_sets_with_baselines(
+            model, preprocessor, sets, train_rows, validation_rows, test_rows, **compare
+        )
     return Run(
         model,
         preprocessor,
@@ -322,6 +371,7 @@ def train_run(
         training=training,
         frame=frame,
         test_frame=test_frame,
+        sets=sets,
     )
 
 

@@ -12,8 +12,9 @@ labels, the first rows of a set), not what the model computes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,53 @@ MAX_SET_SIZE = 1000
 _EXAMPLES = 3
 #: Suffix of a categorical column's aggregate for the rows whose level is not among the levels.
 OTHER_LEVEL = "(other)"
+
+
+@dataclass(frozen=True)
+class SetOptions:
+    """How a table becomes sets: its group key, the rows' order within a set, the set size."""
+
+    group_by: str  # the key column: one example per distinct value
+    order_by: str | None = None  # the column that orders a set's rows (a date, a number)
+    max_set_size: int = MAX_SET_SIZE  # larger groups keep a seeded random sample of rows
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.group_by, str) or not self.group_by:
+            raise ValueError(f"group_by must name a column, got {self.group_by!r}")
+        if self.order_by == self.group_by:
+            raise ValueError(f"order_by must differ from group_by ({self.group_by!r})")
+        size = self.max_set_size
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"max_set_size must be a positive integer, got {size!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SetOptions:
+        """Inverse of `to_dict`."""
+        return cls(**data)
+
+    def make(
+        self,
+        frame: pd.DataFrame,
+        preprocessor: Preprocessor,
+        *,
+        seed: int = 0,
+        with_target: bool = True,
+    ) -> SetBatch:
+        """:func:`make_sets` with these options and the preprocessor's schema."""
+        return make_sets(
+            frame,
+            preprocessor.schema,
+            preprocessor,
+            self.group_by,
+            self.order_by,
+            max_set_size=self.max_set_size,
+            seed=seed,
+            with_target=with_target,
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -272,6 +320,19 @@ def set_baseline_features(
     result = pd.concat(parts, axis=1)
     result.index.name = group_by
     return result
+
+
+def group_targets(frame: pd.DataFrame, schema: TableSchema, group_by: str) -> pd.Series:
+    """Each group's target (a class index or a value; NaN where no row of the group has one),
+    indexed by the group key (str), in order of first appearance.
+
+    Raises `TableError` where the rows of a group disagree (naming how many and a few).
+    """
+    _check_group_column(frame, schema, group_by)
+    labels = pd.Series(values.to_labels(frame[group_by]), dtype=object)
+    codes, keys = pd.factorize(labels, sort=False)
+    targets = _group_targets(frame, schema, codes, keys, group_by)
+    return pd.Series(targets, index=pd.Index([str(k) for k in keys], name=group_by))
 
 
 def _check_group_column(frame: pd.DataFrame, schema: TableSchema, group_by: str) -> None:

@@ -37,15 +37,15 @@ class SetAttentionModel(nn.Module):
     out of the pooling; a set's logits do not change when padding is added.
 
     Args:
-        config: embedding width per categorical column (``d_token``), layer width, depth, heads
-            and dropout.
+        config: embedding width per categorical column (``d_token``), layer width, depth, heads,
+            dropout, and ``bind_rows``: also feed each row's categorical embeddings to the
+            numerical stream (``2 * n_num + n_cat * d_token`` features), tying a row's numbers
+            to its categories.
         task: ``"binary"``, ``"multiclass"`` or ``"regression"``.
         numerical_tokens: names of the numerical columns (tokens), in input order.
         categorical_tokens: names of the categorical columns, in input order.
         vocabulary_sizes: embedding rows per categorical column, reserved index 0 included.
         n_classes: classes of a multiclass task (at least 3); ignored otherwise.
-        bind_rows: also feed each row's categorical embeddings to the numerical stream
-            (``2 * n_num + n_cat * d_token`` features), tying a row's numbers to its categories.
 
     Shape:
         - numerical, indicators: ``(B, S, n_num)`` float32; categorical: ``(B, S, n_cat)``
@@ -65,7 +65,6 @@ class SetAttentionModel(nn.Module):
         categorical_tokens: Sequence[str],
         vocabulary_sizes: Sequence[int],
         n_classes: int | None = None,
-        bind_rows: bool = False,
     ) -> None:
         super().__init__()
         check_model_arguments(
@@ -78,13 +77,12 @@ class SetAttentionModel(nn.Module):
         self.vocabulary_sizes = [int(size) for size in vocabulary_sizes]
         self.n_classes = n_classes if task == "multiclass" else None
         self.n_outputs = n_classes if task == "multiclass" else 1
-        self.bind_rows = bind_rows
 
         n_num, n_cat = len(self.numerical_tokens), len(self.categorical_tokens)
         self.tokenizer = nn.ModuleList(  # one embedding table per categorical column
             nn.Embedding(size, config.d_token) for size in self.vocabulary_sizes
         )
-        num_width = 2 * n_num + (n_cat * config.d_token if bind_rows else 0)
+        num_width = 2 * n_num + (n_cat * config.d_token if config.bind_rows else 0)
         self.layers = nn.ModuleList()
         for index in range(config.num_layers):
             first = index == 0
@@ -145,7 +143,7 @@ class SetAttentionModel(nn.Module):
             cat = torch.cat(
                 [table(codes[..., j]) for j, table in enumerate(self.tokenizer)], dim=-1
             )  # (B, S, n_cat * d_token)
-        if self.bind_rows and num is not None and cat is not None:
+        if self.config.bind_rows and num is not None and cat is not None:
             num = torch.cat([num, cat], dim=-1)  # (B, S, 2 * n_num + n_cat * d_token)
         return num, cat
 
@@ -188,7 +186,7 @@ class SetAttentionModel(nn.Module):
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON: everything the constructor needs (the weights are saved apart); the keys
-        of :func:`mrta.model.model_spec` and ``bind_rows``."""
+        of :func:`mrta.model.model_spec`."""
         return {
             "config": self.config.to_dict(),
             "task": self.task,
@@ -196,13 +194,11 @@ class SetAttentionModel(nn.Module):
             "categorical_tokens": list(self.categorical_tokens),
             "vocabulary_sizes": list(self.vocabulary_sizes),
             "n_classes": self.n_classes,
-            "bind_rows": self.bind_rows,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SetAttentionModel:
-        """A freshly initialised model from `to_dict`'s (or `model_spec`'s) output;
-        ``bind_rows`` is off where `data` does not say."""
+        """A freshly initialised model from `to_dict`'s (or `model_spec`'s) output."""
         return cls(
             ModelConfig.from_dict(data["config"]),
             task=data["task"],
@@ -210,7 +206,6 @@ class SetAttentionModel(nn.Module):
             categorical_tokens=data["categorical_tokens"],
             vocabulary_sizes=data["vocabulary_sizes"],
             n_classes=data["n_classes"],
-            bind_rows=data.get("bind_rows", False),
         )
 
 

@@ -2,18 +2,20 @@
 
 Indices are row positions in the table as read (0 is the first data row); rows without a
 target value are in no split. With a separate test file, the test indices are positions in
-that file.
+that file. For sets (:func:`make_group_splits`) whole groups are drawn, so that a group's rows
+are all in one split.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from mrta import values
 from mrta.errors import TableError
 from mrta.schema import TableSchema, Task
 
@@ -138,6 +140,73 @@ def make_splits(
         separate_test_file=test_frame is not None,
         notes=tuple(notes),
     )
+
+
+def make_group_splits(
+    frame: pd.DataFrame,
+    schema: TableSchema,
+    group_by: str,
+    options: SplitOptions | None = None,
+    test_frame: pd.DataFrame | None = None,
+) -> Splits:
+    """Split whole groups of `group_by`: every row of a group goes to the group's split.
+
+    Groups are drawn as :func:`make_splits` draws rows (seeded, stratified by the group's class
+    for classification), each represented by its first row with a target; `options.min_rows`
+    counts groups. Rows without a group key, and groups without a target, are in no split.
+    With `test_frame`, the test split is its rows that have a group key.
+    Raises `TableError` when too few groups have a target.
+    """
+    options = options or SplitOptions()
+    codes = _group_codes(frame, group_by)  # (N,) -1 without a key
+    classification = schema.task is not Task.REGRESSION
+    rows, _ = _rows_with_target(frame, schema, classification)
+    rows = rows[codes[rows] >= 0]
+    first = rows[np.unique(codes[rows], return_index=True)[1]]  # (G,) a row per group
+    if len(first) < options.min_rows:
+        raise TableError(
+            f"Only {len(first):,} group(s) of {group_by!r} have a target value; at least "
+            f"{options.min_rows} are needed to train and evaluate: use a table with more groups."
+        )
+    if test_frame is not None:
+        options = replace(options, test_fraction=0.0)
+    drawn = make_splits(frame.iloc[first], schema, options)
+    parts = []
+    for split in (drawn.train, drawn.validation, drawn.test):
+        groups = codes[first[list(split)]]
+        parts.append(_sorted([np.flatnonzero(np.isin(codes, groups))]) if len(groups) else ())
+    notes = [
+        f"Split by {group_by!r}: {len(drawn.train):,} groups to train, "
+        f"{len(drawn.validation):,} to validate and "
+        + (
+            "the test file's groups to test."
+            if test_frame is not None
+            else f"{len(drawn.test):,} to test; a group's rows stay together."
+        )
+    ]
+    if test_frame is not None:
+        schema.require_columns(test_frame)
+        if group_by not in test_frame.columns:
+            raise TableError(f"The test file has no column {group_by!r} to group its rows by.")
+        test_codes = _group_codes(test_frame, group_by)
+        if not (test_codes >= 0).any():
+            raise TableError(f"No row of the test file has a value in {group_by!r}.")
+        parts[2] = tuple(int(i) for i in np.flatnonzero(test_codes >= 0))
+    return Splits(
+        train=parts[0],
+        validation=parts[1],
+        test=parts[2],
+        seed=options.seed,
+        stratified=classification,
+        separate_test_file=test_frame is not None,
+        notes=tuple(notes),
+    )
+
+
+def _group_codes(frame: pd.DataFrame, group_by: str) -> np.ndarray:
+    """Each row's group as a code (-1 for a row without a key). Shape: ``(N,)`` int64."""
+    labels = pd.Series(values.to_labels(frame[group_by]), dtype=object)
+    return pd.factorize(labels, sort=False)[0].astype(np.int64)
 
 
 def _rows_with_target(

@@ -1,6 +1,7 @@
 """Set resolution: grouping, ordering, subsampling, refusals, masking invariance, a short fit,
 and the per-group aggregate baseline."""
 
+import dataclasses
 import time
 
 import numpy as np
@@ -8,12 +9,14 @@ import pandas as pd
 import pytest
 import torch
 
-from mrta.config import ModelConfig
+from mrta.config import ModelConfig, TrainConfig
+from mrta.evaluate import predict_logits
 from mrta.model import model_spec
 from mrta.preprocessing import PreprocessingOptions, Preprocessor
 from mrta.schema import infer_schema
 from mrta.set_data import SetBatch, make_sets, set_baseline_features
 from mrta.set_model import SetAttentionModel, masked_mean_max
+from mrta.train import fit
 
 TINY = ModelConfig(d_token=4, d_model=16, num_layers=2, num_heads=2, dropout=0.1)
 KEEP_LEVELS = PreprocessingOptions(min_category_count=1)
@@ -178,13 +181,12 @@ def set_inputs(sets=4, rows=6, n_num=3, n_cat=2, vocabulary=5):
 
 def set_model(task="binary", n_num=3, n_cat=2, n_classes=None, config=TINY, bind_rows=False):
     return SetAttentionModel(
-        config,
+        dataclasses.replace(config, bind_rows=bind_rows),
         task=task,
         numerical_tokens=[f"n{j}" for j in range(n_num)],
         categorical_tokens=[f"c{j}" for j in range(n_cat)],
         vocabulary_sizes=[5] * n_cat,
         n_classes=n_classes,
-        bind_rows=bind_rows,
     )
 
 
@@ -206,7 +208,8 @@ def test_bind_rows_gives_the_numerical_stream_each_rows_categories():
     assert num.shape == (4, 6, 6 + 2 * TINY.d_token)
     torch.testing.assert_close(num[..., 6:], cat)
     assert model(*inputs).shape == (4, 1)
-    assert SetAttentionModel.from_dict(model.to_dict()).bind_rows
+    assert SetAttentionModel.from_dict(model.to_dict()).config.bind_rows
+    assert set_model(bind_rows=False).row_features(*inputs)[0].shape == (4, 6, 6)
 
 
 @pytest.mark.parametrize("bind_rows", [False, True])
@@ -277,23 +280,18 @@ def test_a_short_fit_learns_a_rule_across_rows(bind_rows):
     schema, preprocessor = prepared(train, options=PreprocessingOptions())
     train_sets = make_sets(train, schema, preprocessor, "g")
     test_sets = make_sets(frame[~frame["g"].isin(train_keys)], schema, preprocessor, "g")
-    spec = {**model_spec(ModelConfig(8, 32, 1, 4, 0.0), preprocessor), "bind_rows": bind_rows}
-    model = SetAttentionModel.from_dict(spec)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    config = ModelConfig(8, 32, 1, 4, 0.0, bind_rows=bind_rows)
+    torch.manual_seed(0)
+    model = SetAttentionModel.from_dict(model_spec(config, preprocessor))
+    result = fit(
+        model,
+        train_sets.select(range(250)),
+        train_sets.select(range(250, 300)),
+        TrainConfig(time_budget=None, max_epochs=20, batch_size=64, learning_rate=3e-3),
+    )
+    assert result.batch_size == 63  # 250 sets in at least four steps an epoch
+    logits = predict_logits(model, test_sets)[:, 0]
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(80):
-        batch = train_sets.select(torch.randperm(len(train_sets), generator=generator)[:64])
-        logits = model(batch.numerical, batch.indicators, batch.categorical, batch.mask)
-        loss = loss_fn(logits[:, 0], batch.target.float())
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.eval()
-    with torch.no_grad():
-        logits = model(
-            test_sets.numerical, test_sets.indicators, test_sets.categorical, test_sets.mask
-        )[:, 0]
     y = test_sets.target.float()
     prior = train_sets.target.float().mean()
     trivial = loss_fn(torch.logit(prior).expand_as(y), y)
