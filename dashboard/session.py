@@ -71,3 +71,67 @@ def adopt_finished_job() -> None:
     if st.session_state.get("run_job") is not job:
         st.session_state["run"], st.session_state["explanation"] = job.result
         st.session_state["run_job"] = job
+
+
+# -- runs opened from a zip or a runs folder (the Open run page) ----------------------------------
+@dataclass
+class RunOrigin:
+    """Where the session's run came from, when it was opened rather than trained here."""
+
+    name: str  # the zip's file name or the run folder's name
+    where: str  # "the uploaded file x.zip", "the runs folder: /srv/runs/x"
+    created: str  # as shown, e.g. "2024-05-01 12:00 UTC"
+    rows: str  # what it is explored on, in words
+
+
+def run_origin() -> RunOrigin | None:
+    """The origin of the session's run when it was opened (``None`` for one trained here)."""
+    stored, run = st.session_state.get("run_origin"), st.session_state.get("run")
+    if stored is None or run is None or stored[0] is not run:
+        return None
+    return stored[1]
+
+
+def unsaved_trained_run() -> bool:
+    """Whether the session holds a run trained in the page (opening another replaces it)."""
+    adopt_finished_job()
+    return st.session_state.get("run") is not None and run_origin() is None
+
+
+def set_opened_run(run, explanation, origin: RunOrigin) -> None:
+    """Make an opened run the session's run, and drop what belonged to the one it replaces:
+    the finished training job that still holds it, cached exports and filters, and Explore's
+    choices (its layers, cohorts and rows may not exist in the new run). The table stays."""
+    job = st.session_state.get("job")
+    if job is not None and not job.running:
+        st.session_state.pop("job", None)
+        st.session_state.pop("run_job", None)
+    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith("x_")]:
+        del st.session_state[key]
+    st.session_state.pop("e_files", None)
+    st.session_state["run"], st.session_state["explanation"] = run, explanation
+    st.session_state["run_origin"] = (run, origin)
+
+
+def adopt_opened_run() -> bool:
+    """Make a finished Open-run job's run the session's run (once); True when it just did."""
+    job = st.session_state.get("open_job")
+    if job is None or job.running or job.result is None or job.cancel.is_set():
+        return False
+    if st.session_state.get("open_job_adopted") is job:
+        return False
+    run, explanation, origin = job.result
+    set_opened_run(run, explanation, origin)
+    st.session_state["open_job_adopted"] = job
+    return True
+
+
+def run_caption() -> str | None:
+    """One line on the session's run for the sidebar: which run, and where it came from."""
+    run = st.session_state.get("run")
+    if run is None:
+        return None
+    origin = run_origin()
+    if origin is None:
+        return f"Run: trained in this page (→ {run.schema.target}); not saved until exported"
+    return f"Run: **{origin.name}** from {origin.where}, saved {origin.created}; {origin.rows}"
