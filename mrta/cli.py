@@ -33,6 +33,7 @@ from mrta.explain import (
 from mrta.reading import read_table
 from mrta.runs import Run, train_run
 from mrta.schema import Role
+from mrta.set_data import MAX_SET_SIZE, SetOptions
 from mrta.train import Progress
 
 DASHBOARD_APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
@@ -181,6 +182,28 @@ def add_train(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="save the table's rows in the run too (needed to analyse it later without the CSV)",
     )
+    sets = p.add_argument_group(
+        "set resolution",
+        "one prediction per group of rows (a portfolio's positions, a patient's visits): the "
+        "rows of a group are the tokens and the target must be the same on all of them",
+    )
+    sets.add_argument("--group-by", metavar="COL", help="the group key: one example per value")
+    sets.add_argument(
+        "--order-by", metavar="COL", help="order a group's rows by this column (e.g. a date)"
+    )
+    sets.add_argument(
+        "--max-set-size",
+        type=int,
+        default=MAX_SET_SIZE,
+        metavar="N",
+        help="larger groups keep a seeded random N of their rows (default: %(default)s)",
+    )
+    sets.add_argument(
+        "--no-bind-rows",
+        action="store_true",
+        help="keep a row's categories out of its numerical token (the layer's plain stream "
+        "split; it cannot tie a row's numbers to its own categories)",
+    )
     p.set_defaults(handler=run_train)
 
 
@@ -192,6 +215,7 @@ def run_train(args: argparse.Namespace) -> int:
         num_layers=args.layers,
         num_heads=args.num_heads,
         dropout=args.dropout,
+        bind_rows=not args.no_bind_rows,
     )
     train_config = replace(
         TrainConfig(),
@@ -213,12 +237,27 @@ def run_train(args: argparse.Namespace) -> int:
         roles=roles,
         test_frame=test_frame,
         callback=bar,
+        sets=_set_options(args),
     )
     bar.finish(run.training.message)
     out = run.save(args.out, include_data=args.save_data)
+    for note in run.splits.notes:
+        print(f"Note: {note}", file=sys.stderr)
     print(metrics_table(run), file=sys.stdout)
     print(f"\nSaved the run to {out}", file=sys.stdout)
     return 0
+
+
+def _set_options(args: argparse.Namespace) -> SetOptions | None:
+    if args.group_by is None:
+        for flag, given in (
+            ("--order-by", args.order_by is not None),
+            ("--max-set-size", args.max_set_size != MAX_SET_SIZE),
+        ):
+            if given:
+                raise ValueError(f"{flag} applies to sets: give --group-by COL as well")
+        return None
+    return SetOptions(args.group_by, args.order_by, args.max_set_size)
 
 
 def _roles(args: argparse.Namespace) -> dict[str, Role]:
@@ -293,10 +332,13 @@ def metrics_table(run: Run) -> str:
     regression = run.schema.task.value == "regression"
     names = REGRESSION_METRICS if regression else CLASSIFICATION_METRICS
     columns = ("model", "hgb", "trivial")
-    headers = ("metric", "model", "gradient boosting", "trivial")
+    sets = run.sets is not None
+    boosting = "gradient boosting on aggregates" if sets else "gradient boosting"
+    headers = ("metric", "model", boosting, "trivial")
     rows = [[name, *(_number(scores[column].get(name)) for column in columns)] for name in names]
     widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
-    lines = [f"Metrics on the {scores['split']} split ({scores['model']['rows']:,} rows):"]
+    examples = f"{scores['model']['rows']:,} {'groups' if sets else 'rows'}"
+    lines = [f"Metrics on the {scores['split']} split ({examples}):"]
     for row in [headers, *rows]:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     return "\n".join(lines)
@@ -311,10 +353,12 @@ def add_predict(commands: argparse._SubParsersAction) -> None:
     p = subcommand(
         commands,
         "predict",
-        help="predict every row of a CSV with a saved run",
+        help="predict every row (or every group, for a set run) of a CSV with a saved run",
         description="Write one prediction per row of DATA.csv, in order: for classification "
         "one probability column per class (named by the class) and 'prediction'; for "
-        "regression 'prediction'.",
+        "regression 'prediction'. A run trained with --group-by predicts one row per group, "
+        "in order of first appearance, led by the group key and n_rows (the rows its set "
+        "was made of).",
     )
     p.add_argument("run", metavar="RUN_DIR", help="a run saved by 'mrta train'")
     p.add_argument("data", metavar="DATA.csv", help="the rows to predict")
@@ -327,7 +371,8 @@ def run_predict(args: argparse.Namespace) -> int:
     frame = read_table(args.data).frame
     predictions = run.predict_frame(frame)
     predictions.to_csv(args.out, index=False)
-    print(f"Wrote {len(predictions):,} predictions to {args.out}", file=sys.stderr)
+    per = "group" if run.sets is not None else "row"
+    print(f"Wrote {len(predictions):,} predictions (one per {per}) to {args.out}", file=sys.stderr)
     return 0
 
 

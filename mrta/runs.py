@@ -23,6 +23,7 @@ baselines), shared by the command line and the dashboard.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -343,6 +344,12 @@ def train_run(
             sets.make(rows, preprocessor, seed=train_config.seed)
             for rows in (train_rows, validation_rows)
         ]
+        notes = [
+            f"{split} sets: {note}"
+            for split, made in zip(("Training", "Validation"), examples, strict=True)
+            for note in made.notes
+        ]
+        splits = dataclasses.replace(splits, notes=(*splits.notes, *notes))
     training = fit(
         model,
         *examples,
