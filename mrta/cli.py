@@ -15,7 +15,7 @@ import importlib.util
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -33,6 +33,7 @@ from mrta.explain import (
 from mrta.reading import read_table
 from mrta.runs import Run, train_run
 from mrta.schema import Role
+from mrta.set_attention import DEFAULT_MAX_SETS, explain_sets, set_maps, write_set_exports
 from mrta.set_data import MAX_SET_SIZE, SetOptions
 from mrta.train import Progress
 
@@ -299,9 +300,13 @@ class ProgressBar:
             progress.event == "step",
         )
 
-    def phase(self, done: int, total: int, message: str) -> None:
+    def phase(self, done: int, total: int, message: str, unit: str = "rows") -> None:
         """The analysis callback: ``(rows done, rows, what is being done)``."""
-        self.draw(done / max(total, 1), f"{message}  {done:,}/{total:,} rows", True)
+        self.draw(done / max(total, 1), f"{message}  {done:,}/{total:,} {unit}", True)
+
+    def phase_of(self, unit: str) -> Callable[[int, int, str], None]:
+        """:meth:`phase` counting `unit` (e.g. ``"sets"``) instead of rows."""
+        return lambda done, total, message: self.phase(done, total, message, unit)
 
     def draw(self, fraction: float, text: str, throttle: bool) -> None:
         now = time.monotonic()
@@ -409,11 +414,31 @@ def add_explain(commands: argparse._SubParsersAction) -> None:
         "(needs a run saved with its data)",
     )
     p.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS, metavar="N")
+    sets = p.add_argument_group(
+        "set runs",
+        "a run trained with --group-by writes sets.csv (each set's prediction), rows.csv (each "
+        "row's attention received per map and rollout share, 1 = an even share, beside its "
+        "values) and summary.csv (the rollout share by each column's levels or quantiles)",
+    )
+    sets.add_argument(
+        "--max-sets",
+        type=int,
+        default=DEFAULT_MAX_SETS,
+        metavar="N",
+        help="analyse at most N groups, a seeded sample of them (default: %(default)s)",
+    )
+    sets.add_argument(
+        "--set",
+        metavar="KEY",
+        help="also write this group's row x row maps (set_maps.npz, set_maps.csv)",
+    )
     p.set_defaults(handler=run_explain)
 
 
 def run_explain(args: argparse.Namespace) -> int:
     run = Run.load(args.run)
+    if run.sets is not None:
+        return _explain_sets(run, args)
     data = Path(args.data).read_bytes()
     frame = read_table(data).frame
     bar = ProgressBar(sys.stderr)
@@ -446,6 +471,30 @@ def run_explain(args: argparse.Namespace) -> int:
         f"({len(atlas.cohorts)} cohorts); wrote "
         + ", ".join(path.name for path in written)
         + f" to {args.out}"
+    )
+    return 0
+
+
+def _explain_sets(run: Run, args: argparse.Namespace) -> int:
+    """`mrta explain` for a run trained with --group-by: per-set and per-row exports."""
+    for flag, given in (
+        ("--cohort", args.cohort),
+        ("--report", args.report),
+        ("--checks", args.checks),
+    ):
+        if given:
+            raise ValueError(f"{flag} applies to runs of one row per example, not to a set run")
+    frame = read_table(args.data).frame
+    bar = ProgressBar(sys.stderr)
+    explanation = explain_sets(run, frame, max_sets=args.max_sets, progress=bar.phase_of("sets"))
+    maps = set_maps(run, frame, args.set) if args.set is not None else None
+    written = write_set_exports(explanation, args.out, maps)
+    sampled = (
+        f" (a seeded sample of {explanation.sampled_from:,})" if explanation.sampled_from else ""
+    )
+    bar.finish(
+        f"Recorded {len(explanation.sets):,} sets{sampled}, {len(explanation.rows):,} rows; "
+        f"wrote {', '.join(path.name for path in written)} to {args.out}"
     )
     return 0
 

@@ -146,3 +146,22 @@ def test_set_flags_without_a_group_key_are_refused(tmp_path, capsys):
     args = ["train", str(data), "--target", "label", "--out", str(tmp_path / "r")]
     assert cli.main([*args, "--order-by", "amount"]) == 1
     assert "--order-by applies to sets: give --group-by COL" in capsys.readouterr().err
+
+
+def test_the_command_line_explains_a_set_run(set_run, tmp_path, capsys):
+    _, path, frame = set_run
+    data, out = tmp_path / "sets.csv", tmp_path / "exports"
+    frame.to_csv(data, index=False)
+    args = ["explain", str(path), str(data), "--out", str(out), "--set", "G0002"]
+    assert cli.main([*args, "--max-sets", "50"]) == 0
+    assert "Recorded 50 sets (a seeded sample of 120)" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "rows.csv",
+        "set_maps.csv",
+        "set_maps.npz",
+        "sets.csv",
+        "summary.csv",
+    ]
+    assert len(pd.read_csv(out / "sets.csv")) == 50
+    assert cli.main([*args, "--report"]) == 1
+    assert "--report applies to runs of one row per example" in capsys.readouterr().err
