@@ -4,7 +4,9 @@ The layer and its recorder are imported here; the rest lives in one module per i
 ``mrta.reading``, ``mrta.schema``, ``mrta.preprocessing``, ``mrta.splits`` (tables),
 ``mrta.model``, ``mrta.train``, ``mrta.evaluate``, ``mrta.runs`` (training),
 ``mrta.aggregate``, ``mrta.rollout``, ``mrta.heads``, ``mrta.analysis``, ``mrta.explain``
-(attention analysis), ``mrta.figures`` and ``mrta.export`` (outputs), ``mrta.cli``.
+(attention analysis), ``mrta.set_data``, ``mrta.set_model``, ``mrta.set_attention`` (set
+resolution: one example per group of rows), ``mrta.figures`` and ``mrta.export`` (outputs),
+``mrta.cli``.
 """
 
 from mrta.attention import AttentionBlock
@@ -14,6 +16,8 @@ from mrta.layer import MAP_IDS, MAP_LABELS, MultiResolutionTabularAttention
 from mrta.model import TabularAttentionModel
 from mrta.recorder import AttentionRecorder, RecordingLimitError
 from mrta.runs import Run, RunError, train_run
+from mrta.set_data import SetOptions
+from mrta.set_model import SetAttentionModel
 from mrta.train import Progress, TrainResult, fit
 
 __all__ = [
@@ -27,6 +31,8 @@ __all__ = [
     "RecordingLimitError",
     "Run",
     "RunError",
+    "SetAttentionModel",
+    "SetOptions",
     "TabularAttentionModel",
     "TrainConfig",
     "TrainResult",
