@@ -12,6 +12,7 @@ labels, the first rows of a set), not what the model computes.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -223,7 +224,7 @@ def make_sets(
         )
 
     rows = _ordered_rows(frame, schema, codes, order_by)  # (N',) positions, grouped
-    rows, cut = _subsample(rows, codes[rows], max_set_size, seed)
+    rows, cut = _subsample(rows, codes[rows], keys, max_set_size, seed)
     if cut:
         notes.append(
             f"{cut:,} group(s) have more than {max_set_size:,} rows; each keeps a random "
@@ -415,18 +416,23 @@ def _sort_values(frame: pd.DataFrame, schema: TableSchema, column: str) -> pd.Se
 
 
 def _subsample(
-    rows: np.ndarray, group_of: np.ndarray, max_set_size: int, seed: int
+    rows: np.ndarray, group_of: np.ndarray, keys: Sequence[object], max_set_size: int, seed: int
 ) -> tuple[np.ndarray, int]:
     """Keep a random `max_set_size` rows of each larger group, in their order; and how many
-    groups were cut. Shape: rows, group_of ``(N',)`` grouped -> ``(N'',)``."""
-    sizes = np.bincount(group_of)  # (G,)
+    groups were cut. Each group's draw is seeded by `seed` and its own key, so a group keeps
+    the same rows whichever other groups the table holds.
+
+    Shape: rows, group_of ``(N',)`` grouped -> ``(N'',)``.
+    """
+    sizes = np.bincount(group_of, minlength=len(keys))  # (G,)
     large = np.flatnonzero(sizes > max_set_size)
     if not len(large):
         return rows, 0
-    rng = np.random.default_rng(seed)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     keep = np.ones(len(rows), dtype=bool)
     for group in large:
+        key = zlib.crc32(str(keys[group]).encode())
+        rng = np.random.default_rng([seed, key])
         dropped = rng.choice(sizes[group], size=sizes[group] - max_set_size, replace=False)
         keep[starts[group] + dropped] = False
     return rows[keep], len(large)

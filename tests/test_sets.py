@@ -2,7 +2,6 @@
 and the per-group aggregate baseline."""
 
 import dataclasses
-import time
 
 import numpy as np
 import pandas as pd
@@ -116,6 +115,9 @@ def test_large_groups_are_subsampled_reproducibly_in_their_order():
     assert len(a) == 10 and set(a) <= set(range(30)) and np.all(np.diff(a) > 0)
     assert b.tolist() == [30, 31, 32, 33] + [-1] * 6
     assert set(c) <= set(range(34, 46)) and np.all(np.diff(c) > 0)
+    # a group keeps the same rows whichever other groups the table holds
+    alone = make_sets(frame[frame["g"] == "c"], schema, preprocessor, "g", max_set_size=10)
+    assert (alone.row_index[0] + 34).tolist() == c.tolist()
 
 
 def test_groups_whose_target_differs_are_refused_with_examples():
@@ -273,7 +275,6 @@ def test_round_trips_through_the_row_models_spec():
 @pytest.mark.parametrize("bind_rows", [False, True])
 def test_a_short_fit_learns_a_rule_across_rows(bind_rows):
     torch.set_num_threads(1)
-    start = time.perf_counter()
     frame = planted_table(400, seed=1)
     train_keys = {f"G{group:04d}" for group in range(300)}
     train = frame[frame["g"].isin(train_keys)]
@@ -296,7 +297,6 @@ def test_a_short_fit_learns_a_rule_across_rows(bind_rows):
     prior = train_sets.target.float().mean()
     trivial = loss_fn(torch.logit(prior).expand_as(y), y)
     assert loss_fn(logits, y) < 0.8 * trivial
-    assert time.perf_counter() - start < 10
 
 
 # --- baseline -------------------------------------------------------------------------------
