@@ -27,11 +27,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 from mrta import values
@@ -300,6 +301,31 @@ def _frame_families(spec: CohortSpec, frame: pd.DataFrame | None, n_rows: int) -
     return families
 
 
+@dataclass(frozen=True)
+class Shard:
+    """One process's part of a collection spread over a ``torch.distributed`` group.
+
+    The process records a contiguous block of the rows (:meth:`rows`: every row in exactly one
+    block, block sizes differing by at most one), and the float64 sums of every process are
+    then added up (all-reduce), so that each ends with the atlas of all the rows.
+    """
+
+    rank: int
+    world_size: int
+    group: Any = None  # the process group; None: the default one
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank must be in [0, {self.world_size}), got {self.rank}")
+
+    def rows(self, n_rows: int) -> slice:
+        """This process's block of `n_rows` rows (empty when there are fewer rows than
+        processes)."""
+        return slice(
+            self.rank * n_rows // self.world_size, (self.rank + 1) * n_rows // self.world_size
+        )
+
+
 # -- the atlas -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CohortMap:
@@ -477,6 +503,7 @@ def collect_attention(
     batch_size: int = DEFAULT_BATCH_SIZE,
     targets: Tensor | np.ndarray | None = None,
     progress: Progress | None = None,
+    shard: Shard | None = None,
 ) -> AttentionAtlas:
     """Run ``model`` over ``data`` once and aggregate its attention per cohort.
 
@@ -489,6 +516,10 @@ def collect_attention(
         cohorts: which cohorts; ``None`` means classes only.
         targets: true classes ``(N,)``, overriding ``data.target``.
         progress: called after each batch with ``(rows done, rows, message)``.
+        shard: record only this process's block of the rows and add up the sums of all the
+            processes of its group (every one calls this with the same arguments); the atlas
+            is the one of all the rows, on every process. Cohorts (deciles, ...) are made from
+            all the rows, as without it.
     """
     numerical, indicators, categorical, target = split_inputs(data, targets)
     n_rows = len(numerical)
@@ -502,12 +533,23 @@ def collect_attention(
     families: list[_Family] | None = None
     stream = AttentionRecorder(model, mode="stream", cohorts=True)
     sums = sums_sq = counts = None
+    block = slice(0, n_rows) if shard is None else shard.rows(n_rows)
     was_training = model.training
     model.eval()
     try:
+        if shard is not None:
+            # What every process must know before the sums are added up, even one without
+            # rows: the cohorts, the maps' shapes and the width of the per-row features.
+            with AttentionRecorder(model, mode="keep") as probe, torch.no_grad():
+                logits = model(
+                    numerical[:1].to(device), indicators[:1].to(device), categorical[:1].to(device)
+                )
+            families = _class_families(spec, task, logits.shape[-1], target) + frame_families
+            shapes = {key: tuple(probe.weights(*key).shape[1:]) for key in probe.keys}
+            width = _row_features(probe).shape[1]
         with stream, torch.no_grad():
-            for start in range(0, n_rows, batch_size):
-                rows = slice(start, min(start + batch_size, n_rows))
+            for start in range(block.start, block.stop, batch_size):
+                rows = slice(start, min(start + batch_size, block.stop))
                 with AttentionRecorder(model, mode="keep") as kept:
                     logits = model(
                         numerical[rows].to(device),
@@ -534,13 +576,45 @@ def collect_attention(
                 sums_sq += weights @ features**2
                 counts += membership.sum(axis=1)
                 if progress is not None:
-                    progress(rows.stop, n_rows, "recording attention")
+                    progress(
+                        rows.stop - block.start, block.stop - block.start, "recording attention"
+                    )
     finally:
         model.train(was_training)
+    if shard is not None:
+        assert families is not None
+        sums, sums_sq, counts = _all_reduce(
+            shard, stream, families, shapes, width, sums, sums_sq, counts
+        )
     assert families is not None and sums is not None and sums_sq is not None
     keys = [ALL_ROWS, *_keys(families)]
     labels = ["all rows", *(label for family in families for label in family.labels)]
     return _build_atlas(stream, keys, labels, counts, sums, sums_sq)
+
+
+def _all_reduce(
+    shard: Shard,
+    stream: AttentionRecorder,
+    families: Sequence[_Family],
+    shapes: Mapping[MapKey, tuple[int, ...]],
+    width: int,
+    sums: np.ndarray | None,
+    sums_sq: np.ndarray | None,
+    counts: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The sums of every process of the shard's group: the recorder's maps, and the per-row
+    features' sums, sums of squares and counts ``(1 + K, ...)`` (zeros where none)."""
+    stream.all_reduce([ALL, *_keys(families)], shapes, group=shard.group)
+    n_cohorts = 1 + len(_keys(families))
+    packed = torch.zeros(n_cohorts, 2 * width + 1, dtype=torch.float64)
+    if sums is not None:
+        assert sums_sq is not None and counts is not None
+        packed[:, :width] = torch.from_numpy(sums)
+        packed[:, width:-1] = torch.from_numpy(sums_sq)
+        packed[:, -1] = torch.from_numpy(counts.astype(np.float64))
+    dist.all_reduce(packed, op=dist.ReduceOp.SUM, group=shard.group)
+    packed_ = packed.numpy()
+    return packed_[:, :width], packed_[:, width:-1], packed_[:, -1].round().astype(np.int64)
 
 
 def _keys(families: Sequence[_Family]) -> list[CohortKey]:

@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from mrta import distributed
 from mrta.config import DEVICES, ModelConfig, TrainConfig
 from mrta.evaluate import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from mrta.explain import (
@@ -62,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra and not args.passes_on_arguments:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what --nproc passes to workers
     try:
         return args.handler(args) or 0
     except KeyboardInterrupt:
@@ -205,10 +207,13 @@ def add_train(commands: argparse._SubParsersAction) -> None:
         help="keep a row's categories out of its numerical token (the layer's plain stream "
         "split; it cannot tie a row's numbers to its own categories)",
     )
+    _add_nproc(p, "train")
     p.set_defaults(handler=run_train)
 
 
 def run_train(args: argparse.Namespace) -> int:
+    if distributed.launches(args.nproc):
+        return distributed.launch(args.argv, args.nproc)
     roles = _roles(args)
     model_config = replace(
         ModelConfig(),
@@ -228,8 +233,8 @@ def run_train(args: argparse.Namespace) -> int:
     )
     frame = read_table(args.data).frame
     test_frame = read_table(args.test).frame if args.test else None
-    bar = ProgressBar(sys.stderr)
-    run = train_run(
+    bar = ProgressBar(sys.stderr) if distributed.is_leader() else None
+    run = (distributed.train_run if distributed.in_worker() else train_run)(
         frame,
         args.target,
         model_config=model_config,
@@ -240,6 +245,8 @@ def run_train(args: argparse.Namespace) -> int:
         callback=bar,
         sets=_set_options(args),
     )
+    if run is None:  # a distributed worker other than rank 0, which reports and saves
+        return 0
     bar.finish(run.training.message)
     out = run.save(args.out, include_data=args.save_data)
     for note in run.splits.notes:
@@ -247,6 +254,18 @@ def run_train(args: argparse.Namespace) -> int:
     print(metrics_table(run), file=sys.stdout)
     print(f"\nSaved the run to {out}", file=sys.stdout)
     return 0
+
+
+def _add_nproc(p: argparse.ArgumentParser, command: str) -> None:
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        metavar="N",
+        help=f"{command} on N worker processes of this machine, launched by torchrun (CPU: "
+        "gloo, the cores shared among them; CUDA: NCCL, one GPU each); for several machines "
+        f"run 'torchrun ... -m mrta {command} ...' instead (default: %(default)s)",
+    )
 
 
 def _set_options(args: argparse.Namespace) -> SetOptions | None:
@@ -432,6 +451,7 @@ def add_explain(commands: argparse._SubParsersAction) -> None:
         metavar="KEY",
         help="also write this group's row x row maps (set_maps.npz, set_maps.csv)",
     )
+    _add_nproc(p, "explain")
     p.set_defaults(handler=run_explain)
 
 
@@ -439,6 +459,8 @@ def run_explain(args: argparse.Namespace) -> int:
     run = Run.load(args.run)
     if run.sets is not None:
         return _explain_sets(run, args)
+    if distributed.launches(args.nproc):
+        return distributed.launch(args.argv, args.nproc)
     data = Path(args.data).read_bytes()
     frame = read_table(data).frame
     bar = ProgressBar(sys.stderr)
@@ -446,6 +468,12 @@ def run_explain(args: argparse.Namespace) -> int:
     source = f"sha256:{hashlib.sha256(data).hexdigest()}:max_rows={args.max_rows}"
     explanation = load_explanation(args.run, source)
     cached = explanation is not None and (explanation.ablation is not None or not args.checks)
+    if distributed.in_worker():  # the workers record a shard each; rank 0 carries on alone
+        explanation = distributed.explain(
+            run, frame, explanation, max_rows=args.max_rows, progress=bar.phase
+        )
+        if explanation is None:
+            return 0
     if explanation is None:
         explanation = explain(run, frame, max_rows=args.max_rows, progress=bar.phase)
     if args.checks and explanation.ablation is None:
@@ -481,6 +509,7 @@ def _explain_sets(run: Run, args: argparse.Namespace) -> int:
         ("--cohort", args.cohort),
         ("--report", args.report),
         ("--checks", args.checks),
+        ("--nproc", args.nproc != 1 or distributed.in_worker()),
     ):
         if given:
             raise ValueError(f"{flag} applies to runs of one row per example, not to a set run")

@@ -28,6 +28,7 @@ from mrta.aggregate import (
     CohortKey,
     CohortSpec,
     Progress,
+    Shard,
     collect_attention,
     token_frame,
 )
@@ -90,8 +91,14 @@ def explain(
     max_rows: int = DEFAULT_MAX_ROWS,
     seed: int = 0,
     progress: Progress | None = None,
+    shard: Shard | None = None,
 ) -> Explanation:
-    """Record attention over ``frame`` (default: the run's own table) and derive every view."""
+    """Record attention over ``frame`` (default: the run's own table) and derive every view.
+
+    With ``shard``, this process records its block of the rows and the sums of every process
+    of the shard's group are added up (see :func:`~mrta.aggregate.collect_attention`): every
+    process calls it alike and gets the explanation of all the rows.
+    """
     frame = _table(run, frame)
     rows = analysed_rows(run, frame, max_rows, seed)
     encoded = run.preprocessor.transform(rows)
@@ -99,9 +106,13 @@ def explain(
     classification = run.schema.task.value != "regression"
     spec = CohortSpec.for_frame(tokens, class_labels=run.class_labels, classes=classification)
     step = _phases(progress, ("recording attention", "recording the untrained model"))
-    atlas = collect_attention(run.model, encoded, tokens, spec, progress=step(0))
+    atlas = collect_attention(run.model, encoded, tokens, spec, progress=step(0), shard=shard)
     untrained = collect_attention(
-        run.untrained_model(), encoded, cohorts=CohortSpec(classes=False), progress=step(1)
+        run.untrained_model(),
+        encoded,
+        cohorts=CohortSpec(classes=False),
+        progress=step(1),
+        shard=shard,
     )
     return Explanation(
         atlas=atlas,

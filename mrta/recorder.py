@@ -27,11 +27,13 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+import math
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 from mrta.attention import AttentionBlock
@@ -256,6 +258,69 @@ class AttentionRecorder:
                 stats.total += sums[i]
                 stats.total_sq += sums_sq[i]
             stats.count += int(counts[i])
+
+    # -- combining -------------------------------------------------------------------------
+    def all_reduce(
+        self,
+        cohorts: Sequence[Hashable],
+        shapes: Mapping[MapKey, Sequence[int]] | None = None,
+        group: Any = None,
+    ) -> None:
+        """Stream mode: add up the statistics of every process of a ``torch.distributed``
+        group, each of which recorded other rows; afterwards each holds those of all the rows.
+
+        Every process calls it with the same `cohorts` (those it may have streamed, in one
+        order) and `shapes` (``(H, Tq, Tk)`` per map; default: the maps recorded here, which
+        a process that recorded nothing must give). Per map, one float64 all-reduce (SUM) of
+        each cohort's sum and sum of squares of the weights and its row count; each process
+        then centres them on its own shift again. Cohorts not in `cohorts` are dropped.
+        """
+        if self.mode != "stream":
+            raise ValueError("all_reduce needs mode='stream': keep mode holds no sums")
+        self.commit()
+        shapes = shapes if shapes is not None else {k: self._shape(k) for k in self.stats}
+        for key in sorted(shapes):
+            shape = tuple(shapes[key])
+            per_cohort = self.stats.get(key, {})
+            size = math.prod(shape)
+            moments = torch.zeros(len(cohorts), 2 * size + 1, dtype=torch.float64)
+            for i, cohort in enumerate(cohorts):
+                stats = per_cohort.get(cohort)
+                if stats is None:
+                    continue
+                shift = torch.as_tensor(stats.shift, dtype=torch.float64).expand(shape)
+                n = stats.count
+                total = stats.total + n * shift  # the plain sums, without the shift
+                moments[i, :size] = total.reshape(-1)
+                moments[i, size:-1] = (
+                    stats.total_sq + 2 * shift * stats.total + n * shift.square()
+                ).reshape(-1)
+                moments[i, -1] = n
+            dist.all_reduce(moments, op=dist.ReduceOp.SUM, group=group)
+            shift = self._shifts.get(key)
+            if shift is None:  # nothing recorded here: centre on the first cohort's mean
+                counted = moments[moments[:, -1] > 0]
+                shift = (
+                    counted[0, :size] / counted[0, -1]
+                    if len(counted)
+                    else torch.zeros(size, dtype=torch.float64)
+                )
+                self._shifts[key] = shift
+            c = shift.view(shape)
+            reduced: dict[Hashable, StreamStats] = {}
+            for i, cohort in enumerate(cohorts):
+                n = int(moments[i, -1])
+                if n == 0:
+                    continue
+                total = moments[i, :size].view(shape)
+                total_sq = moments[i, size:-1].view(shape)
+                reduced[cohort] = StreamStats(
+                    total - n * c, total_sq - 2 * c * total + n * c.square(), n, c
+                )
+            self.stats[key] = reduced
+
+    def _shape(self, key: MapKey) -> tuple[int, ...]:
+        return tuple(next(iter(self.stats[key].values())).total.shape)
 
     # -- reading ---------------------------------------------------------------------------
     @property

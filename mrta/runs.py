@@ -23,13 +23,13 @@ baselines), shared by the command line and the dashboard.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
 import math
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -48,7 +48,7 @@ from mrta.evaluate import (
     to_predictions,
 )
 from mrta.model import TabularAttentionModel, build_model, model_spec
-from mrta.preprocessing import PreprocessingOptions, Preprocessor
+from mrta.preprocessing import Examples, PreprocessingOptions, Preprocessor
 from mrta.reading import read_table
 from mrta.schema import Role, TableSchema, Task, infer_schema
 from mrta.set_data import SetOptions, group_targets
@@ -316,70 +316,120 @@ def train_run(
     from per-group aggregates.
     Raises ``TableError`` for a table that cannot be used, ``ValueError`` for bad settings.
     """
+    plan = RunPlan.prepare(
+        frame,
+        target,
+        task=task,
+        roles=roles,
+        test_frame=test_frame,
+        split_options=split_options,
+        sets=sets,
+    )
+    preprocessor = Preprocessor.fit(plan.train_rows, plan.schema, preprocessing_options)
     model_config = model_config or ModelConfig()
     train_config = train_config or TrainConfig()
-    if sets is not None:
-        roles = {sets.group_by: Role.IGNORED, **(roles or {})}
-    schema = infer_schema(frame, target, task=task, roles=roles)
-    if sets is None:
-        splits = make_splits(frame, schema, split_options, test_frame)
-    else:
-        group_targets(frame, schema, sets.group_by)  # refuses groups whose target varies
-        splits = make_group_splits(frame, schema, sets.group_by, split_options, test_frame)
-    train_rows, validation_rows = (
-        frame.iloc[list(indices)] for indices in (splits.train, splits.validation)
-    )
-    test_rows = (test_frame if test_frame is not None else frame).iloc[list(splits.test)]
-    if len(test_rows) == 0:
-        raise TableError("The test split is empty: keep a test fraction or give a test file.")
-    preprocessor = Preprocessor.fit(train_rows, schema, preprocessing_options)
-    init_seed = train_config.seed
-    spec = model_spec(model_config, preprocessor)
-    if sets is None:
-        model = build_model(spec, init_seed)
-        examples = [preprocessor.transform(rows) for rows in (train_rows, validation_rows)]
-    else:
-        model = build_model(spec, init_seed, SetAttentionModel)
-        examples = [
-            sets.make(rows, preprocessor, seed=train_config.seed)
-            for rows in (train_rows, validation_rows)
-        ]
-        notes = [
-            f"{split} sets: {note}"
-            for split, made in zip(("Training", "Validation"), examples, strict=True)
-            for note in made.notes
-        ]
-        splits = dataclasses.replace(splits, notes=(*splits.notes, *notes))
+    model, train, validation = plan.build(preprocessor, model_config, train_config.seed)
     training = fit(
         model,
-        *examples,
+        train,
+        validation,
         train_config,
         target_mean=preprocessor.target_mean,
         target_std=preprocessor.target_std,
         callback=callback,
         cancel=cancel,
     )
-    compare = dict(seed=train_config.seed, threads=training.threads)
-    if sets is None:
-        scores = compare_with_baselines(
-            model, preprocessor, train_rows, validation_rows, test_rows, **compare
+    return plan.complete(model, preprocessor, train_config, training)
+
+
+@dataclass
+class RunPlan:
+    """The steps of :func:`train_run` around fitting the preprocessor and training, for the
+    pipelines that do those two their own way (:func:`mrta.distributed.train_run`)."""
+
+    frame: pd.DataFrame
+    test_frame: pd.DataFrame | None
+    schema: TableSchema
+    splits: Splits  # :meth:`build` adds the notes of making sets
+    sets: SetOptions | None
+    train_rows: pd.DataFrame
+    validation_rows: pd.DataFrame
+    test_rows: pd.DataFrame
+
+    @classmethod
+    def prepare(
+        cls,
+        frame: pd.DataFrame,
+        target: str,
+        *,
+        task: Task | str | None = None,
+        roles: Mapping[str, Role | str] | None = None,
+        test_frame: pd.DataFrame | None = None,
+        split_options: SplitOptions | None = None,
+        sets: SetOptions | None = None,
+    ) -> RunPlan:
+        """The schema and the split (of rows, or of whole groups with `sets`) of a table."""
+        if sets is not None:
+            roles = {sets.group_by: Role.IGNORED, **(roles or {})}
+        schema = infer_schema(frame, target, task=task, roles=roles)
+        if sets is None:
+            splits = make_splits(frame, schema, split_options, test_frame)
+        else:
+            group_targets(frame, schema, sets.group_by)  # refuses groups whose target varies
+            splits = make_group_splits(frame, schema, sets.group_by, split_options, test_frame)
+        train_rows, validation_rows = (
+            frame.iloc[list(indices)] for indices in (splits.train, splits.validation)
         )
-    else:
-        scores = compare_sets_with_baselines(
-            model, preprocessor, sets, train_rows, validation_rows, test_rows, **compare
+        test_rows = (test_frame if test_frame is not None else frame).iloc[list(splits.test)]
+        if len(test_rows) == 0:
+            raise TableError("The test split is empty: keep a test fraction or give a test file.")
+        return cls(frame, test_frame, schema, splits, sets, train_rows, validation_rows, test_rows)
+
+    def build(
+        self, preprocessor: Preprocessor, model_config: ModelConfig, seed: int
+    ) -> tuple[TabularAttentionModel | SetAttentionModel, Examples, Examples]:
+        """The model with the initial weights of `seed`, and the encoded training and
+        validation examples: rows, or sets (a group's rows subsampled with `seed`)."""
+        spec = model_spec(model_config, preprocessor)
+        rows = (self.train_rows, self.validation_rows)
+        if self.sets is None:
+            train, validation = (preprocessor.transform(part) for part in rows)
+            return build_model(spec, seed), train, validation
+        train, validation = (self.sets.make(part, preprocessor, seed=seed) for part in rows)
+        notes = [
+            f"{split} sets: {note}"
+            for split, made in (("Training", train), ("Validation", validation))
+            for note in made.notes
+        ]
+        self.splits = replace(self.splits, notes=(*self.splits.notes, *notes))
+        return build_model(spec, seed, SetAttentionModel), train, validation
+
+    def complete(
+        self,
+        model: TabularAttentionModel | SetAttentionModel,
+        preprocessor: Preprocessor,
+        train_config: TrainConfig,
+        training: TrainResult,
+    ) -> Run:
+        """The trained model scored on the test split beside the baselines, as a :class:`Run`."""
+        rows = (self.train_rows, self.validation_rows, self.test_rows)
+        compare = {"seed": train_config.seed, "threads": training.threads}
+        if self.sets is None:
+            scores = compare_with_baselines(model, preprocessor, *rows, **compare)
+        else:
+            scores = compare_sets_with_baselines(model, preprocessor, self.sets, *rows, **compare)
+        return Run(
+            model,
+            preprocessor,
+            self.splits,
+            train_config=train_config,
+            init_seed=train_config.seed,
+            metrics={"split": "test", **scores},
+            training=training,
+            frame=self.frame,
+            test_frame=self.test_frame,
+            sets=self.sets,
         )
-    return Run(
-        model,
-        preprocessor,
-        splits,
-        train_config=train_config,
-        init_seed=init_seed,
-        metrics={"split": "test", **scores},
-        training=training,
-        frame=frame,
-        test_frame=test_frame,
-        sets=sets,
-    )
 
 
 def _verified_files(path: Path) -> dict[str, bytes]:

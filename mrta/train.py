@@ -13,6 +13,14 @@ that slows down mid-run still ends its schedule on time, and no step starts that
 step and validation times say would end past the budget. With a seed and no time budget, a CPU
 run is reproducible to the bit; with one, the number of steps taken is recorded, and the thread
 count may be chosen by timing (:class:`ThreadChoice`).
+
+With ``distributed=True`` (in a worker of a torchrun launch, see :mod:`mrta.distributed`) the
+model trains with :class:`~torch.nn.parallel.DistributedDataParallel`: each worker takes its part
+of the same seeded permutation every epoch (:class:`~torch.utils.data.distributed.
+DistributedSampler`), a batch of ``batch_size`` examples is split among the workers, rank 0
+evaluates the validation rows and broadcasts the result, and before every step the workers agree
+on the time spent and on whether to stop, so that they all take the same steps at the same
+learning rates and stop together.
 """
 
 from __future__ import annotations
@@ -23,16 +31,21 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data.distributed import DistributedSampler
 
 from mrta.config import TrainConfig, default_threads
 from mrta.evaluate import batch_limit, metrics, predict_logits, to_predictions
 from mrta.preprocessing import Examples
+
+if TYPE_CHECKING:
+    from mrta.distributed import World
 
 #: Why training ended.
 STOP_REASONS = ("max_epochs", "time_budget", "early_stopping", "cancelled", "nan_loss")
@@ -73,6 +86,8 @@ class TrainResult:
     batch_size: int
     device: str
     threads: int | None
+    world_size: int = 1  # workers that trained together (distributed data parallel)
+    backend: str | None = None  # their torch.distributed backend
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""
@@ -117,6 +132,7 @@ def fit(
     target_std: float | None = None,
     callback: Callable[[Progress], None] | None = None,
     cancel: Cancel = None,
+    distributed: bool = False,
 ) -> TrainResult:
     """Train `model` in place and leave it with the weights of its best validation loss.
 
@@ -133,6 +149,11 @@ def fit(
         callback: called with a :class:`Progress` after every step and every epoch.
         cancel: a ``threading.Event`` or a callable; once set or true, training stops
             before the next step and keeps the best weights so far.
+        distributed: train as one worker of the initialised default process group (see the
+            module docstring): every worker calls ``fit`` with the same model, rows and
+            config; the device is the worker's own, ``threads`` (default: the cores shared
+            among this machine's workers) is per worker, and training stops on every worker
+            at the same step.
 
     Raises ``ValueError`` for a table without targets or an unavailable device.
     """
@@ -140,10 +161,18 @@ def fit(
     for name, table in (("training", train), ("validation", validation)):
         if table.target is None or len(table) == 0:
             raise ValueError(f"the {name} rows need targets, and at least one row")
-    device = resolve_device(config.device)
+    world = None
+    if distributed:
+        from mrta.distributed import World  # here: mrta.distributed imports this module
+
+        world = World.current()
+    device = resolve_device(config.device) if world is None else world.device
     threads = (config.threads or default_threads()) if device.type == "cpu" else None
     choice = None
-    if (
+    if world is not None:
+        # no timing of thread counts: the workers' step times must not depend on it
+        threads = (config.threads or world.cpu_threads()) if device.type == "cpu" else None
+    elif (
         threads is not None
         and threads > 1
         and config.threads is None
@@ -153,9 +182,10 @@ def fit(
         threads = 1  # where the choice starts
     rng_devices = [device.index or 0] if device.type == "cuda" else []
     with _torch_threads(threads), torch.random.fork_rng(devices=rng_devices):
-        torch.manual_seed(config.seed)
+        # the workers share the shuffles (seeded apart) but not their dropout masks
+        torch.manual_seed(config.seed + (world.rank if world is not None else 0))
         return _Trainer(
-            model, train, validation, config, device, choice, target_mean, target_std
+            model, train, validation, config, device, choice, target_mean, target_std, world
         ).run(callback, cancel)
 
 
@@ -172,8 +202,10 @@ class _Trainer:
         thread_choice: ThreadChoice | None,
         target_mean: float | None,
         target_std: float | None,
+        world: World | None = None,
     ) -> None:
         self.model = model.to(device)
+        self.world = world
         self.config = config
         self.device = device
         self.thread_choice = thread_choice
@@ -189,7 +221,31 @@ class _Trainer:
             batch_limit(config.batch_size, train, TRAIN_PAIRS),
             max(1, math.ceil(self.n_rows / MIN_STEPS_PER_EPOCH)),
         )
-        self.steps_per_epoch = math.ceil(self.n_rows / self.batch_size)
+        self.local_batch = self.batch_size  # examples per step on this process
+        self.sampler: DistributedSampler | None = None
+        self.forward: nn.Module = self.model
+        self.time_fraction = 0.0  # distributed: the largest time fraction, agreed at each step
+        if world is None:
+            self.steps_per_epoch = math.ceil(self.n_rows / self.batch_size)
+        else:
+            # A batch of `batch_size` examples split among the workers: the same steps per
+            # epoch and the same gradient (DDP averages) as one process, up to rounding.
+            self.local_batch = math.ceil(self.batch_size / world.size)
+            self.batch_size = self.local_batch * world.size
+            self.sampler = DistributedSampler(
+                range(self.n_rows),
+                num_replicas=world.size,
+                rank=world.rank,
+                shuffle=True,
+                seed=config.seed,
+            )
+            self.steps_per_epoch = math.ceil(self.sampler.num_samples / self.local_batch)
+            # static_graph: a table with one type of column leaves some blocks unused
+            self.forward = DistributedDataParallel(
+                self.model,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                static_graph=True,
+            )
         self.planned_steps = config.max_epochs * self.steps_per_epoch
         self.optimizer = torch.optim.AdamW(
             parameter_groups(model, config.weight_decay), lr=config.learning_rate
@@ -223,7 +279,11 @@ class _Trainer:
         """Progress through the planned training: steps, or time spent under a budget."""
         fraction = (self.step + steps_ahead) / self.planned_steps
         if self.config.time_budget is not None:
-            fraction = max(fraction, self.elapsed() / self.config.time_budget)
+            if self.world is not None:  # the time fraction the workers agreed on at this step
+                spent = self.time_fraction
+            else:
+                spent = self.elapsed() / self.config.time_budget
+            fraction = max(fraction, spent)
         return min(fraction, 1.0)
 
     def next_step_seconds(self) -> float:
@@ -232,7 +292,22 @@ class _Trainer:
         return self.step_seconds / max(self.step, 1) + self.evaluation_seconds
 
     def evaluate(self, epoch: int, train_loss: float | None) -> dict[str, Any]:
-        """Validation loss and metrics; appended to the history."""
+        """Validation loss and metrics; appended to the history.
+
+        Distributed: rank 0 evaluates and every worker takes its entry, so that their
+        decisions agree."""
+        if self.world is not None:
+            entry = self._evaluate(epoch, train_loss) if self.world.leader else None
+            entry, self.evaluation_seconds = self.world.broadcast_json(
+                [entry, self.evaluation_seconds]
+            )
+            self.history.append(entry)
+            return entry
+        entry = self._evaluate(epoch, train_loss)
+        self.history.append(entry)
+        return entry
+
+    def _evaluate(self, epoch: int, train_loss: float | None) -> dict[str, Any]:
         start = time.perf_counter()
         logits = predict_logits(self.model, self.validation)  # (N, n_outputs)
         loss = float(self.loss(logits, self.validation_target))
@@ -248,7 +323,6 @@ class _Trainer:
             "validation_loss": loss,
             "validation": scores,
         }
-        self.history.append(entry)
         self.evaluation_seconds = time.perf_counter() - start
         return entry
 
@@ -313,6 +387,8 @@ class _Trainer:
             batch_size=self.batch_size,
             device=str(self.device),
             threads=torch.get_num_threads() if self.device.type == "cpu" else None,
+            world_size=1 if self.world is None else self.world.size,
+            backend=None if self.world is None else self.world.backend,
         )
 
     def train_epoch(
@@ -327,10 +403,22 @@ class _Trainer:
         self.model.train()
         budget = self.config.time_budget
         losses: list[float] = []
-        for rows in torch.randperm(self.n_rows, generator=self.shuffle).split(self.batch_size):
-            if _cancelled(cancel):
+        if self.sampler is None:
+            order = torch.randperm(self.n_rows, generator=self.shuffle)
+        else:
+            self.sampler.set_epoch(epoch)
+            order = torch.tensor(list(self.sampler), dtype=torch.int64)  # this worker's part
+        for rows in order.split(self.local_batch):
+            cancelled = _cancelled(cancel)
+            over = budget is not None and self.elapsed() + self.next_step_seconds() >= budget
+            if self.world is not None:
+                # Every worker stops at the same step, at the same learning rate.
+                spent = self.elapsed() / budget if budget is not None else 0.0
+                agreed = self.world.all_max([float(cancelled), float(over), spent])
+                cancelled, over, self.time_fraction = bool(agreed[0]), bool(agreed[1]), agreed[2]
+            if cancelled:
                 return losses, ("cancelled", "Training was cancelled.")
-            if budget is not None and self.elapsed() + self.next_step_seconds() >= budget:
+            if over:
                 return losses, ("time_budget", f"Stopped at the time budget of {budget:g} s.")
             loss = self.train_step(rows.to(self.device))
             if not math.isfinite(loss):
@@ -364,9 +452,11 @@ class _Trainer:
             group["lr"] = self.learning_rate
         inputs = self.train.select(rows).model_inputs()
         with torch.autocast(self.device.type, torch.bfloat16, enabled=self.device.type == "cuda"):
-            logits = self.model(*inputs)  # (B, n_outputs)
+            logits = self.forward(*inputs)  # (B, n_outputs)
         loss = self.loss(logits, self.target[rows])
         value = loss.item()
+        if self.world is not None:  # the workers' mean: all step, or none does
+            value = self.world.all_mean(value)
         self.step += 1
         if math.isfinite(value):
             self.optimizer.zero_grad(set_to_none=True)

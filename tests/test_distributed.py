@@ -1,0 +1,281 @@
+"""Distributed training and explanation: torchrun with 2 CPU workers (gloo) on a small table.
+
+The slow tests start real ``torchrun`` launches (``mrta train/explain --nproc 2``); the fast ones
+check the pieces: argument passing, row shards, and sharded recording summed over workers
+(threads standing in for processes).
+"""
+
+import copy
+import os
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+from test_train import tiny_frame
+
+from mrta import cli, distributed
+from mrta.aggregate import CohortSpec, Shard, collect_attention, token_frame
+from mrta.config import ModelConfig
+from mrta.export import load_atlas
+from mrta.model import build_model, model_spec
+from mrta.preprocessing import Preprocessor
+from mrta.runs import Run
+from mrta.schema import infer_schema
+
+ROWS = 600
+# A fixed number of epochs, one thread per worker: both runs take the same planned steps.
+TRAIN = [
+    "--target",
+    "y",
+    "--time-budget",
+    "0",
+    "--epochs",
+    "15",
+    "--layers",
+    "1",
+    "--d-model",
+    "16",
+    "--num-heads",
+    "2",
+    "--threads",
+    "1",
+    "--save-data",
+]
+
+
+def roc_auc(run: Run) -> float:
+    """The run's test ROC AUC, recomputed from its predictions."""
+    rows = run.rows("test")
+    probabilities = run.predict_frame(rows)["yes"].to_numpy()
+    return float(roc_auc_score(rows["y"] == "yes", probabilities))
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    path = tmp_path_factory.mktemp("table") / "tiny.csv"
+    tiny_frame(rows=ROWS).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def runs(table, tmp_path_factory):
+    """The same settings trained in one process and on two workers."""
+    folder = tmp_path_factory.mktemp("runs")
+    single, spread = folder / "single", folder / "spread"
+    assert cli.main(["train", str(table), "--out", str(single), *TRAIN]) == 0
+    start = time.perf_counter()
+    assert cli.main(["train", str(table), "--out", str(spread), "--nproc", "2", *TRAIN]) == 0
+    print(f"2 workers trained in {time.perf_counter() - start:.1f} s (launch included)")
+    return single, spread
+
+
+# -- the real thing ----------------------------------------------------------------------------
+@pytest.mark.slow
+def test_two_workers_train_a_run_that_loads_predicts_and_scores_like_one_process(
+    runs, table, tmp_path
+):
+    single, spread = (Run.load(path) for path in runs)
+    assert spread.training.world_size == 2 and spread.training.backend == "gloo"
+    assert single.training.world_size == 1 and single.training.backend is None
+    assert spread.training.stop_reason == "max_epochs" and spread.training.epochs == 15
+    # the same split and preprocessor (fitted on rank 0 only), the same planned steps
+    assert spread.splits.to_dict() == single.splits.to_dict()
+    assert spread.preprocessor.to_dict() == single.preprocessor.to_dict()
+    assert spread.training.steps == single.training.steps
+    auc_single, auc_spread = roc_auc(single), roc_auc(spread)
+    print(f"test ROC AUC: one process {auc_single:.4f}, two workers {auc_spread:.4f}")
+    assert abs(auc_spread - single.metrics["model"]["roc_auc"]) < 0.02
+    assert abs(auc_spread - auc_single) < 0.02
+    assert auc_spread == pytest.approx(spread.metrics["model"]["roc_auc"])
+    out = tmp_path / "predictions.csv"
+    assert cli.main(["predict", str(runs[1]), str(table), "--out", str(out)]) == 0
+    predictions = pd.read_csv(out)
+    assert len(predictions) == ROWS and set(predictions["prediction"]) <= {"yes", "no"}
+
+
+@pytest.mark.slow
+def test_two_workers_explain_exactly_as_one_process(runs, table, tmp_path):
+    run_dir = runs[1]
+    copy_dir = tmp_path / "copy"
+    shutil.copytree(run_dir, copy_dir)  # no cached analysis in it yet
+    shutil.rmtree(copy_dir / "analysis", ignore_errors=True)
+    args = [str(table), "--cohort", "every"]
+    assert cli.main(["explain", str(run_dir), *args, "--out", str(tmp_path / "one")]) == 0
+    start = time.perf_counter()
+    assert (
+        cli.main(["explain", str(copy_dir), *args, "--out", str(tmp_path / "two"), "--nproc", "2"])
+        == 0
+    )
+    print(f"2 workers explained in {time.perf_counter() - start:.1f} s (launch included)")
+    for name in ("atlas", "untrained"):
+        one = load_atlas(run_dir / "analysis" / name)
+        two = load_atlas(copy_dir / "analysis" / name)
+        assert_same_atlas(one, two)
+    exported = [np.load(tmp_path / name / "maps.npz") for name in ("one", "two")]
+    assert sorted(exported[0].files) == sorted(exported[1].files)
+    for name in exported[0].files:
+        one, two = exported[0][name], exported[1][name]
+        if one.dtype.kind == "f":
+            np.testing.assert_allclose(one, two, rtol=0, atol=1e-6, err_msg=name)
+        else:
+            np.testing.assert_array_equal(one, two, err_msg=name)
+    assert (tmp_path / "two" / "maps.csv").read_text().count("\n") == (
+        tmp_path / "one" / "maps.csv"
+    ).read_text().count("\n")
+
+
+@pytest.mark.slow
+def test_a_failing_worker_fails_the_run_quickly_with_its_message(table, tmp_path):
+    # The command `mrta train --nproc 2` runs (see launch), with a hard timeout of its own.
+    argv = ["train", str(table), "--out", str(tmp_path / "r"), *TRAIN, "--nproc", "2"]
+    env = {**os.environ, distributed.FAIL_ENV: "1", distributed.TIMEOUT_ENV: "60"}
+    start = time.perf_counter()
+    done = subprocess.run(
+        distributed.torchrun_command(argv, 2),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    seconds = time.perf_counter() - start
+    print(f"failed in {seconds:.1f} s (launch included)")
+    assert done.returncode != 0
+    # the failing worker's own message, then the other's, then torchrun's summary naming it
+    assert "mrta: error: worker 1 of 2: injected failure at step 2" in done.stderr
+    assert "mrta: error: worker 0 of 2 lost contact with another worker" in done.stderr
+    root_cause = done.stderr.split("Root Cause")[1]
+    assert "rank      : 1" in root_cause and "injected failure at step 2" in root_cause
+    assert not (tmp_path / "r").exists()  # rank 0 never saved
+    assert seconds < 120  # well short of a hang (the other worker waits at most 60 s)
+
+
+def test_the_launcher_returns_torchrun_s_exit_code_and_says_where_the_error_is(monkeypatch, capsys):
+    seen = {}
+
+    def fake_run(command, env, check):
+        seen.update(command=command, env=env)
+        return subprocess.CompletedProcess(command, 3)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    assert cli.main(["train", "t.csv", "--target", "y", "--out", "r", "--nproc", "2"]) == 3
+    assert "failing worker's message is above" in capsys.readouterr().err
+    assert seen["command"][-7:] == ["mrta", "train", "t.csv", "--target", "y", "--out", "r"]
+    assert seen["env"]["PYTHONPATH"].split(os.pathsep)[0] == str(Path(cli.__file__).parents[1])
+
+
+# -- the pieces --------------------------------------------------------------------------------
+def test_the_workers_get_the_command_line_without_nproc():
+    argv = ["train", "t.csv", "--nproc", "4", "--target", "y", "--npr=2", "--seed", "1"]
+    assert distributed.worker_argv(argv) == ["train", "t.csv", "--target", "y", "--seed", "1"]
+    command = distributed.torchrun_command(argv, 4)
+    assert command[1:3] == ["-m", "torch.distributed.run"]
+    assert command[command.index("--nproc-per-node") + 1] == "4"
+    assert command[-7:] == ["mrta", "train", "t.csv", "--target", "y", "--seed", "1"]
+
+
+def test_launching_needs_a_positive_count_and_never_happens_inside_a_worker(monkeypatch):
+    assert not distributed.launches(1) and distributed.launches(2)
+    with pytest.raises(ValueError, match="--nproc"):
+        distributed.launches(0)
+    values = ("1", "2", "1", "localhost", "29500")
+    for name, value in zip(distributed.WORKER_ENV, values, strict=True):
+        monkeypatch.setenv(name, value)
+    assert distributed.in_worker() and not distributed.is_leader()
+    assert not distributed.launches(2)
+
+
+@pytest.mark.parametrize("n_rows, world", [(10, 3), (2, 3), (1000, 2), (7, 7)])
+def test_shards_take_every_row_exactly_once(n_rows, world):
+    blocks = [Shard(rank, world).rows(n_rows) for rank in range(world)]
+    taken = [row for block in blocks for row in range(n_rows)[block]]
+    assert taken == list(range(n_rows))
+    sizes = [block.stop - block.start for block in blocks]
+    assert max(sizes) - min(sizes) <= 1
+
+
+class ThreadWorld:
+    """``torch.distributed.all_reduce`` (SUM) among threads, each one a worker."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.barrier = threading.Barrier(size)
+        self.slots: dict[int, torch.Tensor] = {}
+        self.local = threading.local()
+
+    def all_reduce(self, tensor, op=None, group=None):
+        self.slots[self.local.rank] = tensor.clone()
+        self.barrier.wait()
+        total = sum(self.slots[rank] for rank in range(self.size))  # same order everywhere
+        self.barrier.wait()
+        tensor.copy_(total)
+
+    def run(self, work):
+        results, errors = [None] * self.size, []
+
+        def worker(rank):
+            self.local.rank = rank
+            try:
+                results[rank] = work(rank)
+            except Exception as error:  # pragma: no cover - reported below
+                errors.append(error)
+                self.barrier.abort()
+
+        threads = [threading.Thread(target=worker, args=(r,)) for r in range(self.size)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        return results
+
+
+# (2, 3): one worker has no rows, and every cohort but "all rows" holds one row. A standard
+# deviation of ~0 is only known to ~1e-5 (sqrt of float32 rounding in the recorder's per-batch
+# sums, one process or several), so there the standard deviations are compared to 1e-4.
+@pytest.mark.parametrize("n_rows, world, std_atol", [(50, 2, 1e-6), (2, 3, 1e-4)])
+def test_sharded_recording_summed_over_workers_equals_one_pass(
+    monkeypatch, n_rows, world, std_atol
+):
+    frame = tiny_frame(rows=n_rows + 100, seed=1)
+    schema = infer_schema(frame, "y")
+    preprocessor = Preprocessor.fit(frame.iloc[:100], schema)
+    rows = frame.iloc[100:]
+    encoded = preprocessor.transform(rows)
+    tokens = token_frame(schema, rows)
+    spec = CohortSpec.for_frame(tokens, class_labels=schema.class_labels)
+    model = build_model(
+        model_spec(ModelConfig(d_token=8, d_model=16, num_heads=2), preprocessor), 0
+    )
+    one = collect_attention(model, encoded, tokens, spec, batch_size=16)
+    fake = ThreadWorld(world)
+    monkeypatch.setattr(torch.distributed, "all_reduce", fake.all_reduce)
+    models = [copy.deepcopy(model) for _ in range(world)]  # each worker hooks its own copy
+    atlases = fake.run(
+        lambda rank: collect_attention(
+            models[rank], encoded, tokens, spec, batch_size=16, shard=Shard(rank, world)
+        )
+    )
+    for atlas in atlases:
+        assert_same_atlas(one, atlas, std_atol=std_atol)
+
+
+def assert_same_atlas(one, two, atol=1e-6, std_atol=1e-6):
+    assert one.cohorts == two.cohorts and one.cohort_labels == two.cohort_labels
+    assert one.token_names == two.token_names and one.layer_names == two.layer_names
+    np.testing.assert_array_equal(one.counts, two.counts)
+    assert one.map_keys == two.map_keys
+    for key in one.map_keys:
+        for field, tolerance in (("means", atol), ("stds", std_atol), ("entropy", atol)):
+            np.testing.assert_allclose(
+                getattr(one, field)[key], getattr(two, field)[key], rtol=0, atol=tolerance
+            )
+    np.testing.assert_allclose(one.rollout_mean, two.rollout_mean, rtol=0, atol=atol)
+    np.testing.assert_allclose(one.rollout_std, two.rollout_std, rtol=0, atol=std_atol)
