@@ -11,9 +11,11 @@ from dashboard import session
 
 st.set_page_config(page_title="MRTA Explorer", page_icon=":material/grid_on:", layout="wide")
 session.ensure_table()
+session.adopt_opened_run()  # a run opened in the background, whichever page is shown
 pages = [  # paths relative to this script, as st.Page wants them
     st.Page("views/data.py", title="Data", icon=":material/table_chart:", default=True),
     st.Page("views/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("views/open_run.py", title="Open run", icon=":material/folder_open:"),
     st.Page("views/explore.py", title="Explore", icon=":material/grid_view:"),
     st.Page("views/export.py", title="Export", icon=":material/download:"),
 ]
@@ -21,3 +23,5 @@ st.navigation(pages).run()
 with st.sidebar:  # after the page ran, so that it shows the page's latest choices
     loaded = session.table()
     st.caption(f"Table: **{loaded.name}** · target: **{loaded.target or '—'}**")
+    if caption := session.run_caption():
+        st.caption(caption)

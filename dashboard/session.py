@@ -9,6 +9,7 @@ import streamlit as st
 
 from mrta.reading import ReadResult, read_table
 from mrta.samples import DEFAULT_SAMPLE, SampleTable
+from mrta.set_data import MAX_SET_SIZE, SetOptions
 
 
 @dataclass
@@ -21,10 +22,19 @@ class LoadedTable:
     target: str | None = None
     task: str = "auto"
     roles: dict[str, str] = field(default_factory=dict)  # the user's role overrides
+    group_by: str | None = None  # per group of this key ("": key not chosen yet); None: per row
+    order_by: str | None = None  # the column that orders a group's rows (group mode only)
+    max_set_size: int = MAX_SET_SIZE  # rows kept per group (group mode only)
 
     @property
     def frame(self):
         return self.read.frame
+
+    def set_options(self) -> SetOptions | None:
+        """How rows become sets in group mode; ``None`` for one prediction per row."""
+        if not self.group_by:
+            return None
+        return SetOptions(self.group_by, self.order_by, int(self.max_set_size))
 
 
 def table() -> LoadedTable | None:
@@ -41,6 +51,7 @@ def load_sample(sample: SampleTable) -> LoadedTable:
         source_id=f"sample:{sample.file}",
         read=read_table(sample.path),
         target=sample.target,
+        group_by=sample.group_by,
     )
     set_table(loaded)
     return loaded
@@ -135,3 +146,16 @@ def run_caption() -> str | None:
     if origin is None:
         return f"Run: trained in this page (→ {run.schema.target}); not saved until exported"
     return f"Run: **{origin.name}** from {origin.where}, saved {origin.created}; {origin.rows}"
+
+
+def release_uploads(file_ids) -> None:
+    """Drop uploaded files' bytes from the server's memory once they have been read (Streamlit
+    keeps them until the session ends otherwise); their uploaders must get new keys."""
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        for file_id in file_ids:
+            ctx.uploaded_file_mgr.remove_file(session_id=ctx.session_id, file_id=file_id)
+    except (AttributeError, ImportError, KeyError):  # another file manager: kept to the end
+        pass

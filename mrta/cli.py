@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
+import os
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mrta import distributed
+from mrta.archive import RUNS_DIR_ENV
 from mrta.config import DEVICES, ModelConfig, TrainConfig
 from mrta.evaluate import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from mrta.explain import (
@@ -537,6 +539,12 @@ def add_dashboard(commands: argparse._SubParsersAction) -> None:
         description="Start the dashboard (streamlit run dashboard/app.py); other arguments "
         "go to streamlit, e.g. --server.port 8502.",
     )
+    p.add_argument(
+        "--runs-dir",
+        metavar="DIR",
+        help="the folder whose saved runs the Open run page lists (every session sees them); "
+        f"default: ${RUNS_DIR_ENV} when set, else ./runs when it exists",
+    )
     p.set_defaults(handler=run_dashboard, passes_on_arguments=True)
 
 
@@ -547,6 +555,11 @@ def run_dashboard(args: argparse.Namespace) -> int:
         )
     if importlib.util.find_spec("streamlit") is None:
         raise ModuleNotFoundError("streamlit is not installed: pip install -r requirements.txt")
+    if args.runs_dir is not None:
+        folder = Path(args.runs_dir).expanduser()
+        if not folder.is_dir():
+            raise NotADirectoryError(f"the runs folder {args.runs_dir} is not a folder")
+        os.environ[RUNS_DIR_ENV] = str(folder.resolve())  # streamlit inherits it
     command = [sys.executable, "-m", "streamlit", "run", str(DASHBOARD_APP), *args.extra]
     return subprocess.run(command, check=False).returncode
 

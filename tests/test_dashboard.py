@@ -219,7 +219,8 @@ def test_the_run_zip_holds_a_loadable_run_and_its_analysis(trained, tmp_path):
     import zipfile
 
     from dashboard.views.export import _run_zip
-    from mrta.explain import load_explanation
+    from mrta.archive import frame_source
+    from mrta.explain import DEFAULT_MAX_ROWS, load_explanation
     from mrta.runs import Run
 
     run, explanation = trained.session_state["run"], trained.session_state["explanation"]
@@ -227,14 +228,15 @@ def test_the_run_zip_holds_a_loadable_run_and_its_analysis(trained, tmp_path):
         io.BytesIO(_run_zip(run, explanation, True, "penguins-species"))
     ) as archive:
         archive.extractall(tmp_path)
-    loaded = Run.load(tmp_path / "run")
+    folder = tmp_path / "penguins-species-run"
+    loaded = Run.load(folder)
     assert loaded.frame is not None and len(loaded.frame) == len(run.frame)
-    cached = load_explanation(tmp_path / "run", source="dashboard:penguins-species")
+    cached = load_explanation(folder, source=frame_source(run.frame, DEFAULT_MAX_ROWS))
     assert cached is not None and cached.rows == explanation.rows
     np.testing.assert_allclose(
         cached.atlas.means[(0, "cat_num")], explanation.atlas.means[(0, "cat_num")]
     )
-    assert load_explanation(tmp_path / "run", source="other rows") is None
+    assert load_explanation(folder, source="other rows") is None
 
 
 def test_a_failure_inside_training_is_a_message_and_the_app_keeps_working(monkeypatch):
@@ -252,3 +254,229 @@ def test_a_failure_inside_training_is_a_message_and_the_app_keeps_working(monkey
     assert any("Training failed: RuntimeError: the disk is full" in e.value for e in at.error)
     at.switch_page("views/data.py").run()
     assert not at.exception and at.subheader[0].value == "penguins.csv"
+
+
+# -- Open run: a saved run from a zip or the runs folder -----------------------------------------
+@pytest.fixture(scope="module")
+def tiny():
+    """A one-epoch run on a small table, and its explanation."""
+    from dataclasses import replace
+
+    from test_train import QUICK, TINY_MODEL, tiny_frame
+
+    from mrta.explain import explain
+    from mrta.runs import train_run
+
+    run = train_run(
+        tiny_frame("multiclass", rows=120),
+        "y",
+        model_config=TINY_MODEL,
+        train_config=replace(QUICK, max_epochs=1),
+    )
+    return run, explain(run)
+
+
+def open_page(at: AppTest, source: str = "Upload a zipped run") -> AppTest:
+    at.switch_page("views/open_run.py").run()
+    at.radio(key="o_source").set_value(source).run()
+    assert not at.exception
+    return at
+
+
+def upload_zip(at: AppTest, data: bytes, name: str = "tiny-y-run.zip") -> AppTest:
+    round_ = at.session_state["o_round"]
+    at.file_uploader(key=f"o_zip:{round_}").set_value((name, data, "application/zip")).run()
+    assert not at.exception
+    return at
+
+
+def wait_for_opening(at: AppTest) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while "open_job" in at.session_state and at.session_state["open_job"].running:
+        assert time.monotonic() < deadline, "opening did not finish"
+        time.sleep(0.3)
+    at.run()
+
+
+def explore_heatmaps(at: AppTest) -> list[dict]:
+    at.switch_page("views/explore.py").run()
+    assert not at.exception and not at.error
+    return [t for t in plotly_json(at)["data"] if t["type"] == "heatmap"]
+
+
+def test_a_run_from_the_runs_folder_is_explored_like_one_trained_here(tiny, tmp_path, monkeypatch):
+    from mrta.archive import RUNS_DIR_ENV
+
+    run, _ = tiny
+    run.save(tmp_path / "tiny", include_data=True)
+    (tmp_path / "not-a-run").mkdir()
+    monkeypatch.setenv(RUNS_DIR_ENV, str(tmp_path))
+    at = open_page(new_app(), "From the runs folder")
+    picker = at.selectbox(key="o_dir")
+    assert picker.options == [f"tiny · {_created(tmp_path / 'tiny')} · multiclass → y · rows saved"]
+    picker.set_value(str(tmp_path / "tiny")).run()
+    assert not at.exception and not at.error
+    assert at.subheader[0].value == "tiny"
+    assert at.radio(key="o_rows").value == "saved"
+    assert any("the rows the run was trained on" in c.value for c in at.caption)
+    at.button(key="o_open").click().run()
+    wait_for_opening(at)
+    assert not at.exception and not at.error
+    opened = at.session_state["run"]
+    assert opened.frame is not None and len(opened.frame) == len(run.frame)
+    assert "Open now: **tiny** from the runs folder" in at.success[0].value
+    assert any("Run: **tiny**" in c.value for c in at.sidebar.caption)
+    heatmaps = explore_heatmaps(at)
+    assert len(heatmaps) == 2, "the tiny model has two heads"
+    np.testing.assert_allclose(z_values(heatmaps[0]).sum(axis=1), 1.0, atol=1e-4)
+    at.button(key="x_checks").click().run()  # its own training rows: the checks run
+    assert not at.exception and any("Spearman" in m.label for m in at.metric)
+    at.switch_page("views/data.py").run()
+    assert at.subheader[0].value == "penguins.csv", "the table stays loaded"
+
+
+def _created(path: Path) -> str:
+    from mrta.archive import format_created
+
+    return format_created(json.loads((path / "manifest.json").read_text())["created"])
+
+
+def test_a_missing_runs_folder_says_how_to_configure_it(tmp_path, monkeypatch):
+    from mrta.archive import RUNS_DIR_ENV
+
+    monkeypatch.setenv(RUNS_DIR_ENV, str(tmp_path / "nowhere"))
+    at = open_page(new_app(), "From the runs folder")
+    assert "does not exist" in at.info[0].value and "--runs-dir" in at.info[0].value
+    monkeypatch.setenv(RUNS_DIR_ENV, str(tmp_path))
+    at.run()
+    assert "holds no saved run" in at.info[0].value
+
+
+def test_a_run_zipped_by_the_export_page_opens_at_once_with_its_analysis(tiny, monkeypatch):
+    from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
+
+    from dashboard.views.export import _run_zip
+
+    released = []
+    monkeypatch.setattr(
+        MemoryUploadedFileManager,
+        "remove_file",
+        lambda self, session_id, file_id: released.append(file_id),
+    )
+
+    run, explanation = tiny
+    at = open_page(new_app())
+    at.session_state["run"], at.session_state["explanation"] = run, explanation  # trained here
+    upload_zip(at, _run_zip(run, explanation, True, "tiny-y"))
+    assert not at.error
+    assert at.checkbox(key="o_recompute").value is False  # the saved analysis fits the rows
+    assert "not saved: opening this run replaces it" in at.warning[0].value
+    assert at.button(key="o_open").disabled, "replacing a run trained here is confirmed first"
+    at.checkbox(key="o_replace").check().run()
+    at.button(key="o_open").click().run()
+    assert not at.exception and not at.error
+    assert "open_job" not in at.session_state, "no recording: the cached analysis is used"
+    assert at.session_state["run"] is not run
+    cached = at.session_state["explanation"]
+    np.testing.assert_allclose(
+        cached.atlas.means[(0, "num_num")], explanation.atlas.means[(0, "num_num")]
+    )
+    assert at.session_state["o_round"] == 1 and len(released) == 1, "the zip's bytes are freed"
+    assert len(explore_heatmaps(at)) == 2
+
+
+def test_a_damaged_zip_is_refused_and_the_table_and_run_are_kept(tiny):
+    from mrta.archive import zip_run
+
+    run, explanation = tiny
+    data = bytearray(zip_run(run, explanation))
+    data[-200:-150] = bytes(50)  # inside the central directory
+    at = open_page(new_app())
+    at.session_state["run"], at.session_state["explanation"] = run, explanation
+    upload_zip(at, bytes(data), "broken.zip")
+    assert len(at.error) == 1
+    assert at.error[0].value.startswith("broken.zip")
+    assert "Nothing was changed: the table and the run open before are kept." in at.error[0].value
+    assert at.session_state["run"] is run and at.session_state["table"].name == "penguins.csv"
+    assert len(explore_heatmaps(at)) == 2
+
+
+def test_a_tampered_run_is_refused_with_its_reason(tiny):
+    import io
+    import zipfile
+
+    from mrta.archive import zip_run
+
+    run, explanation = tiny
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(zip_run(run, explanation))) as source,
+        zipfile.ZipFile(out, "w") as target,
+    ):
+        for info in source.infolist():
+            content = source.read(info)
+            if info.filename.endswith("metrics.json"):
+                content = content.replace(b"0.", b"1.", 1)
+            target.writestr(info.filename, content)
+    at = upload_zip(open_page(new_app()), out.getvalue(), "edited.zip")
+    assert (
+        "metrics.json of the run at 'edited.zip' does not match its checksum" in at.error[0].value
+    )
+    assert "run" not in at.session_state
+
+
+def test_rows_that_do_not_fit_the_run_are_refused_and_other_rows_are_flagged(tiny):
+    from mrta.archive import zip_run
+
+    run, explanation = tiny
+    at = upload_zip(open_page(new_app()), zip_run(run, explanation))  # without its rows
+    assert at.radio(key="o_rows").options == [
+        "The table loaded in this session (penguins.csv)",
+        "Upload a CSV",
+    ]
+    assert "lacks the column(s) 'x1', 'x2', 'color', 'size'" in at.error[0].value
+    assert "o_open" not in [button.key for button in at.button]
+    at.radio(key="o_rows").set_value("upload").run()
+    other = tiny_frame_csv(seed=5)
+    at.file_uploader(key="o_csv:0").set_value(("new.csv", other, "text/csv")).run()
+    assert not at.exception and not at.error
+    assert "not the rows the run was trained on" in at.warning[0].value
+    at.button(key="o_open").click().run()
+    wait_for_opening(at)
+    assert not at.exception and not at.error
+    assert "explored on the uploaded new.csv (other rows)" in at.success[0].value
+    assert len(explore_heatmaps(at)) == 2
+    at.button(key="x_checks").click().run()
+    assert not at.exception
+    assert "other rows than it was trained on" in at.error[0].value
+
+
+def tiny_frame_csv(seed: int) -> bytes:
+    from test_train import tiny_frame
+
+    return tiny_frame("multiclass", rows=90, seed=seed).to_csv(index=False).encode()
+
+
+def test_a_set_run_opens_with_its_sets_recorded(tmp_path):
+    from test_sets import planted_table
+
+    from mrta.archive import zip_run
+    from mrta.config import ModelConfig, TrainConfig
+    from mrta.runs import train_run
+    from mrta.set_attention import SetExplanation
+    from mrta.set_data import SetOptions
+
+    run = train_run(
+        planted_table(60, seed=5),
+        "label",
+        model_config=ModelConfig(d_token=4, d_model=16, num_layers=1, num_heads=2),
+        train_config=TrainConfig(time_budget=None, max_epochs=1, threads=1),
+        sets=SetOptions("g"),
+    )
+    at = upload_zip(open_page(new_app()), zip_run(run, include_data=True), "sets.zip")
+    assert any("One prediction per group of **g**" in c.value for c in at.caption)
+    at.button(key="o_open").click().run()
+    wait_for_opening(at)
+    assert not at.exception and not at.error
+    assert isinstance(at.session_state["explanation"], SetExplanation)
+    assert at.session_state["run"].sets == SetOptions("g")

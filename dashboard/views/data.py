@@ -6,13 +6,17 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import session
+from dashboard.sets import guess_group_key, preview_sets
 from mrta.errors import TableError
 from mrta.reading import read_table
-from mrta.samples import row_tables
+from mrta.samples import SAMPLE_TABLES
 from mrta.schema import Kind, Role, TableSchema, infer_schema
+from mrta.set_data import SetOptions
 
 EDITABLE_ROLES = [Role.NUMERICAL.value, Role.CATEGORICAL.value, Role.IGNORED.value]
 TASKS = ["auto", "binary", "multiclass", "regression"]
+PER_ROW, PER_GROUP = "One prediction per row", "One prediction per group"
+MAX_SET_SIZE_LIMIT = 10_000  # rows per set in the widget: attention grows with its square
 
 
 def page() -> None:
@@ -34,25 +38,35 @@ def page() -> None:
 
 
 def _choose_source() -> None:
-    source = st.radio("Table", ["A sample table", "Upload a CSV"], horizontal=True, key="source")
     loaded = session.table()
+    uploaded = loaded.source_id.startswith("upload:")  # back from another page: keep it
+    source = st.radio(
+        "Table",
+        ["A sample table", "Upload a CSV"],
+        index=1 if uploaded else 0,
+        horizontal=True,
+        key="source",
+    )
     if source == "A sample table":
-        samples = row_tables()
+        samples = SAMPLE_TABLES
         names = [s.file for s in samples]
         current = names.index(loaded.name) if loaded.name in names else 0
         choice = st.selectbox(
             "Sample table",
             samples,
             index=current,
-            format_func=lambda s: f"{s.title} ({s.file})",
+            format_func=lambda s: (
+                f"{s.title} ({s.file})"
+                + (f" · one prediction per {s.group_by}" if s.group_by else "")
+            ),
             key="sample",
         )
         if loaded.source_id != f"sample:{choice.file}":
             session.load_sample(choice)
         return
     upload = st.file_uploader(
-        "A CSV file (comma, semicolon, tab or pipe separated; may be gzipped)",
-        type=["csv", "tsv", "txt", "gz"],
+        "A CSV file (comma, semicolon, tab or pipe separated; may be gzipped) or a Parquet file",
+        type=["csv", "tsv", "txt", "gz", "parquet"],
         key="upload",
     )
     if upload is None or loaded.source_id == f"upload:{upload.file_id}":
@@ -84,25 +98,125 @@ def _target_and_schema(loaded: session.LoadedTable) -> TableSchema | None:
     if target is None:
         st.info("Choose the column to predict to see how the others are used.")
         return None
+    options, preview_box = _resolution(loaded)
+    if loaded.group_by is not None and options is None:
+        _not_ready(loaded, "choose the key column that groups the rows (or predict per row)")
+        return None
+    forced = {options.group_by: Role.IGNORED.value} if options else {}
     try:
-        inferred = _infer(loaded, {})
-        roles = _edit_roles(loaded, inferred)
-        schema = _infer(loaded, roles) if roles else inferred
+        inferred = _infer(loaded, forced)
+        roles = _edit_roles(loaded, inferred, forced)
+        schema = _infer(loaded, {**roles, **forced}) if roles else inferred
     except TableError as error:
         st.error(str(error))
         return None
     loaded.roles = roles
+    if options is not None and not _check_sets(loaded, schema, options, preview_box):
+        return None
     st.session_state["schema"] = (loaded.source_id, schema)
+    st.session_state.pop("data_problem", None)
     summary = f"**{schema.task.value}**" + (
         f" over {len(schema.class_labels)} classes: {', '.join(schema.class_labels[:8])}"
         if schema.class_labels
         else ""
     )
-    st.success(
-        f"Ready to train: {summary}; {len(schema.numerical_tokens)} numerical and "
-        f"{len(schema.categorical_tokens)} categorical tokens."
-    )
+    if options is None:
+        st.success(
+            f"Ready to train: {summary}; {len(schema.numerical_tokens)} numerical and "
+            f"{len(schema.categorical_tokens)} categorical tokens."
+        )
+    else:
+        st.success(
+            f"Ready to train: {summary}, one prediction per group of **{options.group_by}**; "
+            f"the rows of a group are its tokens, each with {len(schema.numerical_tokens)} "
+            f"numerical and {len(schema.categorical_tokens)} categorical values."
+        )
     return schema
+
+
+def _resolution(loaded: session.LoadedTable):
+    """One prediction per row, or per group of rows (set resolution): the key, the order of
+    a group's rows and the set size. Returns the set options (``None`` per row, or while no
+    key is chosen) and a container below the choices for the check of the groups."""
+    frame, source = loaded.frame, loaded.source_id
+    mode = st.radio(
+        "Examples",
+        [PER_ROW, PER_GROUP],
+        index=0 if loaded.group_by is None else 1,
+        horizontal=True,
+        key=f"mode:{source}",
+        help="Per group: the rows that share a key (a portfolio's positions, a patient's "
+        "visits) are one example whose label belongs to the group; attention is then "
+        "between the rows of a group.",
+    )
+    if mode == PER_ROW:
+        loaded.group_by = loaded.order_by = None
+        return None, None
+    columns = [c for c in frame.columns if c != loaded.target]
+    key = loaded.group_by
+    if key not in columns:
+        schema = session.schema()
+        key = guess_group_key(frame, schema, loaded.target)
+    c1, c2, c3 = st.columns([2, 2, 1])
+    group_by = c1.selectbox(
+        "Group key (one example per value)",
+        columns,
+        index=columns.index(key) if key in columns else None,
+        placeholder="Choose the key column",
+        key=f"group_by:{source}",
+        help="The key is never a feature: its role is ignored.",
+    )
+    orders = [None, *(c for c in columns if c != group_by)]
+    order_by = c2.selectbox(
+        "Order a group's rows by",
+        orders,
+        index=orders.index(loaded.order_by) if loaded.order_by in orders else 0,
+        format_func=lambda c: "table order" if c is None else c,
+        key=f"order_by:{source}",
+        help="The model has no positions: the order labels the rows of a set (on the axes "
+        "of its maps), it does not change the predictions.",
+    )
+    size = c3.number_input(
+        "Rows per set, at most",
+        min_value=1,
+        max_value=MAX_SET_SIZE_LIMIT,
+        value=min(int(loaded.max_set_size), MAX_SET_SIZE_LIMIT),
+        step=100,
+        key=f"max_set_size:{source}",
+        help="Larger groups keep a seeded random sample of this many rows.",
+    )
+    loaded.group_by, loaded.order_by, loaded.max_set_size = group_by, order_by, int(size)
+    if group_by is None:
+        loaded.group_by = ""  # group mode, no key yet
+        return None, None
+    st.caption(
+        f"{group_by!r} is the group key: it names each example and is never read by the model "
+        "(its role is ignored)."
+    )
+    return SetOptions(group_by, order_by, int(size)), st.container()
+
+
+def _check_sets(loaded, schema: TableSchema, options: SetOptions, box) -> bool:
+    """The groups' count and sizes, or the reason they cannot be sets (then not ready)."""
+    key = ("set_preview", loaded.source_id, schema.target, schema.task.value, options)
+    try:
+        if key not in st.session_state:
+            st.session_state[key] = preview_sets(loaded.frame, schema, options)
+        preview = st.session_state[key]
+    except TableError as error:
+        box.error(f"{options.group_by!r} cannot group the rows into examples. {error}")
+        _not_ready(loaded, str(error), shown=True)
+        return False
+    box.info(preview.describe(options.group_by))
+    return True
+
+
+def _not_ready(loaded: session.LoadedTable, problem: str, shown: bool = False) -> None:
+    """The Data page's choices cannot be trained on: the Train page says why."""
+    if not shown:
+        st.info(f"Not ready to train: {problem}.")
+    st.session_state["schema"] = (loaded.source_id, None)
+    st.session_state["data_problem"] = (loaded.source_id, problem)
 
 
 def _infer(loaded: session.LoadedTable, roles: dict[str, str]) -> TableSchema:
@@ -113,14 +227,22 @@ def _infer(loaded: session.LoadedTable, roles: dict[str, str]) -> TableSchema:
     return st.session_state[key]
 
 
-def _edit_roles(loaded: session.LoadedTable, inferred: TableSchema) -> dict[str, str]:
-    """The schema as an editable table; returns the roles the user changed."""
+def _edit_roles(
+    loaded: session.LoadedTable, inferred: TableSchema, forced: dict[str, str]
+) -> dict[str, str]:
+    """The schema as an editable table; returns the roles the user changed (never those of
+    the `forced` columns: the group key stays ignored)."""
     rows = [c for c in inferred.columns if c.role is not Role.TARGET]
     base = pd.DataFrame(
         {
             "column": [c.name for c in rows],
             "role": [c.role.value for c in rows],
-            "why": [c.reason for c in rows],
+            "why": [
+                "the group key: it names the example, never a feature"
+                if c.name in forced
+                else c.reason
+                for c in rows
+            ],
         }
     )
     st.markdown("**How each column is used** (change a role in the table)")
@@ -132,9 +254,9 @@ def _edit_roles(loaded: session.LoadedTable, inferred: TableSchema) -> dict[str,
         },
         disabled=["column", "why"],
         hide_index=True,
-        key=f"roles:{loaded.source_id}:{loaded.target}:{loaded.task}",
+        key=f"roles:{loaded.source_id}:{loaded.target}:{loaded.task}:{loaded.group_by}",
     )
-    changed = edited["role"] != base["role"]
+    changed = (edited["role"] != base["role"]) & ~edited["column"].isin(list(forced))
     return dict(zip(edited.loc[changed, "column"], edited.loc[changed, "role"], strict=True))
 
 

@@ -9,10 +9,13 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import session
+from dashboard.sets import maps_of
 from mrta import figures
-from mrta.aggregate import ALL_ROWS, row_attention, token_frame
+from mrta.aggregate import ALL_ROWS, format_value, row_attention, token_frame
 from mrta.explain import Explanation, analysed_rows, filter_atlas, run_checks
 from mrta.layer import MAP_LABELS
+from mrta.set_attention import ROLLOUT as SET_ROLLOUT
+from mrta.set_attention import SetExplanation, measure_name
 
 ROLLOUT = "rollout"
 AGGREGATIONS = ["whole dataset", "a cohort", "difference of two cohorts", "one row", "filter"]
@@ -24,13 +27,23 @@ OPERATORS = {
     "==": np.equal,
     "!=": np.not_equal,
 }
+SHOWN_ROWS = 80  # rows of a set's map drawn by default; a larger set shows its most attended
+MAX_SHOWN_ROWS = 160  # at most: a map of n rows is n² cells, each with both rows' values
+TOP_ROWS = 20  # rows of a set in its bar chart
+POSITION = "(position in the set)"
 
 
 def page() -> None:
     st.header("Explore")
     run, explanation = session.get("run"), session.get("explanation")
     if run is None or explanation is None:
-        st.info("Train a model on the Train page first; its attention is recorded right after.")
+        st.info(
+            "Train a model on the Train page, or open a saved one on the Open run page, first; "
+            "its attention is recorded right after."
+        )
+        return
+    if isinstance(explanation, SetExplanation):
+        _sets(run, explanation)
         return
     atlas = explanation.atlas
     st.caption(
@@ -266,6 +279,226 @@ def _head_table(explanation: Explanation) -> None:
     )
     table = pd.DataFrame([dataclasses.asdict(h) for h in explanation.heads])
     st.dataframe(table.drop(columns=["layer_name"]), hide_index=True, key="x_heads")
+
+
+# -- one prediction per group: attention between the rows of a set -------------------------------
+def _sets(run, explanation: SetExplanation) -> None:
+    st.caption(
+        f"One prediction per group of **{explanation.group_by}**: the tokens are a group's "
+        f"rows, so attention is between rows. {len(explanation.sets):,} sets and "
+        f"{len(explanation.rows):,} rows analysed"
+        + (
+            f" (a seeded sample of the {explanation.sampled_from:,} groups)"
+            if explanation.sampled_from
+            else ""
+        )
+        + ". Every measure is relative to an even share: 1 is what each row of its set would "
+        "draw if attention were spread evenly, 3 is three times that."
+    )
+    labels = _measure_labels(explanation)
+    st.subheader("Across the sets")
+    left, right = st.columns(2)
+    measure = left.selectbox(
+        "Measure (here and for a set's rows)",
+        explanation.measures,
+        format_func=labels.__getitem__,
+        key="x_s_measure",
+    )
+    columns = [c for c in explanation.values.columns if c != explanation.group_by]
+    columns.sort(key=lambda c: c == explanation.order_by)  # the features first
+    column = right.selectbox("By the rows' values in", columns, key="x_s_column")
+    _set_summary(explanation, measure, labels[measure], column)
+    st.subheader("One set")
+    key = _set_choice(explanation)
+    if key is None:
+        return
+    label_column = _set_map(run, explanation, key)
+    _set_rows(explanation, key, measure, labels[measure], label_column)
+
+
+def _measure_labels(explanation: SetExplanation) -> dict[str, str]:
+    labels = {SET_ROLLOUT: "rollout: the row's share of the set's representation"}
+    for layer, map_id in explanation.map_keys:
+        labels[measure_name(layer, map_id)] = (
+            f"attention received: layer {layer}, {MAP_LABELS[map_id]}"
+        )
+    return labels
+
+
+def _set_summary(explanation: SetExplanation, measure: str, label: str, column: str) -> None:
+    table = explanation.summary(column, measure).dropna(subset=["rows"])
+    figure = figures.summary_bars(
+        table["group"].astype(str).tolist(),
+        table["mean"].to_numpy(),
+        table["sem"].to_numpy(),
+        table["rows"].astype(int).tolist(),
+        column=column,
+        measure=label,
+        title=f"Mean {label.split(':')[0]} of the rows, by {column}",
+    )
+    st.plotly_chart(figure, key="x_s_summary")
+    st.caption(
+        "Each bar runs from an even share (1, dotted) to the mean over the analysed rows of a "
+        "level (or of a quantile bin, for numbers), with its standard error: above the line, "
+        "rows like these draw more than an even share of their set's attention."
+    )
+
+
+def _set_choice(explanation: SetExplanation) -> str | None:
+    sets, group_by = explanation.sets, explanation.group_by
+    filters = ["every set"]
+    if "correct" in sets.columns:
+        filters += ["wrong predictions", "right predictions"]
+    elif "error" in sets.columns:
+        filters += ["largest errors first"]
+    how = st.radio("Sets", filters, horizontal=True, key="x_s_filter")
+    if how == "wrong predictions":
+        shown = sets[~sets["correct"].astype(bool)]
+    elif how == "right predictions":
+        shown = sets[sets["correct"].astype(bool)]
+    elif how == "largest errors first":
+        shown = sets.loc[sets["error"].abs().sort_values(ascending=False).index]
+    else:
+        shown = sets
+    if shown.empty:
+        st.info(f"None of the analysed sets: no {how}.")
+        return None
+    keys = shown[group_by].astype(str).tolist()
+    texts = dict(zip(keys, (_set_text(row) for _, row in shown.iterrows()), strict=True))
+    stored = session.get("x_chosen_set")
+    key = st.selectbox(
+        f"Set ({len(keys):,})",
+        keys,
+        index=keys.index(stored) if stored in keys else 0,
+        format_func=lambda k: f"{k} · {texts[k]}",
+        key=f"x_set:{how}",
+    )
+    st.session_state["x_chosen_set"] = key  # kept across pages, for the Export page too
+    return key
+
+
+def _set_text(row: pd.Series) -> str:
+    """A set's size, prediction and truth, in a few words."""
+    text = f"{int(row['n_rows']):,} rows · predicted {format_value(row['prediction'])}"
+    if "probability" in row:
+        text += f" ({row['probability']:.0%})"
+    if "target" in row:
+        text += f" · true {format_value(row['target'])}"
+    if "correct" in row:
+        text += " ✓" if row["correct"] else " ✗"
+    return text
+
+
+def _set_map(run, explanation: SetExplanation, key: str) -> str | None:
+    """The set's row × row map; returns the column that labels its rows (None: positions)."""
+    if run.frame is None:
+        st.info("This run holds no rows, so its sets' maps cannot be drawn.")
+        return explanation.order_by
+    with st.spinner(f"Recording the maps of set {key}…"):
+        maps = maps_of(run, key)
+    c1, c2, c3, c4 = st.columns(4)
+    layers = sorted({layer for layer, _ in maps.maps})
+    layer = c1.selectbox("Layer", layers, format_func=lambda i: f"layer {i}", key="x_s_layer")
+    map_ids = [m for (lyr, m) in explanation.map_keys if lyr == layer and (lyr, m) in maps.maps]
+    map_id = c2.selectbox("Map", map_ids, format_func=MAP_LABELS.__getitem__, key="x_s_map")
+    weights = maps.maps[(layer, map_id)]  # (H, n, n)
+    heads = ["mean of heads", *range(weights.shape[0])]
+    head = c3.selectbox(
+        "Heads",
+        heads,
+        format_func=lambda h: f"head {h}" if isinstance(h, int) else h,
+        key="x_s_head",
+    )
+    columns = [c for c in maps.values.columns if c != explanation.group_by]
+    options = [*([maps.order_by] if maps.order_by in columns else []), POSITION]
+    options += [c for c in columns if c not in options]
+    column = c4.selectbox("Label rows by", options, key="x_s_label")
+    column = None if column == POSITION else column
+    labels = maps.labels(column) if column else [f"row {i}" for i in range(len(maps.values))]
+    hover = maps.hover()
+    w = weights.mean(axis=0) if head == "mean of heads" else weights[head]  # (n, n)
+    n = w.shape[0]
+    rows = np.arange(n)
+    if n > SHOWN_ROWS:
+        shown = st.slider(
+            "Rows shown (those that receive the most attention)",
+            10,
+            min(n, MAX_SHOWN_ROWS),
+            SHOWN_ROWS,
+            key="x_s_rows",
+        )
+        received = w.sum(axis=0)  # (n,) attention each row receives from the set
+        rows = np.sort(np.argsort(-received, kind="stable")[:shown])
+        st.caption(
+            f"This set has {n:,} rows: the map shows the {shown} that receive the most "
+            "attention in it, in set order. Their weights are those of the whole set, so a row "
+            "of this map sums to less than 1."
+        )
+        w = w[np.ix_(rows, rows)]
+    fit = st.toggle(
+        "Fit the colour scale to the values",
+        key="x_s_fit",
+        help="Off: from 0 to the largest weight. On: from the smallest to the largest.",
+    )
+    what = "mean of heads" if head == "mean of heads" else f"head {head}"
+    figure = figures.set_heatmap(
+        w,
+        [labels[i] for i in rows],
+        [hover[i] for i in rows],
+        title=f"Set {key}: layer {layer}, {MAP_LABELS[map_id]}, {what}",
+        fit=fit,
+    )
+    st.plotly_chart(figure, key="x_s_map_fig")
+    st.caption(
+        "Rows of the map are the set's rows as queries, columns the same rows as keys; each "
+        "row of the map sums to 1 (the set's padding gets no attention). Hover a cell for "
+        "both rows' values."
+    )
+    return column
+
+
+def _set_rows(
+    explanation: SetExplanation, key: str, measure: str, label: str, column: str | None
+) -> None:
+    st.markdown("**The set's rows, most attended first**")
+    table = explanation.set_rows(key, measure)
+    values = [c for c in explanation.values.columns if c != explanation.group_by]
+    by_position = table.sort_values("position")
+    if column in table.columns:
+        texts = [format_value(v) for v in by_position[column]]
+        repeated = {t for t in texts if texts.count(t) > 1}
+        texts = [
+            f"{t} (#{p})" if t in repeated else t
+            for t, p in zip(texts, by_position["position"], strict=True)
+        ]
+    else:
+        texts = [f"row {p}" for p in by_position["position"]]
+    names = dict(zip(by_position["position"], texts, strict=True))
+    top = table.head(TOP_ROWS)
+    hover = [", ".join(f"{c}={format_value(row[c])}" for c in values) for _, row in top.iterrows()]
+    left, right = st.columns([2, 3])
+    left.plotly_chart(
+        figures.row_bars(
+            top[measure].to_numpy(),
+            [names[p] for p in top["position"]],
+            hover,
+            measure=label.split(":")[0],
+            title=f"The {len(top)} most attended of {len(table):,} rows",
+        ),
+        key="x_s_bars",
+    )
+    shown = ["position", measure, *([SET_ROLLOUT] if measure != SET_ROLLOUT else []), *values]
+    right.dataframe(
+        table[[c for c in dict.fromkeys(shown) if c in table.columns]],
+        hide_index=True,
+        key="x_s_table",
+        height=min(38 + 35 * len(table), 420),
+    )
+    right.caption(
+        "Every row of the set with its values, ranked by the measure (1 = an even share; "
+        "rollout: how much of the pooled representation the prediction rests on comes from "
+        "the row)."
+    )
 
 
 if __name__ == "__main__":

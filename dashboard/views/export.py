@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
-import io
 import tempfile
-import zipfile
 from pathlib import Path
 
 import streamlit as st
 
 from dashboard import session
-from mrta.explain import report_figures, report_html, save_explanation, write_exports
+from dashboard.sets import cached_maps
+from mrta.archive import RunOnOtherRows, zip_run
+from mrta.explain import report_figures, report_html, write_exports
+from mrta.set_attention import SetExplanation, set_maps, write_set_exports
 
 
 def page() -> None:
     st.header("Export")
     run, explanation = session.get("run"), session.get("explanation")
     if run is None or explanation is None:
-        st.info("Train a model on the Train page first; everything it produced can be saved here.")
+        st.info(
+            "Train a model on the Train page, or open a saved one on the Open run page, first; "
+            "everything it produced can be saved here."
+        )
         return
     stem = _stem(run)
+    if isinstance(explanation, SetExplanation):  # one prediction per group
+        _set_exports(run, explanation, stem)
+        return
     st.markdown(
         "**The report**: data summary, metrics beside the baselines, maps, head table "
         "and sanity checks, in one HTML file that opens offline."
@@ -64,7 +71,7 @@ def page() -> None:
         "**The run directory** (weights, schema, preprocessor, splits, metrics, history, and "
         "the analysis in `analysis/`), to reload with `mrta.runs.Run.load` or `mrta predict`."
     )
-    with_data = st.checkbox("Include the table's rows in the run", value=False, key="e_rows")
+    with_data = _include_rows_choice(run)
     st.download_button(
         "Download the run (.zip)",
         data=lambda: _run_zip(run, explanation, with_data, stem),
@@ -75,9 +82,23 @@ def page() -> None:
 
 
 def _stem(run) -> str:
-    loaded = session.table()
-    base = Path(loaded.name).name.split(".")[0] if loaded else "run"
-    return f"{base}-{run.schema.target}"
+    origin, loaded = session.run_origin(), session.table()
+    name = origin.name if origin is not None else loaded.name if loaded else "run"
+    base = Path(name).name.split(".")[0]
+    return base.removesuffix("-run") if origin is not None else f"{base}-{run.schema.target}"
+
+
+def _include_rows_choice(run) -> bool:
+    """Whether the run's zip carries the table's rows; not offered for a run explored on rows
+    other than those it was trained on."""
+    other_rows = isinstance(run, RunOnOtherRows)
+    return st.checkbox(
+        "Include the table's rows in the run",
+        value=False,
+        key="e_rows",
+        disabled=other_rows,
+        help="This run is explored on other rows than it was trained on." if other_rows else None,
+    )
 
 
 def _exports(run, explanation) -> dict[str, bytes]:
@@ -93,15 +114,85 @@ def _exports(run, explanation) -> dict[str, bytes]:
 
 
 def _run_zip(run, explanation, with_data: bool, stem: str) -> bytes:
-    """The run directory, with its analysis cached in ``analysis/``, as a zip."""
-    buffer = io.BytesIO()
+    """The run directory, with its analysis cached in ``analysis/``, as a zip that the Open
+    run page (and :func:`mrta.archive.open_zip`) reads back."""
+    return zip_run(run, explanation, include_data=with_data, folder=f"{stem}-run")
+
+
+# -- a set run (one prediction per group) ---------------------------------------------------------
+def _set_exports(run, explanation: SetExplanation, stem: str) -> None:
+    """The set analysis as CSV, one set's maps, and the run directory."""
+    st.markdown(
+        f"**The sets and their rows** (one prediction per group of `{explanation.group_by}`): "
+        "`sets.csv`, one line per analysed set (its size, prediction and truth); `rows.csv`, "
+        "each row's attention measures beside its values; `summary.csv`, the mean rollout "
+        "measure of the rows by each column's levels or quantile bins."
+    )
+    files = _set_files(explanation)
+    c1, c2, c3 = st.columns(3)
+    c1.download_button(
+        "Sets (.csv)", files["sets.csv"], f"{stem}-sets.csv", "text/csv", key="e_sets"
+    )
+    c2.download_button(
+        "Rows and measures (.csv)", files["rows.csv"], f"{stem}-rows.csv", "text/csv", key="e_srows"
+    )
+    c3.download_button(
+        "Summary (.csv)", files["summary.csv"], f"{stem}-summary.csv", "text/csv", key="e_ssum"
+    )
+    st.markdown(
+        "**One set's maps**: every layer, map and head, rows × rows (`.npz`, arrays "
+        "`layer{L}_{map}` of heads × rows × rows), and a tidy CSV (layer, map, head, query, "
+        "key, weight) with the rows labelled by the order-by column."
+    )
+    keys = explanation.sets[explanation.group_by].astype(str).tolist()
+    chosen = session.get("x_chosen_set")  # the set shown on the Explore page
+    key = st.selectbox("Set", keys, index=keys.index(chosen) if chosen in keys else 0, key="e_set")
+    if run.frame is None:
+        st.info("This run holds no rows, so its sets' maps cannot be recorded.")
+    else:
+        maps = cached_maps(run, key)  # computed on the click when Explore has not drawn it
+        c1, c2 = st.columns(2)
+        for column, name, mime in ((c1, "set_maps.npz", None), (c2, "set_maps.csv", "text/csv")):
+            column.download_button(
+                f"Maps of set {key} (.{name.split('.')[1]})",
+                data=lambda name=name, maps=maps: _set_map_file(run, explanation, key, maps, name),
+                file_name=f"{stem}-{key}-{name.replace('_', '-')}",
+                mime=mime,
+                key=f"e_{name}",
+            )
+    st.markdown(
+        "**The run directory** (weights, schema, preprocessor, splits with their groups, "
+        "metrics, history), to reload with `mrta.runs.Run.load` or `mrta predict`. Opening it "
+        "records its sets' attention again."
+    )
+    with_data = _include_rows_choice(run)
+    st.download_button(
+        "Download the run (.zip)",
+        data=lambda: _run_zip(run, None, with_data, stem),
+        file_name=f"{stem}-run.zip",
+        mime="application/zip",
+        key="e_run",
+    )
+
+
+def _set_files(explanation: SetExplanation) -> dict[str, bytes]:
+    """sets.csv, rows.csv and summary.csv, written once per analysis and kept for the session."""
+    cached = st.session_state.get("e_set_files")
+    if cached is not None and cached[0] is explanation:
+        return cached[1]
     with tempfile.TemporaryDirectory() as folder:
-        path = run.save(Path(folder) / "run", include_data=with_data)
-        save_explanation(explanation, path, source=f"dashboard:{stem}")
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            for file in sorted(path.rglob("*")):
-                archive.write(file, file.relative_to(path.parent))
-    return buffer.getvalue()
+        files = {path.name: path.read_bytes() for path in write_set_exports(explanation, folder)}
+    st.session_state["e_set_files"] = (explanation, files)
+    return files
+
+
+def _set_map_file(run, explanation: SetExplanation, key: str, maps, name: str) -> bytes:
+    """One file of the set `key`'s map exports (runs on the download's own thread: no
+    session state here)."""
+    maps = maps if maps is not None else set_maps(run, run.frame, key)
+    with tempfile.TemporaryDirectory() as folder:
+        write_set_exports(explanation, folder, maps)
+        return (Path(folder) / name).read_bytes()
 
 
 if __name__ == "__main__":

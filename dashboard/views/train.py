@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 import torch
@@ -12,7 +13,9 @@ from dashboard import jobs, session
 from mrta import figures
 from mrta.config import ModelConfig, TrainConfig
 from mrta.explain import explain
-from mrta.runs import train_run
+from mrta.runs import RunError, train_run
+from mrta.set_attention import explain_sets
+from mrta.set_data import group_targets
 
 HEADS, WIDTHS, BATCHES = [1, 2, 4, 8], [16, 32, 64, 128], [64, 128, 256, 512]
 PRESETS = {  # name -> (model, training) overrides of the library defaults
@@ -33,11 +36,18 @@ def available_devices() -> list[str]:
 def page() -> None:
     st.header("Train")
     loaded, schema = session.table(), session.schema()
+    problem = session.get("data_problem")
+    if schema is None and problem is not None and problem[0] == loaded.source_id:
+        reason = problem[1].rstrip(".")
+        st.error(f"Not ready to train: {reason}. Change the choices on the Data page.")
+        return
     if schema is None:
         st.info("Choose a target on the Data page first.")
         return
+    sets = loaded.set_options()
+    per = f" per group of **{sets.group_by}** (one prediction per group)" if sets else ""
     st.caption(
-        f"{loaded.name}: predict **{schema.target}** ({schema.task.value}) from "
+        f"{loaded.name}: predict **{schema.target}** ({schema.task.value}){per} from "
         f"{len(schema.numerical_tokens)} numerical and {len(schema.categorical_tokens)} "
         "categorical columns."
     )
@@ -101,6 +111,7 @@ def _settings_form(loaded: session.LoadedTable) -> None:
         return
     st.session_state["last_settings"] = (preset, model_config, train_config)
     frame, target, task, roles = loaded.frame, loaded.target, loaded.task, dict(loaded.roles)
+    sets = loaded.set_options()
 
     def work(job: jobs.Job):
         run = train_run(
@@ -112,8 +123,16 @@ def _settings_form(loaded: session.LoadedTable) -> None:
             roles=roles,
             callback=job.on_progress,
             cancel=job.cancel,
+            sets=sets,
         )
-        return run, explain(run, progress=job.on_analysis)
+        if sets is None:
+            return run, explain(run, progress=job.on_analysis)
+
+        def on_sets(done: int, total: int, message: str) -> None:
+            job.fraction = done / max(total, 1)
+            job.phase = f"{message}: {done:,} of {total:,} sets"
+
+        return run, explain_sets(run, frame, progress=on_sets)
 
     st.session_state["job"] = jobs.start(f"{loaded.name} → {target}", work)
     st.rerun()
@@ -146,15 +165,28 @@ def _results(run) -> None:
     task = run.schema.task.value
     shown = ["roc_auc", "accuracy", "log_loss"] if task != "regression" else ["r2", "rmse", "mae"]
     names = {"model": "attention model", "hgb": "gradient boosting", "trivial": "trivial"}
+    if run.sets is not None:
+        names["hgb"] = "gradient boosting on per-group aggregates"
+        st.caption(
+            f"One prediction per group of **{run.sets.group_by}**: the test split holds "
+            f"{run.metrics['model'].get('rows', 0):,} groups. Gradient boosting sees each "
+            "group as one row of aggregates (its size, each number's mean, min, max and "
+            "spread, each category's shares)."
+        )
+        for note in run.splits.notes:
+            st.caption(note)
     table = pd.DataFrame({names[k]: {m: run.metrics[k].get(m) for m in shown} for k in names}).T
     st.dataframe(table.style.format(precision=4, na_rep="—"))
     _verdict(run, task)
     left, right = st.columns(2)
     left.plotly_chart(figures.training_curves(run.history), key="t_curves")
-    test = run.rows("test")
-    predicted = run.predict_frame(test)
+    try:
+        test = run.rows("test")
+    except RunError as error:  # an opened run without the rows it was tested on
+        right.info(str(error))
+        return
+    predicted, y = _test_predictions(run, test)
     if task == "regression":
-        y = run.schema.encode_target(test)
         right.plotly_chart(
             figures.prediction_scatter(y, predicted["prediction"].to_numpy(), run.schema.target),
             key="t_pred",
@@ -162,9 +194,21 @@ def _results(run) -> None:
         return
     matrix = run.metrics["model"]["confusion_matrix"]
     right.plotly_chart(figures.confusion_figure(matrix["matrix"], matrix["labels"]), key="t_cm")
-    y = run.schema.encode_target(test)
     probabilities = predicted[list(run.class_labels)].to_numpy()
     st.plotly_chart(figures.roc_figure(y, probabilities, run.class_labels), key="t_roc")
+
+
+def _test_predictions(run, test: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """The model's predictions on the test rows and the true values (class indices or
+    numbers): one per row, or for a set run one per group that has a target."""
+    predicted = run.predict_frame(test)
+    if run.sets is None:
+        return predicted, run.schema.encode_target(test)
+    targets = group_targets(test, run.schema, run.sets.group_by)  # (G,) by key, NaN: none
+    y = targets.reindex(predicted[run.sets.group_by].astype(str)).to_numpy()
+    kept = ~np.isnan(y)
+    y = y[kept] if run.schema.task.value == "regression" else y[kept].astype(np.int64)
+    return predicted[kept], y
 
 
 def _verdict(run, task: str) -> None:
