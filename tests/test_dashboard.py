@@ -480,3 +480,14 @@ def test_a_set_run_opens_with_its_sets_recorded(tmp_path):
     assert not at.exception and not at.error
     assert isinstance(at.session_state["explanation"], SetExplanation)
     assert at.session_state["run"].sets == SetOptions("g")
+
+
+def test_a_changed_role_survives_leaving_the_data_page():
+    at = new_app()
+    at.session_state["table"].roles = {"island": "ignored"}  # as the roles editor stores it
+    at.switch_page("views/train.py").run()
+    at.switch_page("views/data.py").run()
+    schema = at.dataframe[1].value
+    assert dict(zip(schema["column"], schema["role"], strict=True))["island"] == "ignored"
+    assert at.session_state["table"].roles == {"island": "ignored"}
+    assert "island" not in at.session_state["schema"][1].categorical_columns

@@ -230,13 +230,16 @@ def _infer(loaded: session.LoadedTable, roles: dict[str, str]) -> TableSchema:
 def _edit_roles(
     loaded: session.LoadedTable, inferred: TableSchema, forced: dict[str, str]
 ) -> dict[str, str]:
-    """The schema as an editable table; returns the roles the user changed (never those of
-    the `forced` columns: the group key stays ignored)."""
+    """The schema as an editable table, showing the roles the user chose before (kept in
+    `loaded`, since the editor's own state goes when the page is left); returns the roles that
+    differ from the inferred ones (never those of the `forced` columns: the group key stays
+    ignored)."""
     rows = [c for c in inferred.columns if c.role is not Role.TARGET]
+    chosen = {name: role for name, role in loaded.roles.items() if name not in forced}
     base = pd.DataFrame(
         {
             "column": [c.name for c in rows],
-            "role": [c.role.value for c in rows],
+            "role": [chosen.get(c.name, c.role.value) for c in rows],
             "why": [
                 "the group key: it names the example, never a feature"
                 if c.name in forced
@@ -256,7 +259,8 @@ def _edit_roles(
         hide_index=True,
         key=f"roles:{loaded.source_id}:{loaded.target}:{loaded.task}:{loaded.group_by}",
     )
-    changed = (edited["role"] != base["role"]) & ~edited["column"].isin(list(forced))
+    inferred_roles = pd.Series([c.role.value for c in rows], index=edited.index)
+    changed = (edited["role"] != inferred_roles) & ~edited["column"].isin(list(forced))
     return dict(zip(edited.loc[changed, "column"], edited.loc[changed, "role"], strict=True))
 
 
