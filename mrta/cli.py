@@ -34,10 +34,10 @@ from mrta.explain import (
     write_exports,
 )
 from mrta.reading import read_table
-from mrta.runs import Run, train_run
+from mrta.runs import Run, default_train_config, train_run
 from mrta.schema import Role
 from mrta.set_attention import DEFAULT_MAX_SETS, explain_sets, set_maps, write_set_exports
-from mrta.set_data import MAX_SET_SIZE, SetOptions
+from mrta.set_data import MAX_SET_SIZE, SET_BATCH_SIZE, SetOptions
 from mrta.train import Progress
 
 DASHBOARD_APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
@@ -113,6 +113,13 @@ def add_train(commands: argparse._SubParsersAction) -> None:
         default=train.max_epochs,
         metavar="N",
         help="maximum epochs (default: %(default)s)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="N",
+        help=f"examples per step (default: {train.batch_size} rows, or {SET_BATCH_SIZE} sets "
+        "with --group-by)",
     )
     p.add_argument(
         "--device",
@@ -225,8 +232,11 @@ def run_train(args: argparse.Namespace) -> int:
         dropout=args.dropout,
         bind_rows=not args.no_bind_rows,
     )
+    sets = _set_options(args)
+    defaults = default_train_config(sets)
     train_config = replace(
-        TrainConfig(),
+        defaults,
+        batch_size=args.batch_size or defaults.batch_size,
         time_budget=args.time_budget or None,
         max_epochs=args.epochs,
         device=args.device,
@@ -245,7 +255,7 @@ def run_train(args: argparse.Namespace) -> int:
         roles=roles,
         test_frame=test_frame,
         callback=bar,
-        sets=_set_options(args),
+        sets=sets,
     )
     if run is None:  # a distributed worker other than rank 0, which reports and saves
         return 0

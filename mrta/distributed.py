@@ -359,13 +359,13 @@ def train_run(
     other workers return ``None``. `callback` is called on rank 0 only. An error on any worker
     is raised as :class:`WorkerError` naming the worker.
     """
-    from mrta.config import ModelConfig, TrainConfig
+    from mrta.config import ModelConfig
     from mrta.preprocessing import Preprocessor
-    from mrta.runs import RunPlan
+    from mrta.runs import RunPlan, default_train_config
     from mrta.train import fit
 
     model_config = model_config or ModelConfig()
-    train_config = train_config or TrainConfig()
+    train_config = train_config or default_train_config(sets)
     with _reported(_env_int("RANK", 0), _env_int("WORLD_SIZE", 1)):
         with process_group(train_config.device) as world:
             plan = RunPlan.prepare(

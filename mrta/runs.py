@@ -51,7 +51,7 @@ from mrta.model import TabularAttentionModel, build_model, model_spec
 from mrta.preprocessing import Examples, PreprocessingOptions, Preprocessor
 from mrta.reading import read_table
 from mrta.schema import Role, TableSchema, Task, infer_schema
-from mrta.set_data import SetOptions, group_targets
+from mrta.set_data import SET_BATCH_SIZE, SetOptions, group_targets
 from mrta.set_model import SetAttentionModel
 from mrta.splits import SplitOptions, Splits, make_group_splits, make_splits
 from mrta.train import Cancel, Progress, TrainResult, fit
@@ -312,8 +312,9 @@ def train_run(
     The initial weights come from ``train_config.seed`` (the run's `init_seed`); the held-out
     metrics are on the test split (the test file's rows, when `test_frame` is given).
     With `sets`, one example is a group of rows (set resolution): the group key is ignored as
-    a feature unless `roles` says otherwise, whole groups are split, and the baseline learns
-    from per-group aggregates.
+    a feature unless `roles` says otherwise, whole groups are split, the baseline learns
+    from per-group aggregates, and the default `train_config` takes
+    :data:`~mrta.set_data.SET_BATCH_SIZE` sets a step.
     Raises ``TableError`` for a table that cannot be used, ``ValueError`` for bad settings.
     """
     plan = RunPlan.prepare(
@@ -327,7 +328,7 @@ def train_run(
     )
     preprocessor = Preprocessor.fit(plan.train_rows, plan.schema, preprocessing_options)
     model_config = model_config or ModelConfig()
-    train_config = train_config or TrainConfig()
+    train_config = train_config or default_train_config(sets)
     model, train, validation = plan.build(preprocessor, model_config, train_config.seed)
     training = fit(
         model,
@@ -340,6 +341,12 @@ def train_run(
         cancel=cancel,
     )
     return plan.complete(model, preprocessor, train_config, training)
+
+
+def default_train_config(sets: SetOptions | None = None) -> TrainConfig:
+    """The default training: :class:`TrainConfig`'s, with
+    :data:`~mrta.set_data.SET_BATCH_SIZE` sets a step for set runs."""
+    return TrainConfig() if sets is None else TrainConfig(batch_size=SET_BATCH_SIZE)
 
 
 @dataclass

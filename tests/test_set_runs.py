@@ -12,7 +12,7 @@ from mrta.config import ModelConfig, TrainConfig
 from mrta.errors import TableError
 from mrta.runs import Run, train_run
 from mrta.schema import infer_schema
-from mrta.set_data import SetOptions
+from mrta.set_data import SET_BATCH_SIZE, SetOptions
 from mrta.set_model import SetAttentionModel
 from mrta.splits import SplitOptions, make_group_splits
 
@@ -134,6 +134,7 @@ def test_the_command_line_trains_a_set_run_and_predicts_per_group(tmp_path, caps
     assert "Metrics on the test split (9 groups)" in captured.out
     assert "gradient boosting on aggregates" in captured.out
     assert "keeps a random 6 of them" in captured.err
+    assert Run.load(out).train_config.batch_size == SET_BATCH_SIZE  # sets a step, not rows
     assert cli.main(["predict", str(out), str(data), "--out", str(predictions)]) == 0
     assert "one per group" in capsys.readouterr().err
     written = pd.read_csv(predictions)

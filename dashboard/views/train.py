@@ -11,13 +11,13 @@ import torch
 
 from dashboard import jobs, session
 from mrta import figures
-from mrta.config import ModelConfig, TrainConfig
+from mrta.config import ModelConfig
 from mrta.explain import explain
-from mrta.runs import RunError, train_run
+from mrta.runs import RunError, default_train_config, train_run
 from mrta.set_attention import explain_sets
 from mrta.set_data import group_targets
 
-HEADS, WIDTHS, BATCHES = [1, 2, 4, 8], [16, 32, 64, 128], [64, 128, 256, 512]
+HEADS, WIDTHS, BATCHES = [1, 2, 4, 8], [16, 32, 64, 128], [16, 32, 64, 128, 256, 512]
 PRESETS = {  # name -> (model, training) overrides of the library defaults
     "quick": ({}, {"time_budget": 30.0}),
     "thorough": ({"num_layers": 3}, {"time_budget": 180.0, "patience": 25}),
@@ -67,9 +67,11 @@ def page() -> None:
 def _settings_form(loaded: session.LoadedTable) -> None:
     preset = st.radio("Preset", list(PRESETS), horizontal=True, key="preset")
     model_over, train_over = PRESETS[preset]
-    m, t = ModelConfig(**model_over), TrainConfig(**train_over)
-    last = session.get("last_settings")  # the settings of the last run of this preset
-    if last is not None and last[0] == preset:
+    sets = loaded.set_options()
+    m = ModelConfig(**model_over)
+    t = dataclasses.replace(default_train_config(sets), **train_over)
+    last = session.get("last_settings")  # the last run's settings, of this preset and mode
+    if last is not None and last[0] == (preset, sets is None):
         m, t = last[1], last[2]
     with st.form("train_settings"):
         c1, c2, c3, c4 = st.columns(4)
@@ -82,7 +84,12 @@ def _settings_form(loaded: session.LoadedTable) -> None:
             "Time budget (s)", 5.0, 3600.0, t.time_budget, step=5.0, key=f"budget:{preset}"
         )
         lr = c2.number_input("Learning rate", 1e-5, 1e-1, t.learning_rate, format="%.5f")
-        batch = c3.selectbox("Batch size", BATCHES, index=BATCHES.index(t.batch_size))
+        batch = c3.selectbox(
+            "Batch size (sets)" if sets is not None else "Batch size",
+            BATCHES,
+            index=BATCHES.index(t.batch_size),
+            help="examples per training step: groups of rows in group mode, else rows",
+        )
         seed = c4.number_input("Seed", 0, 2**31 - 1, t.seed)
         devices = available_devices()
         device = st.selectbox(
@@ -109,7 +116,7 @@ def _settings_form(loaded: session.LoadedTable) -> None:
     except ValueError as error:
         st.error(str(error))
         return
-    st.session_state["last_settings"] = (preset, model_config, train_config)
+    st.session_state["last_settings"] = ((preset, sets is None), model_config, train_config)
     frame, target, task, roles = loaded.frame, loaded.target, loaded.task, dict(loaded.roles)
     sets = loaded.set_options()
 
