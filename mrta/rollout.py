@@ -100,6 +100,11 @@ def rollout_importance(
     return rollout(averaged, n_num, n_cat).mean(axis=-2)
 
 
+def maps_dtypes(layers: Sequence[Mapping[str, np.ndarray]]) -> list[np.dtype]:
+    """The dtypes of every map of `layers`."""
+    return [m.dtype for maps in layers for m in maps.values()]
+
+
 def pooled_importance(
     layers: Sequence[Mapping[str, np.ndarray]], n_num: int, n_cat: int
 ) -> np.ndarray:
@@ -109,11 +114,13 @@ def pooled_importance(
     the vector is carried through each layer's stages instead of multiplying ``T × T`` flows:
     ``O(T²)`` per layer instead of ``O(T³)``, what sets of a thousand rows (``T = 2000``) need.
 
+    Computed in the maps' precision (float32 maps: float32 shares, no float64 copies of them).
+
     Shape: each map ``(Tq, Tk)`` -> ``(T,)``, summing to 1.
     """
     t = n_num + n_cat
     num, cat = slice(0, n_num), slice(n_num, t)
-    v = np.full(t, 1.0 / t)
+    v = np.full(t, 1.0 / t, dtype=np.result_type(np.float32, *maps_dtypes(layers)))
     for maps in reversed(layers):
         if "num_cat" in maps and "cat_num" in maps:  # v @ C
             v = 0.5 * np.concatenate(

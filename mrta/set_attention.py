@@ -35,8 +35,8 @@ from mrta.set_data import SetBatch
 
 #: Sets analysed at most by default: a seeded sample of the groups beyond it.
 DEFAULT_MAX_SETS = 500
-#: Query-key pairs per map and head recorded in one forward pass: 2 sets of 1,000 rows.
-RECORD_PAIRS = 2**21
+#: Query-key pairs per map and head recorded in one forward pass: a set of 1,000 rows.
+RECORD_PAIRS = 2**20
 #: The per-row measure summaries and rankings use by default.
 ROLLOUT = "rollout"
 #: Quantile bins of a numerical column in :meth:`SetExplanation.summary`.
@@ -165,7 +165,8 @@ def explain_sets(
     of them when there are more) and reduce each set's maps to measures per row.
 
     Sets are recorded a few at a time (at most :data:`RECORD_PAIRS` query-key pairs per map
-    and head), so memory stays bounded by the largest set, not by the number of sets.
+    and head) and reduced at once, so the memory in use is bounded by the largest set, not by
+    the number of sets.
     `progress` is called as ``(sets done, sets, message)``.
     """
     options = _set_options(run)
@@ -183,25 +184,42 @@ def explain_sets(
         sets = sets.select(chosen.tolist())
     model = run.model.eval()
     layers = attention_layers(model)
+    map_keys = tuple(
+        sorted((i, map_id) for i, layer in enumerate(layers) for map_id in layer.attention_blocks())
+    )
+    # Filled in place: small arrays kept between the batches' large, short-lived tensors
+    # would fragment the heap and let resident memory grow with the number of sets.
+    measures = np.empty((int(sets.mask.sum()), 1 + len(map_keys)), dtype=np.float32)
+    logits = torch.empty(len(sets), model.n_outputs)
     batch = batch_limit(len(sets), sets, RECORD_PAIRS)
-    rows, logits, map_keys = [], [], None
+    filled = 0
     for begin in range(0, len(sets), batch):
         if progress is not None:
             progress(begin, len(sets), "recording attention")
         part = sets.select(slice(begin, begin + batch))
         with torch.no_grad(), AttentionRecorder(model, mode="keep", max_bytes=2**40) as recorder:
-            logits.append(model(*part.to(model_device(model)).model_inputs()).float().cpu())
-            map_keys = map_keys or tuple(recorder.keys)
-            weights = {key: recorder.weights(*key).numpy() for key in map_keys}
-        rows.append(_row_measures(part, weights, map_keys, len(layers)))
+            inputs = part.to(model_device(model)).model_inputs()
+            logits[begin : begin + len(part)] = model(*inputs).float().cpu()
+            weights = {key: recorder.weights(*key) for key in map_keys}
+        filled = _row_measures(part, weights, map_keys, len(layers), measures, filled)
+        del weights
     if progress is not None:
         progress(len(sets), len(sets), "recording attention")
-    table = pd.concat(rows, ignore_index=True).rename(columns={"key": options.group_by})
+    sizes = sets.set_sizes.numpy()
+    table = pd.DataFrame(
+        {
+            options.group_by: np.repeat(np.asarray(sets.keys, dtype=object), sizes),
+            "position": np.concatenate([np.arange(n) for n in sizes]),
+            "row": sets.row_index[sets.mask].numpy(),
+        }
+    )
+    names = [ROLLOUT, *(measure_name(*key) for key in map_keys)]
+    table[names] = measures
     return SetExplanation(
         group_by=options.group_by,
         order_by=options.order_by,
         map_keys=map_keys,
-        sets=_set_table(run, sets, torch.cat(logits)),
+        sets=_set_table(run, sets, logits),
         rows=table,
         values=_values(run, frame, table["row"].to_numpy(), options.group_by),
         sampled_from=sampled_from,
@@ -280,38 +298,30 @@ def _set_options(run: Run):
 
 def _row_measures(
     part: SetBatch,
-    weights: dict[tuple[int, str], np.ndarray],
+    weights: dict[tuple[int, str], torch.Tensor],
     map_keys: Sequence[tuple[int, str]],
     n_layers: int,
-) -> pd.DataFrame:
-    """Each real row's received attention per map and rollout share, relative to an even
-    share. Shape: weights ``(B, H, S, S)`` each -> one table row per real row."""
-    sizes = part.set_sizes.tolist()
+    out: np.ndarray,
+    start: int,
+) -> int:
+    """Write each real row's rollout share and received attention per map, relative to an
+    even share, into ``out[start:]`` (a row per real row, columns: rollout, then `map_keys`);
+    returns the next free row. Shape: weights ``(B, H, S, S)`` each."""
     streams = {map_id.split("_")[0] for _, map_id in map_keys}
-    columns: dict[str, list[np.ndarray]] = {"rollout": []}
-    for key in map_keys:
-        columns[measure_name(*key)] = []
-    for i, n in enumerate(sizes):
+    for i, n in enumerate(part.set_sizes.tolist()):
+        rows = slice(start, start + n)
         layers: list[dict[str, np.ndarray]] = [{} for _ in range(n_layers)]
-        for layer, map_id in map_keys:
-            w = weights[(layer, map_id)][i, :, :n, :n]  # (H, n, n): real rows only
-            columns[measure_name(layer, map_id)].append(w.mean(axis=(0, 1)) * n)
-            layers[layer][map_id] = w.mean(axis=0).astype(np.float64)
+        for column, (layer, map_id) in enumerate(map_keys, start=1):
+            w = weights[(layer, map_id)][i, :, :n, :n]  # (H, n, n) float32: real rows only
+            head_mean = w.mean(dim=0)  # (n, n)
+            out[rows, column] = head_mean.mean(dim=0).numpy() * n
+            layers[layer][map_id] = head_mean.numpy()
         n_num = n if "num" in streams else 0
         n_cat = n if "cat" in streams else 0
         share = pooled_importance(layers, n_num, n_cat)  # (n_num + n_cat,)
-        per_row = share[:n_num] + share[n_num:] if n_num and n_cat else share
-        columns["rollout"].append(per_row * n)
-    keys = np.repeat(np.asarray(part.keys, dtype=object), sizes)
-    row_index = part.row_index[part.mask].numpy()
-    return pd.DataFrame(
-        {
-            "key": keys,
-            "position": np.concatenate([np.arange(n) for n in sizes]),
-            "row": row_index,
-            **{name: np.concatenate(parts) for name, parts in columns.items()},
-        }
-    )
+        out[rows, 0] = (share[:n_num] + share[n_num:] if n_num and n_cat else share) * n
+        start += n
+    return start
 
 
 def _set_table(run: Run, sets: SetBatch, logits: torch.Tensor) -> pd.DataFrame:
