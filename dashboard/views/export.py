@@ -71,14 +71,7 @@ def page() -> None:
         "**The run directory** (weights, schema, preprocessor, splits, metrics, history, and "
         "the analysis in `analysis/`), to reload with `mrta.runs.Run.load` or `mrta predict`."
     )
-    with_data = _include_rows_choice(run)
-    st.download_button(
-        "Download the run (.zip)",
-        data=lambda: _run_zip(run, explanation, with_data, stem),
-        file_name=f"{stem}-run.zip",
-        mime="application/zip",
-        key="e_run",
-    )
+    _run_download(run, explanation, stem)
 
 
 def _stem(run) -> str:
@@ -88,16 +81,24 @@ def _stem(run) -> str:
     return base.removesuffix("-run") if origin is not None else f"{base}-{run.schema.target}"
 
 
-def _include_rows_choice(run) -> bool:
-    """Whether the run's zip carries the table's rows; not offered for a run explored on rows
-    other than those it was trained on."""
+def _run_download(run, explanation, stem: str) -> None:
+    """The run directory as a zip, with its analysis when `explanation` is given, and the
+    choice of including the table's rows (not offered for a run explored on rows other than
+    those it was trained on)."""
     other_rows = isinstance(run, RunOnOtherRows)
-    return st.checkbox(
+    with_data = st.checkbox(
         "Include the table's rows in the run",
         value=False,
         key="e_rows",
         disabled=other_rows,
         help="This run is explored on other rows than it was trained on." if other_rows else None,
+    )
+    st.download_button(
+        "Download the run (.zip)",
+        data=lambda: _run_zip(run, explanation, with_data, stem),
+        file_name=f"{stem}-run.zip",
+        mime="application/zip",
+        key="e_run",
     )
 
 
@@ -165,14 +166,7 @@ def _set_exports(run, explanation: SetExplanation, stem: str) -> None:
         "metrics, history), to reload with `mrta.runs.Run.load` or `mrta predict`. Opening it "
         "records its sets' attention again."
     )
-    with_data = _include_rows_choice(run)
-    st.download_button(
-        "Download the run (.zip)",
-        data=lambda: _run_zip(run, None, with_data, stem),
-        file_name=f"{stem}-run.zip",
-        mime="application/zip",
-        key="e_run",
-    )
+    _run_download(run, None, stem)
 
 
 def _set_files(explanation: SetExplanation) -> dict[str, bytes]:
