@@ -10,7 +10,6 @@ with a traceback only under ``--debug``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.util
 import os
 import subprocess
@@ -19,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from mrta import distributed
 from mrta.archive import RUNS_DIR_ENV
@@ -33,12 +32,23 @@ from mrta.explain import (
     save_explanation,
     write_exports,
 )
-from mrta.reading import read_table
+from mrta.reading import ReadingOptions, read_table
 from mrta.runs import Run, default_train_config, train_run
 from mrta.schema import Role
 from mrta.set_attention import DEFAULT_MAX_SETS, explain_sets, set_maps, write_set_exports
 from mrta.set_data import MAX_SET_SIZE, SET_BATCH_SIZE, SetOptions
+from mrta.streamed_runs import (
+    explained_rows,
+    file_digest,
+    predict_file,
+    read_or_stream,
+    train_run_from_file,
+)
+from mrta.streaming import DEFAULT_CHUNK_ROWS, DEFAULT_SAMPLE_ROWS
 from mrta.train import Progress
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DASHBOARD_APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 BAR_WIDTH = 30
@@ -216,11 +226,21 @@ def add_train(commands: argparse._SubParsersAction) -> None:
         help="keep a row's categories out of its numerical token (the layer's plain stream "
         "split; it cannot tie a row's numbers to its own categories)",
     )
+    _add_chunk_rows(p)
+    p.add_argument(
+        "--sample-rows",
+        type=_positive,
+        metavar="N",
+        help="a streamed table: infer the column types and fit the preprocessor on a seeded "
+        f"sample of N rows (default: {DEFAULT_SAMPLE_ROWS:,})",
+    )
     _add_nproc(p, "train")
     p.set_defaults(handler=run_train)
 
 
 def run_train(args: argparse.Namespace) -> int:
+    if args.chunk_rows is not None and args.nproc != 1:
+        _refuse_streamed("--nproc", args.data, "--chunk-rows was given", "train in one process")
     if distributed.launches(args.nproc):
         return distributed.launch(args.argv, args.nproc)
     roles = _roles(args)
@@ -243,25 +263,47 @@ def run_train(args: argparse.Namespace) -> int:
         threads=args.threads,
         seed=args.seed,
     )
-    frame = read_table(args.data).frame
-    test_frame = read_table(args.test).frame if args.test else None
+    frame = _table_or_stream(args, args.chunk_rows)
     bar = ProgressBar(sys.stderr) if distributed.is_leader() else None
-    run = (distributed.train_run if distributed.in_worker() else train_run)(
-        frame,
-        args.target,
-        model_config=model_config,
-        train_config=train_config,
-        task=None if args.task == "auto" else args.task,
-        roles=roles,
-        test_frame=test_frame,
-        callback=bar,
-        sets=sets,
-    )
+    task = None if args.task == "auto" else args.task
+    if frame is None:
+        _check_streamed_training(args)
+        run = train_run_from_file(
+            args.data,
+            args.target,
+            model_config=model_config,
+            train_config=train_config,
+            task=task,
+            roles=roles,
+            chunk_rows=args.chunk_rows or DEFAULT_CHUNK_ROWS,
+            sample_rows=args.sample_rows or DEFAULT_SAMPLE_ROWS,
+            callback=bar,
+        )
+    else:
+        if args.sample_rows is not None:
+            raise ValueError(
+                "--sample-rows applies to a streamed table, and this one is read whole: drop "
+                "it, or add --chunk-rows N to stream the table"
+            )
+        test_frame = read_table(args.test).frame if args.test else None
+        run = (distributed.train_run if distributed.in_worker() else train_run)(
+            frame,
+            args.target,
+            model_config=model_config,
+            train_config=train_config,
+            task=task,
+            roles=roles,
+            test_frame=test_frame,
+            callback=bar,
+            sets=sets,
+        )
     if run is None:  # a distributed worker other than rank 0, which reports and saves
         return 0
     bar.finish(run.training.message)
     out = run.save(args.out, include_data=args.save_data)
-    for note in run.splits.notes:
+    # A streamed run's schema and preprocessor say what was fitted on a sample.
+    streamed = (*run.schema.notes, *run.preprocessor.notes) if frame is None else ()
+    for note in (*streamed, *run.splits.notes):
         print(f"Note: {note}", file=sys.stderr)
     print(metrics_table(run), file=sys.stdout)
     print(f"\nSaved the run to {out}", file=sys.stdout)
@@ -278,6 +320,62 @@ def _add_nproc(p: argparse.ArgumentParser, command: str) -> None:
         "gloo, the cores shared among them; CUDA: NCCL, one GPU each); for several machines "
         f"run 'torchrun ... -m mrta {command} ...' instead (default: %(default)s)",
     )
+
+
+def _add_chunk_rows(p: argparse.ArgumentParser) -> None:
+    limits = ReadingOptions()
+    p.add_argument(
+        "--chunk-rows",
+        type=_positive,
+        metavar="N",
+        help="stream the table from its file N rows at a time instead of reading it whole "
+        f"(default: a table over {limits.max_rows:,} rows or "
+        f"{limits.max_bytes // 1024**2} MB streams in chunks of {DEFAULT_CHUNK_ROWS:,} rows)",
+    )
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _table_or_stream(args: argparse.Namespace, chunk_rows: int | None) -> pd.DataFrame | None:
+    """The table of ``args.data`` read whole, or None (and a note on stderr) when it streams:
+    with ``--chunk-rows``, or when it is over the reading limits."""
+    frame = None if chunk_rows is not None else read_or_stream(args.data)
+    if frame is None and distributed.is_leader():
+        limits = ReadingOptions()
+        why = (
+            "--chunk-rows was given"
+            if chunk_rows is not None
+            else f"it is over the reading limits of {limits.max_rows:,} rows or "
+            f"{limits.max_bytes // 1024**2} MB"
+        )
+        print(
+            f"Note: streaming {args.data} in chunks of {chunk_rows or DEFAULT_CHUNK_ROWS:,} "
+            f"rows ({why}).",
+            file=sys.stderr,
+        )
+    return frame
+
+
+def _check_streamed_training(args: argparse.Namespace) -> None:
+    """Refuse what training on a streamed table cannot do, with a one-line message."""
+    why = "--chunk-rows was given" if args.chunk_rows else "it is over the reading limits"
+    for flag, given, instead in (
+        ("--save-data", args.save_data, "keep the file beside the run instead"),
+        ("--group-by", args.group_by is not None, "train sets on a smaller table"),
+        ("--test", args.test is not None, "append the test rows to the table"),
+        ("--nproc", distributed.in_worker(), "train in one process"),
+    ):
+        if given:
+            _refuse_streamed(flag, args.data, why, instead)
+
+
+def _refuse_streamed(flag: str, data: str, why: str, instead: str) -> None:
+    raise ValueError(f"{flag} needs the table in memory, but {data} is streamed ({why}): {instead}")
 
 
 def _set_options(args: argparse.Namespace) -> SetOptions | None:
@@ -399,16 +497,23 @@ def add_predict(commands: argparse._SubParsersAction) -> None:
     p.add_argument("run", metavar="RUN_DIR", help="a run saved by 'mrta train'")
     p.add_argument("data", metavar="DATA.csv", help="the rows to predict")
     p.add_argument("--out", required=True, metavar="PREDICTIONS.csv", help="where to write")
+    _add_chunk_rows(p)
     p.set_defaults(handler=run_predict)
 
 
 def run_predict(args: argparse.Namespace) -> int:
     run = Run.load(args.run)
-    frame = read_table(args.data).frame
-    predictions = run.predict_frame(frame)
-    predictions.to_csv(args.out, index=False)
+    frame = _table_or_stream(args, args.chunk_rows)
+    if frame is None:  # chunk by chunk, in bounded memory
+        written = predict_file(
+            run, args.data, args.out, chunk_rows=args.chunk_rows or DEFAULT_CHUNK_ROWS
+        )
+    else:
+        predictions = run.predict_frame(frame)
+        predictions.to_csv(args.out, index=False)
+        written = len(predictions)
     per = "group" if run.sets is not None else "row"
-    print(f"Wrote {len(predictions):,} predictions (one per {per}) to {args.out}", file=sys.stderr)
+    print(f"Wrote {written:,} predictions (one per {per}) to {args.out}", file=sys.stderr)
     return 0
 
 
@@ -445,6 +550,7 @@ def add_explain(commands: argparse._SubParsersAction) -> None:
         "(needs a run saved with its data)",
     )
     p.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS, metavar="N")
+    _add_chunk_rows(p)
     sets = p.add_argument_group(
         "set runs",
         "a run trained with --group-by writes sets.csv (each set's prediction), rows.csv (each "
@@ -473,11 +579,14 @@ def run_explain(args: argparse.Namespace) -> int:
         return _explain_sets(run, args)
     if distributed.launches(args.nproc):
         return distributed.launch(args.argv, args.nproc)
-    data = Path(args.data).read_bytes()
-    frame = read_table(data).frame
+    frame = _table_or_stream(args, args.chunk_rows)
+    sampled_from = None
+    if frame is None:  # only the rows analysed are read: a seeded sample, as from the whole
+        chunk_rows = args.chunk_rows or DEFAULT_CHUNK_ROWS
+        frame, sampled_from = explained_rows(run, args.data, args.max_rows, chunk_rows=chunk_rows)
     bar = ProgressBar(sys.stderr)
     # results are cached in the run, keyed by the rows they were computed on
-    source = f"sha256:{hashlib.sha256(data).hexdigest()}:max_rows={args.max_rows}"
+    source = f"sha256:{file_digest(args.data)}:max_rows={args.max_rows}"
     explanation = load_explanation(args.run, source)
     cached = explanation is not None and (explanation.ablation is not None or not args.checks)
     if distributed.in_worker():  # the workers record a shard each; rank 0 carries on alone
@@ -488,6 +597,8 @@ def run_explain(args: argparse.Namespace) -> int:
             return 0
     if explanation is None:
         explanation = explain(run, frame, max_rows=args.max_rows, progress=bar.phase)
+    if sampled_from is not None and explanation.rows < sampled_from:
+        explanation.sampled_from = sampled_from  # the file's rows, not the sample's
     if args.checks and explanation.ablation is None:
         run_checks(run, explanation, progress=bar.phase)
     if not cached:

@@ -352,9 +352,10 @@ def default_train_config(sets: SetOptions | None = None) -> TrainConfig:
 @dataclass
 class RunPlan:
     """The steps of :func:`train_run` around fitting the preprocessor and training, for the
-    pipelines that do those two their own way (:func:`mrta.distributed.train_run`)."""
+    pipelines that do those two their own way (:func:`mrta.distributed.train_run`,
+    :func:`mrta.streamed_runs.train_run_from_file`)."""
 
-    frame: pd.DataFrame
+    frame: pd.DataFrame | None  # None: the rows stay in their file (the run holds none)
     test_frame: pd.DataFrame | None
     schema: TableSchema
     splits: Splits  # :meth:`build` adds the notes of making sets

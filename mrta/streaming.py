@@ -14,6 +14,7 @@ Memory is bounded by the chunk size (plus the sample and what is returned), not 
     schema = scan.infer_schema(target="y")             # on the sample, with a note saying so
     preprocessor = scan.fit_preprocessor(schema)       # quantiles and vocabularies on the sample
     encoded = encode_file(scan.layout, preprocessor)   # chunk by chunk; `rows=` for a shard
+    picked = read_rows(scan.layout, [17, 3, 40])       # a few rows, by position in the file
 
 The layout travels as JSON (`TableLayout.to_dict`), so workers that each encode their shard
 of one file need not scan it again. What a sample cannot see: a target class missing from it
@@ -316,6 +317,40 @@ def encode_file(
                 getattr(result, name)[filled : filled + len(piece)] = getattr(piece, name)
         filled += len(piece)
     return result if order is None else _take(result, order)
+
+
+def read_rows(
+    source: str | os.PathLike[str] | TableLayout,
+    rows: Sequence[int] | np.ndarray,
+    *,
+    columns: Sequence[str] | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> pd.DataFrame:
+    """The rows at positions `rows` (in that order, as `frame.iloc[rows]` would), typed and
+    named as `read_table` types and names the whole file, indexed by position in the file.
+
+    For a sample of a file too large to read whole: memory is bounded by the chunk size and
+    the rows returned; chunks without a wanted row are not typed, and the pass stops after the
+    last one. `columns` reads only those, in file order. The values are those of the whole
+    frame; an integer column whose picked rows have no gap comes as int64 where the whole
+    frame, with a gap elsewhere, has float64.
+    """
+    _check_positive(chunk_rows=chunk_rows)
+    layout = _layout(source, chunk_rows)
+    selected = _select(layout, columns)
+    positions, order = _positions(rows, layout.rows)
+    assert positions is not None
+    pieces = [_to_frame(_empty_text(layout, selected), layout, selected, np.arange(0))]
+    if positions.size:
+        for start, chunk in _text_chunks(layout, chunk_rows, selected):
+            lo, hi = np.searchsorted(positions, [start, start + chunk.num_rows])
+            if lo < hi:
+                local = positions[lo:hi] - start
+                pieces.append(_to_frame(chunk.take(local), layout, selected, start + local))
+            if hi == positions.size:
+                break
+    frame = pd.concat(pieces[1:]) if len(pieces) > 1 else pieces[0]
+    return frame if order is None else frame.iloc[order]
 
 
 # --- the pass over a file --------------------------------------------------------------------
