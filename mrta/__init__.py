@@ -1,8 +1,9 @@
 """MRTA Explorer: the MultiResolutionTabularAttention layer in PyTorch, with recorded attention.
 
 The layer and its recorder are imported here; the rest lives in one module per idea:
-``mrta.reading``, ``mrta.schema``, ``mrta.preprocessing``, ``mrta.splits`` (tables),
-``mrta.model``, ``mrta.train``, ``mrta.evaluate``, ``mrta.runs`` (training),
+``mrta.reading``, ``mrta.streaming``, ``mrta.schema``, ``mrta.preprocessing``, ``mrta.splits``
+(tables), ``mrta.model``, ``mrta.train``, ``mrta.evaluate``, ``mrta.runs``,
+``mrta.streamed_runs``, ``mrta.distributed``, ``mrta.archive`` (training and saved runs),
 ``mrta.aggregate``, ``mrta.rollout``, ``mrta.heads``, ``mrta.analysis``, ``mrta.explain``
 (attention analysis), ``mrta.set_data``, ``mrta.set_model``, ``mrta.set_attention`` (set
 resolution: one example per group of rows), ``mrta.figures`` and ``mrta.export`` (outputs),
