@@ -104,7 +104,7 @@ def test_upload_train_explore_select_a_head_and_download_the_report(browser, url
     page.screenshot(path=ARTIFACTS / "4-explore-one-head.png", full_page=True)
 
     page.get_by_role("link", name="Export").click()
-    with page.expect_download() as download:
+    with page.expect_download(timeout=180_000) as download:  # the report is built on click
         page.get_by_role("button", name="Download the HTML report").click()
     report = tmp_path / "report.html"
     download.value.save_as(report)
