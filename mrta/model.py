@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 
 import torch
 from torch import Tensor, nn
@@ -79,7 +79,73 @@ class FeatureTokenizer(nn.Module):
         return num_tokens, cat_tokens
 
 
-class TabularAttentionModel(nn.Module):
+class TaskModel(nn.Module):
+    """What the row and the set model share: the task, the streams' token names, the
+    vocabularies, their checks, and the JSON form of all that (:meth:`to_dict`).
+
+    Raises ``ValueError`` for an unknown task, a multiclass task without at least 3 classes,
+    vocabulary sizes that do not match the categorical tokens, and a model without tokens.
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        *,
+        task: str,
+        numerical_tokens: Sequence[str],
+        categorical_tokens: Sequence[str],
+        vocabulary_sizes: Sequence[int],
+        n_classes: int | None = None,
+    ) -> None:
+        super().__init__()
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        if task == "multiclass" and (n_classes is None or n_classes < 3):
+            raise ValueError(f"a multiclass task needs n_classes of at least 3, got {n_classes!r}")
+        if len(vocabulary_sizes) != len(categorical_tokens):
+            raise ValueError(
+                f"vocabulary_sizes must give one size per categorical token, got "
+                f"{len(vocabulary_sizes)} sizes for {len(categorical_tokens)} tokens"
+            )
+        if any(size < 1 for size in vocabulary_sizes):
+            raise ValueError(f"every vocabulary size must be at least 1, got {vocabulary_sizes}")
+        if not numerical_tokens and not categorical_tokens:
+            raise ValueError("the model needs at least one numerical or categorical token")
+        self.config = config
+        self.task = task
+        self.numerical_tokens = list(numerical_tokens)
+        self.categorical_tokens = list(categorical_tokens)
+        self.vocabulary_sizes = [int(size) for size in vocabulary_sizes]
+        self.n_classes = n_classes if task == "multiclass" else None
+        self.n_outputs = n_classes if task == "multiclass" else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON: everything the constructor needs (the weights are saved apart); the
+        keys of :func:`model_spec`."""
+        return {
+            "config": self.config.to_dict(),
+            "task": self.task,
+            "numerical_tokens": list(self.numerical_tokens),
+            "categorical_tokens": list(self.categorical_tokens),
+            "vocabulary_sizes": list(self.vocabulary_sizes),
+            "n_classes": self.n_classes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """A freshly initialised model from `to_dict`'s (or `model_spec`'s) output (seed the
+        RNG first)."""
+        return cls(
+            ModelConfig.from_dict(data["config"]),
+            task=data["task"],
+            numerical_tokens=data["numerical_tokens"],
+            categorical_tokens=data["categorical_tokens"],
+            vocabulary_sizes=data["vocabulary_sizes"],
+            n_classes=data["n_classes"],
+        )
+
+
+class TabularAttentionModel(TaskModel):
     """Tokenizer, a stack of MRTA layers, a readout pooling both streams, and a task head.
 
     The readout is the uniform mean over all tokens of both streams (what
@@ -112,17 +178,14 @@ class TabularAttentionModel(nn.Module):
         vocabulary_sizes: Sequence[int],
         n_classes: int | None = None,
     ) -> None:
-        super().__init__()
-        check_model_arguments(
-            task, n_classes, numerical_tokens, categorical_tokens, vocabulary_sizes
+        super().__init__(
+            config,
+            task=task,
+            numerical_tokens=numerical_tokens,
+            categorical_tokens=categorical_tokens,
+            vocabulary_sizes=vocabulary_sizes,
+            n_classes=n_classes,
         )
-        self.config = config
-        self.task = task
-        self.numerical_tokens = list(numerical_tokens)
-        self.categorical_tokens = list(categorical_tokens)
-        self.vocabulary_sizes = [int(size) for size in vocabulary_sizes]
-        self.n_classes = n_classes if task == "multiclass" else None
-        self.n_outputs = n_classes if task == "multiclass" else 1
 
         has_num, has_cat = bool(self.numerical_tokens), bool(self.categorical_tokens)
         self.tokenizer = FeatureTokenizer(
@@ -184,52 +247,6 @@ class TabularAttentionModel(nn.Module):
         if categorical.dtype != torch.int64:
             raise ValueError(f"categorical must be int64 codes, got {categorical.dtype}")
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON: everything the constructor needs (the weights are saved apart)."""
-        return {
-            "config": self.config.to_dict(),
-            "task": self.task,
-            "numerical_tokens": list(self.numerical_tokens),
-            "categorical_tokens": list(self.categorical_tokens),
-            "vocabulary_sizes": list(self.vocabulary_sizes),
-            "n_classes": self.n_classes,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TabularAttentionModel:
-        """A freshly initialised model from `to_dict`'s output (seed the RNG first)."""
-        return cls(
-            ModelConfig.from_dict(data["config"]),
-            task=data["task"],
-            numerical_tokens=data["numerical_tokens"],
-            categorical_tokens=data["categorical_tokens"],
-            vocabulary_sizes=data["vocabulary_sizes"],
-            n_classes=data["n_classes"],
-        )
-
-
-def check_model_arguments(
-    task: str,
-    n_classes: int | None,
-    numerical_tokens: Sequence[str],
-    categorical_tokens: Sequence[str],
-    vocabulary_sizes: Sequence[int],
-) -> None:
-    """The checks every model of this package makes on its constructor's arguments."""
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    if task == "multiclass" and (n_classes is None or n_classes < 3):
-        raise ValueError(f"a multiclass task needs n_classes of at least 3, got {n_classes!r}")
-    if len(vocabulary_sizes) != len(categorical_tokens):
-        raise ValueError(
-            f"vocabulary_sizes must give one size per categorical token, got "
-            f"{len(vocabulary_sizes)} sizes for {len(categorical_tokens)} tokens"
-        )
-    if any(size < 1 for size in vocabulary_sizes):
-        raise ValueError(f"every vocabulary size must be at least 1, got {vocabulary_sizes}")
-    if not numerical_tokens and not categorical_tokens:
-        raise ValueError("the model needs at least one numerical or categorical token")
-
 
 def model_spec(config: ModelConfig, preprocessor: Preprocessor) -> dict[str, Any]:
     """The model for the preprocessor's table, in :meth:`TabularAttentionModel.to_dict` form."""
@@ -247,8 +264,8 @@ def model_spec(config: ModelConfig, preprocessor: Preprocessor) -> dict[str, Any
 
 
 def build_model(
-    spec: Mapping[str, Any], init_seed: int, model_class: type[nn.Module] | None = None
-) -> nn.Module:
+    spec: Mapping[str, Any], init_seed: int, model_class: type[TaskModel] | None = None
+) -> TaskModel:
     """The model of `spec` (a :class:`TabularAttentionModel` unless `model_class` says, e.g.
     :class:`~mrta.set_model.SetAttentionModel`) with the initial weights that
     `torch.manual_seed(init_seed)` gives, leaving the global random state as it was."""

@@ -18,18 +18,17 @@ Measured on ``sample_data/synthetic_set.csv`` (one 70/30 group split, one seed, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from mrta.config import ModelConfig
 from mrta.layer import MultiResolutionTabularAttention
-from mrta.model import check_model_arguments
+from mrta.model import TaskModel
 
 
-class SetAttentionModel(nn.Module):
+class SetAttentionModel(TaskModel):
     """Row features, a stack of masked MRTA layers, masked mean and max pooling, a task head.
 
     Padded rows neither give nor receive attention that reaches the output: they are zeroed
@@ -66,17 +65,14 @@ class SetAttentionModel(nn.Module):
         vocabulary_sizes: Sequence[int],
         n_classes: int | None = None,
     ) -> None:
-        super().__init__()
-        check_model_arguments(
-            task, n_classes, numerical_tokens, categorical_tokens, vocabulary_sizes
+        super().__init__(
+            config,
+            task=task,
+            numerical_tokens=numerical_tokens,
+            categorical_tokens=categorical_tokens,
+            vocabulary_sizes=vocabulary_sizes,
+            n_classes=n_classes,
         )
-        self.config = config
-        self.task = task
-        self.numerical_tokens = list(numerical_tokens)
-        self.categorical_tokens = list(categorical_tokens)
-        self.vocabulary_sizes = [int(size) for size in vocabulary_sizes]
-        self.n_classes = n_classes if task == "multiclass" else None
-        self.n_outputs = n_classes if task == "multiclass" else 1
 
         n_num, n_cat = len(self.numerical_tokens), len(self.categorical_tokens)
         self.tokenizer = nn.ModuleList(  # one embedding table per categorical column
@@ -183,30 +179,6 @@ class SetAttentionModel(nn.Module):
             raise ValueError(f"categorical must be int64 codes, got {categorical.dtype}")
         if not bool(mask.any(dim=1).all()):
             raise ValueError("every set needs at least one real row (True in the mask)")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON: everything the constructor needs (the weights are saved apart); the keys
-        of :func:`mrta.model.model_spec`."""
-        return {
-            "config": self.config.to_dict(),
-            "task": self.task,
-            "numerical_tokens": list(self.numerical_tokens),
-            "categorical_tokens": list(self.categorical_tokens),
-            "vocabulary_sizes": list(self.vocabulary_sizes),
-            "n_classes": self.n_classes,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SetAttentionModel:
-        """A freshly initialised model from `to_dict`'s (or `model_spec`'s) output."""
-        return cls(
-            ModelConfig.from_dict(data["config"]),
-            task=data["task"],
-            numerical_tokens=data["numerical_tokens"],
-            categorical_tokens=data["categorical_tokens"],
-            vocabulary_sizes=data["vocabulary_sizes"],
-            n_classes=data["n_classes"],
-        )
 
 
 def masked_mean_max(x: Tensor, mask: Tensor) -> Tensor:
