@@ -29,9 +29,8 @@ from mrta.schema import Kind, Role, TableSchema, Task
 #: Rows kept per set by default: the seed's first example's size.
 MAX_SET_SIZE = 1000
 #: Sets per training step by default (``TrainConfig.batch_size`` counts rows otherwise): a set
-#: table has few examples, and 256 of them leave a handful of steps an epoch. On
-#: ``synthetic_set.csv`` (seed 0, 8 epochs) 32 sets a step reached a test accuracy of 0.83
-#: where 256 reached 0.72, in the same time.
+#: table has few examples (1,050 training sets in ``synthetic_set.csv``), and 256 of them a
+#: step would leave four steps an epoch; ``benchmarks/sets.py`` measures this default.
 SET_BATCH_SIZE = 32
 #: Groups named in an error message, at most.
 _EXAMPLES = 3
