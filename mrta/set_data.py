@@ -30,7 +30,7 @@ from mrta.schema import Kind, Role, TableSchema, Task
 MAX_SET_SIZE = 1000
 #: Sets per training step by default (``TrainConfig.batch_size`` counts rows otherwise): a set
 #: table has few examples (1,050 training sets in ``synthetic_set.csv``), and 256 of them a
-#: step would leave four steps an epoch; ``benchmarks/sets.py`` measures this default.
+#: step would leave five steps an epoch; ``benchmarks/sets.py`` measures this default.
 SET_BATCH_SIZE = 32
 #: Groups named in an error message, at most.
 _EXAMPLES = 3
