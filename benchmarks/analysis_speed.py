@@ -8,7 +8,7 @@ categorical columns of 12 levels, 3 classes.
 Stages, each on 10,000 rows in batches of 512:
 
 - ``forward``: the model alone, eval mode, no grad, no recorder (what any analysis costs);
-- ``collect_all_rows``: :func:`mrta.aggregate.collect_attention` with the ``all`` cohort only
+- ``collect_all_rows``: :func:`mrta.analysis.atlas.collect_attention` with the ``all`` cohort only
   (recording, per-row rollout and entropy, streaming sums);
 - ``collect_all_cohorts``: every cohort in the same single pass: true and predicted class,
   correct/wrong, deciles of the 20 numerical columns (with a missing cohort), the 8 top levels of
@@ -47,8 +47,8 @@ sys.path.insert(0, str(ROOT / "tests"))  # the stand-in model lives beside the t
 from memory import memory_mb  # noqa: E402
 from standin import StandInModel, random_inputs  # noqa: E402
 
-from mrta.aggregate import CohortSpec, collect_attention  # noqa: E402
-from mrta.recorder import AttentionRecorder  # noqa: E402
+from mrta.analysis.atlas import CohortSpec, collect_attention  # noqa: E402
+from mrta.analysis.recorder import AttentionRecorder  # noqa: E402
 
 RESULT = ROOT / "benchmarks" / "results" / "analysis_speed.json"
 ROWS, N_NUM, N_CAT, LEVELS, CLASSES = 10_000, 20, 10, 12, 3

@@ -21,10 +21,10 @@ import pyarrow
 import sklearn
 import torch
 
-from mrta.preprocessing import Preprocessor
-from mrta.reading import read_table
-from mrta.schema import infer_schema
-from mrta.splits import make_splits
+from mrta.data.preprocessing import Preprocessor
+from mrta.data.read import read_table
+from mrta.data.schema import infer_schema
+from mrta.data.splits import make_splits
 
 ROWS = 100_000
 REPEATS = 3

@@ -2,8 +2,8 @@
 
 For ``synthetic_binary.csv`` and ``synthetic_regression.csv`` (rules in ``sample_data/README.md``)
 and each seed, a model is trained at the default model config (``TrainConfig(seed=s,
-time_budget=30, threads=1)``), explained over the whole table (:func:`mrta.explain.explain`,
-10,000 rows) and checked (:func:`mrta.explain.run_checks`: permutation importance on at most
+time_budget=30, threads=1)``), explained over the whole table (:func:`mrta.pipelines.explain.explain`,
+10,000 rows) and checked (:func:`mrta.pipelines.explain.run_checks`: permutation importance on at most
 2,000 validation rows). Measured per seed:
 
 - the model's test metric and HistGradientBoosting's on the same split (accuracy for the binary
@@ -43,12 +43,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from mrta.aggregate import ALL_ROWS
+from mrta.analysis.atlas import ALL_ROWS
 from mrta.config import ModelConfig, TrainConfig
-from mrta.explain import CHECK_ROWS, Explanation, explain, run_checks
-from mrta.reading import read_table
-from mrta.runs import train_run
-from mrta.samples import SAMPLE_TABLES
+from mrta.pipelines.explain import CHECK_ROWS, Explanation, explain, run_checks
+from mrta.data.read import read_table
+from mrta.runs.run import train_run
+from mrta.data.samples import SAMPLE_TABLES
 
 RESULT = Path(__file__).resolve().parent / "results" / "planted.json"
 TIME_BUDGET = 30.0

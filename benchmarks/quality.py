@@ -1,6 +1,6 @@
 """Quality of the model against HistGradientBoosting on every sample table, at the defaults.
 
-Each table is trained with :func:`mrta.runs.train_run` at the default model and training
+Each table is trained with :func:`mrta.runs.run.train_run` at the default model and training
 configs (the default time budget, seed 0) and scored on its test split beside
 HistGradientBoosting and the trivial baseline, both fitted on the same split. The goals
 (DESIGN section 5): the model's mean test ROC AUC over the classification tables at least the
@@ -25,9 +25,9 @@ import sklearn
 import torch
 
 from mrta.config import ModelConfig, TrainConfig
-from mrta.reading import read_table
-from mrta.runs import train_run
-from mrta.samples import row_tables
+from mrta.data.read import read_table
+from mrta.runs.run import train_run
+from mrta.data.samples import row_tables
 
 RESULT = Path(__file__).resolve().parent / "results" / "quality.json"
 # name -> (file, target), as sample_data/README.md documents them; classification first

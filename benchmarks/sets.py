@@ -5,9 +5,9 @@ Two parts (``--part quality``, ``--part scale``, or both, the default):
 **Quality.** On ``sample_data/synthetic_set.csv`` (1,500 portfolios, target ``aggressive``, one
 label per ``portfolio_id``; its planted rule sums a row's ``amount_k`` by the row's
 ``asset_class`` across the set's rows, ``sample_data/README.md``), for each seed ``s`` in 0–4 a
-set run is trained with :func:`mrta.runs.train_run` (``sets=SetOptions("portfolio_id")``, its
+set run is trained with :func:`mrta.runs.run.train_run` (``sets=SetOptions("portfolio_id")``, its
 own group split ``SplitOptions(seed=s)`` and the set runs' default training
-(:func:`mrta.runs.default_train_config`: 32 sets a step) with ``time_budget=None,
+(:func:`mrta.runs.run.default_train_config`: 32 sets a step) with ``time_budget=None,
 max_epochs=EPOCHS, seed=s, threads=1``: a fixed number of epochs, no time budget, so the
 result does not depend on the machine's load; the weights of the best validation epoch are
 kept). It is scored on its test groups beside HistGradientBoosting on per-group aggregates
@@ -24,11 +24,11 @@ in a fresh subprocess, so that its peak resident memory (``VmHWM``) is its own:
 
 - ``imports``: the interpreter with torch, pandas, scikit-learn and mrta imported, nothing else
   (``torch._dynamo`` too, which torch's first optimizer would import: about 65 MB);
-- ``train``: one full epoch of :func:`mrta.train.fit` over exactly the 100 sets (called
+- ``train``: one full epoch of :func:`mrta.training.loop.fit` over exactly the 100 sets (called
   directly, not through ``train_run``, so that the epoch covers all 100; the preprocessor is
   fitted on them and 10 more sets of the same size are the validation split, evaluated before
   and after the epoch); the run is saved for the next step;
-- ``explain``: the saved run loaded and :func:`mrta.set_attention.explain_sets` over the 100
+- ``explain``: the saved run loaded and :func:`mrta.analysis.sets.explain_sets` over the 100
   sets (every map's received attention and the rollout share of every row).
 
 Each step reports its seconds and its peak memory, and the memory after its imports (before
@@ -64,16 +64,16 @@ from memory import memory_mb
 from sklearn.metrics import log_loss, roc_auc_score
 
 from mrta.config import ModelConfig, TrainConfig
-from mrta.model import build_model, model_spec
-from mrta.preprocessing import Preprocessor
-from mrta.reading import read_table
-from mrta.runs import Run, default_train_config, train_run
-from mrta.schema import Role, infer_schema
-from mrta.set_attention import explain_sets
-from mrta.set_data import SetOptions
-from mrta.set_model import SetAttentionModel
-from mrta.splits import SplitOptions, Splits
-from mrta.train import Progress, fit
+from mrta.nn.model import build_model, model_spec
+from mrta.data.preprocessing import Preprocessor
+from mrta.data.read import read_table
+from mrta.runs.run import Run, default_train_config, train_run
+from mrta.data.schema import Role, infer_schema
+from mrta.analysis.sets import explain_sets
+from mrta.data.sets import SetOptions
+from mrta.nn.set_model import SetAttentionModel
+from mrta.data.splits import SplitOptions, Splits
+from mrta.training.loop import Progress, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULT = Path(__file__).resolve().parent / "results" / "sets.json"

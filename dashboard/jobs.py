@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mrta.train import Progress
+from mrta.training.loop import Progress
 
 
 @dataclass

@@ -7,9 +7,9 @@ from typing import Any
 
 import streamlit as st
 
-from mrta.reading import ReadResult, read_table
-from mrta.samples import DEFAULT_SAMPLE, SampleTable
-from mrta.set_data import MAX_SET_SIZE, SetOptions
+from mrta.data.read import ReadResult, read_table
+from mrta.data.samples import DEFAULT_SAMPLE, SampleTable
+from mrta.data.sets import MAX_SET_SIZE, SetOptions
 
 
 @dataclass

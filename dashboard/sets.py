@@ -1,8 +1,8 @@
 """Group mode (one prediction per group of rows) as the pages share it: a guess of the key
 column, the check of a grouping before training, and one set's maps, computed once a session.
 
-The grouping itself, the sets and their attention are :mod:`mrta.set_data` and
-:mod:`mrta.set_attention`; this module only counts and caches for the pages.
+The grouping itself, the sets and their attention are :mod:`mrta.data.sets` and
+:mod:`mrta.analysis.sets`; this module only counts and caches for the pages.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from mrta import values
+from mrta.data import values
 from mrta.errors import TableError
-from mrta.schema import Kind, TableSchema
-from mrta.set_attention import SetMaps, set_maps
-from mrta.set_data import SetOptions, group_targets
+from mrta.data.schema import Kind, TableSchema
+from mrta.analysis.sets import SetMaps, set_maps
+from mrta.data.sets import SetOptions, group_targets
 
 #: Names that say "identifier": ``portfolio_id``, ``PatientID``, ``customer key``, ``id_x``.
 ID_NAME = re.compile(r"(^|[_\s.-])(id|key|code)$|^id([_\s.-]|$)|[a-z]ID$", re.IGNORECASE)

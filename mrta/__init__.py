@@ -1,25 +1,25 @@
 """MRTA Explorer: the MultiResolutionTabularAttention layer in PyTorch, with recorded attention.
 
 The layer and its recorder are imported here; the rest lives in one module per idea:
-``mrta.reading``, ``mrta.streaming``, ``mrta.schema``, ``mrta.preprocessing``, ``mrta.splits``
-(tables), ``mrta.model``, ``mrta.train``, ``mrta.evaluate``, ``mrta.runs``,
-``mrta.streamed_runs``, ``mrta.distributed``, ``mrta.archive`` (training and saved runs),
-``mrta.aggregate``, ``mrta.rollout``, ``mrta.heads``, ``mrta.analysis``, ``mrta.explain``
-(attention analysis), ``mrta.set_data``, ``mrta.set_model``, ``mrta.set_attention`` (set
-resolution: one example per group of rows), ``mrta.figures`` and ``mrta.export`` (outputs),
+``mrta.data.read``, ``mrta.data.stream``, ``mrta.data.schema``, ``mrta.data.preprocessing``, ``mrta.data.splits``
+(tables), ``mrta.nn.model``, ``mrta.training.loop``, ``mrta.training.evaluate``, ``mrta.runs.run``,
+``mrta.pipelines.streamed``, ``mrta.pipelines.distributed``, ``mrta.pipelines.archive`` (training and saved runs),
+``mrta.analysis.atlas``, ``mrta.analysis.rollout``, ``mrta.analysis.heads``, ``mrta.analysis.checks``, ``mrta.pipelines.explain``
+(attention analysis), ``mrta.data.sets``, ``mrta.nn.set_model``, ``mrta.analysis.sets`` (set
+resolution: one example per group of rows), ``mrta.report.figures`` and ``mrta.report.exports`` (outputs),
 ``mrta.cli``.
 """
 
-from mrta.attention import AttentionBlock
+from mrta.nn.attention import AttentionBlock
 from mrta.config import ModelConfig, TrainConfig
-from mrta.interop import copy_keras_weights, layer_from_keras
-from mrta.layer import MAP_IDS, MAP_LABELS, MultiResolutionTabularAttention
-from mrta.model import TabularAttentionModel
-from mrta.recorder import AttentionRecorder, RecordingLimitError
-from mrta.runs import Run, RunError, train_run
-from mrta.set_data import SetOptions
-from mrta.set_model import SetAttentionModel
-from mrta.train import Progress, TrainResult, fit
+from mrta.nn.interop import copy_keras_weights, layer_from_keras
+from mrta.nn.layer import MAP_IDS, MAP_LABELS, MultiResolutionTabularAttention
+from mrta.nn.model import TabularAttentionModel
+from mrta.analysis.recorder import AttentionRecorder, RecordingLimitError
+from mrta.runs.run import Run, RunError, train_run
+from mrta.data.sets import SetOptions
+from mrta.nn.set_model import SetAttentionModel
+from mrta.training.loop import Progress, TrainResult, fit
 
 __all__ = [
     "MAP_IDS",

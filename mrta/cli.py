@@ -20,11 +20,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from mrta import distributed
-from mrta.archive import RUNS_DIR_ENV
+from mrta.pipelines import distributed
+from mrta.pipelines.archive import RUNS_DIR_ENV
 from mrta.config import DEVICES, ModelConfig, TrainConfig
-from mrta.evaluate import CLASSIFICATION_METRICS, REGRESSION_METRICS
-from mrta.explain import (
+from mrta.training.evaluate import CLASSIFICATION_METRICS, REGRESSION_METRICS
+from mrta.pipelines.explain import (
     DEFAULT_MAX_ROWS,
     explain,
     load_explanation,
@@ -32,20 +32,20 @@ from mrta.explain import (
     save_explanation,
     write_exports,
 )
-from mrta.reading import ReadingOptions, read_table
-from mrta.runs import Run, default_train_config, train_run
-from mrta.schema import Role
-from mrta.set_attention import DEFAULT_MAX_SETS, explain_sets, set_maps, write_set_exports
-from mrta.set_data import MAX_SET_SIZE, SET_BATCH_SIZE, SetOptions
-from mrta.streamed_runs import (
+from mrta.data.read import ReadingOptions, read_table
+from mrta.runs.run import Run, default_train_config, train_run
+from mrta.data.schema import Role
+from mrta.analysis.sets import DEFAULT_MAX_SETS, explain_sets, set_maps, write_set_exports
+from mrta.data.sets import MAX_SET_SIZE, SET_BATCH_SIZE, SetOptions
+from mrta.pipelines.streamed import (
     explained_rows,
     file_digest,
     predict_file,
     read_or_stream,
     train_run_from_file,
 )
-from mrta.streaming import DEFAULT_CHUNK_ROWS, DEFAULT_SAMPLE_ROWS
-from mrta.train import Progress
+from mrta.data.stream import DEFAULT_CHUNK_ROWS, DEFAULT_SAMPLE_ROWS
+from mrta.training.loop import Progress
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -17,8 +17,8 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Width, depth and regularisation of :class:`~mrta.model.TabularAttentionModel` (and of
-    :class:`~mrta.set_model.SetAttentionModel`, which alone reads ``bind_rows``)."""
+    """Width, depth and regularisation of :class:`~mrta.nn.model.TabularAttentionModel` (and of
+    :class:`~mrta.nn.set_model.SetAttentionModel`, which alone reads ``bind_rows``)."""
 
     d_token: int = field(
         default=32,
@@ -77,7 +77,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How :func:`~mrta.train.fit` trains: budget, optimiser, schedule, stopping, device."""
+    """How :func:`~mrta.training.loop.fit` trains: budget, optimiser, schedule, stopping, device."""
 
     time_budget: float | None = field(
         default=30.0,

@@ -12,10 +12,10 @@ import importlib
 
 # (module, class) of each option dataclass, in the order a table flows through the project.
 OPTION_CLASSES: tuple[tuple[str, str], ...] = (
-    ("mrta.reading", "ReadingOptions"),
-    ("mrta.schema", "SchemaOptions"),
-    ("mrta.preprocessing", "PreprocessingOptions"),
-    ("mrta.splits", "SplitOptions"),
+    ("mrta.data.read", "ReadingOptions"),
+    ("mrta.data.schema", "SchemaOptions"),
+    ("mrta.data.preprocessing", "PreprocessingOptions"),
+    ("mrta.data.splits", "SplitOptions"),
     ("mrta.config", "ModelConfig"),
     ("mrta.config", "TrainConfig"),
 )

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from mrta.layer import MultiResolutionTabularAttention
+from mrta.nn.layer import MultiResolutionTabularAttention
 
 
 class StandInModel(nn.Module):

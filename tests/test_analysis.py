@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from standin import StandInModel, random_inputs
 
 from mrta import AttentionRecorder
-from mrta.aggregate import (
+from mrta.analysis.atlas import (
     ALL_ROWS,
     AttentionAtlas,
     CohortMap,
@@ -23,7 +23,7 @@ from mrta.aggregate import (
     token_frame,
     value_labels,
 )
-from mrta.analysis import (
+from mrta.analysis.checks import (
     _shuffle_column,
     ablate_heads,
     bounded_sample,
@@ -33,10 +33,10 @@ from mrta.analysis import (
     rollout_agreement,
     sanity_checks,
 )
-from mrta.heads import head_table, js_divergence, normalized_entropy
-from mrta.preprocessing import Preprocessor
-from mrta.rollout import rollout_importance
-from mrta.schema import infer_schema
+from mrta.analysis.heads import head_table, js_divergence, normalized_entropy
+from mrta.data.preprocessing import Preprocessor
+from mrta.analysis.rollout import rollout_importance
+from mrta.data.schema import infer_schema
 
 ROWS = 105
 CLASSES = ("Adelie", "Chinstrap", "Gentoo")

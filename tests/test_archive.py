@@ -16,7 +16,7 @@ import pytest
 from test_train import QUICK, TINY_MODEL, tiny_frame
 
 from mrta import cli
-from mrta.archive import (
+from mrta.pipelines.archive import (
     RUNS_DIR_ENV,
     ArchiveError,
     RunOnOtherRows,
@@ -33,8 +33,8 @@ from mrta.archive import (
     zip_run,
 )
 from mrta.errors import TableError
-from mrta.explain import DEFAULT_MAX_ROWS, explain
-from mrta.runs import MANIFEST, Run, RunError, train_run
+from mrta.pipelines.explain import DEFAULT_MAX_ROWS, explain
+from mrta.runs.run import MANIFEST, Run, RunError, train_run
 
 ONE_EPOCH = replace(QUICK, max_epochs=1)
 
@@ -164,7 +164,7 @@ def test_unsafe_or_broken_zips_are_refused_before_anything_is_written(
         raise AssertionError("nothing may be extracted from a refused zip")
 
     if message not in ("is not a zip file",):
-        monkeypatch.setattr("mrta.archive._extract", no_extraction)
+        monkeypatch.setattr("mrta.pipelines.archive._extract", no_extraction)
     with pytest.raises(ArchiveError, match=message) as refused:
         open_zip(make(zipped), name="upload.zip")
     assert str(refused.value).startswith("upload.zip")
@@ -187,7 +187,7 @@ def test_zip_bombs_are_refused_by_count_and_by_size(zipped):
 
 
 def test_the_bytes_really_unpacked_are_counted_too(zipped, tmp_path):
-    from mrta.archive import _extract, _run_members
+    from mrta.pipelines.archive import _extract, _run_members
 
     with zipfile.ZipFile(io.BytesIO(zipped)) as archive:
         root, members = _run_members(archive, "z", 200, 10**9)
@@ -339,7 +339,7 @@ def test_a_run_explored_on_other_rows_refuses_its_split(run, tmp_path):
 def set_run() -> Run:
     from test_sets import planted_table
 
-    from mrta.set_data import SetOptions
+    from mrta.data.sets import SetOptions
 
     frame = planted_table(60, seed=5)
     frame["day"] = np.arange(len(frame)) % 17

@@ -27,7 +27,7 @@ def bench():
 
 @pytest.fixture(scope="module")
 def table(bench):
-    from mrta.reading import read_table
+    from mrta.data.read import read_table
 
     return read_table(bench.TABLE).frame
 

@@ -12,9 +12,9 @@ from browser_support import ARTIFACTS, dashboard_server
 from test_browser import browser, open_app  # noqa: F401 (the browser fixture)
 from test_train import QUICK, TINY_MODEL, tiny_frame
 
-from mrta.archive import RUNS_DIR_ENV, zip_run
-from mrta.explain import explain
-from mrta.runs import train_run
+from mrta.pipelines.archive import RUNS_DIR_ENV, zip_run
+from mrta.pipelines.explain import explain
+from mrta.runs.run import train_run
 
 pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.browser

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from mrta.figures import shorten
+from mrta.report.figures import shorten
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 TIMEOUT = 120
@@ -219,9 +219,9 @@ def test_the_run_zip_holds_a_loadable_run_and_its_analysis(trained, tmp_path):
     import zipfile
 
     from dashboard.views.export import _run_zip
-    from mrta.archive import frame_source
-    from mrta.explain import DEFAULT_MAX_ROWS, load_explanation
-    from mrta.runs import Run
+    from mrta.pipelines.archive import frame_source
+    from mrta.pipelines.explain import DEFAULT_MAX_ROWS, load_explanation
+    from mrta.runs.run import Run
 
     run, explanation = trained.session_state["run"], trained.session_state["explanation"]
     with zipfile.ZipFile(
@@ -240,12 +240,12 @@ def test_the_run_zip_holds_a_loadable_run_and_its_analysis(trained, tmp_path):
 
 
 def test_a_failure_inside_training_is_a_message_and_the_app_keeps_working(monkeypatch):
-    import mrta.runs
+    import mrta.runs.run
 
     def broken(*args, **kwargs):
         raise RuntimeError("the disk is full")
 
-    monkeypatch.setattr(mrta.runs, "train_run", broken)
+    monkeypatch.setattr(mrta.runs.run, "train_run", broken)
     at = new_app()
     at.switch_page("views/train.py").run()
     at.button[0].click().run()
@@ -264,8 +264,8 @@ def tiny():
 
     from test_train import QUICK, TINY_MODEL, tiny_frame
 
-    from mrta.explain import explain
-    from mrta.runs import train_run
+    from mrta.pipelines.explain import explain
+    from mrta.runs.run import train_run
 
     run = train_run(
         tiny_frame("multiclass", rows=120),
@@ -305,7 +305,7 @@ def explore_heatmaps(at: AppTest) -> list[dict]:
 
 
 def test_a_run_from_the_runs_folder_is_explored_like_one_trained_here(tiny, tmp_path, monkeypatch):
-    from mrta.archive import RUNS_DIR_ENV
+    from mrta.pipelines.archive import RUNS_DIR_ENV
 
     run, _ = tiny
     run.save(tmp_path / "tiny", include_data=True)
@@ -336,13 +336,13 @@ def test_a_run_from_the_runs_folder_is_explored_like_one_trained_here(tiny, tmp_
 
 
 def _created(path: Path) -> str:
-    from mrta.archive import format_created
+    from mrta.pipelines.archive import format_created
 
     return format_created(json.loads((path / "manifest.json").read_text())["created"])
 
 
 def test_a_missing_runs_folder_says_how_to_configure_it(tmp_path, monkeypatch):
-    from mrta.archive import RUNS_DIR_ENV
+    from mrta.pipelines.archive import RUNS_DIR_ENV
 
     monkeypatch.setenv(RUNS_DIR_ENV, str(tmp_path / "nowhere"))
     at = open_page(new_app(), "From the runs folder")
@@ -386,7 +386,7 @@ def test_a_run_zipped_by_the_export_page_opens_at_once_with_its_analysis(tiny, m
 
 
 def test_a_damaged_zip_is_refused_and_the_table_and_run_are_kept(tiny):
-    from mrta.archive import zip_run
+    from mrta.pipelines.archive import zip_run
 
     run, explanation = tiny
     data = bytearray(zip_run(run, explanation))
@@ -405,7 +405,7 @@ def test_a_tampered_run_is_refused_with_its_reason(tiny):
     import io
     import zipfile
 
-    from mrta.archive import zip_run
+    from mrta.pipelines.archive import zip_run
 
     run, explanation = tiny
     out = io.BytesIO()
@@ -426,7 +426,7 @@ def test_a_tampered_run_is_refused_with_its_reason(tiny):
 
 
 def test_rows_that_do_not_fit_the_run_are_refused_and_other_rows_are_flagged(tiny):
-    from mrta.archive import zip_run
+    from mrta.pipelines.archive import zip_run
 
     run, explanation = tiny
     at = upload_zip(open_page(new_app()), zip_run(run, explanation))  # without its rows
@@ -460,11 +460,11 @@ def tiny_frame_csv(seed: int) -> bytes:
 def test_a_set_run_opens_with_its_sets_recorded(tmp_path):
     from test_sets import planted_table
 
-    from mrta.archive import zip_run
+    from mrta.pipelines.archive import zip_run
     from mrta.config import ModelConfig, TrainConfig
-    from mrta.runs import train_run
-    from mrta.set_attention import SetExplanation
-    from mrta.set_data import SetOptions
+    from mrta.runs.run import train_run
+    from mrta.analysis.sets import SetExplanation
+    from mrta.data.sets import SetOptions
 
     run = train_run(
         planted_table(60, seed=5),

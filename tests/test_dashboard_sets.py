@@ -12,9 +12,9 @@ import pytest
 from test_dashboard import new_app, plotly_json, upload, wait_for_training, z_values
 from test_sets import planted_table
 
-from mrta.samples import SAMPLE_TABLES
-from mrta.set_attention import SetExplanation
-from mrta.set_data import MAX_SET_SIZE, SetOptions
+from mrta.data.samples import SAMPLE_TABLES
+from mrta.analysis.sets import SetExplanation
+from mrta.data.sets import MAX_SET_SIZE, SetOptions
 
 PER_GROUP, PER_ROW = "One prediction per group", "One prediction per row"
 BIG = "G9999"  # one group of 130 rows, beyond the rows a set's map draws at once
@@ -110,7 +110,7 @@ def test_group_mode_guesses_the_key_and_describes_the_sets():
 
 def test_the_guessed_key_repeats_and_looks_like_one():
     from dashboard.sets import guess_group_key
-    from mrta.reading import read_table
+    from mrta.data.read import read_table
 
     assert guess_group_key(grouped_table(), None, "label") == "g"  # not day, a number
     penguins = read_table(SAMPLE_TABLES[0].path).frame

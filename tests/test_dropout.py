@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mrta.dropout import fast_dropout, keep_mask
+from mrta.nn.dropout import fast_dropout, keep_mask
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])

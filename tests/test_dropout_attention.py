@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-import mrta.dropout_attention as da
+import mrta.nn.dropout_attention as da
 
 
 def explicit(q, k, v, key_mask, drop, p):

@@ -6,15 +6,15 @@ import torch
 from sklearn.metrics import r2_score, roc_auc_score
 from test_train import tiny_frame
 
-from mrta.evaluate import (
+from mrta.training.evaluate import (
     classification_metrics,
     hgb_predictions,
     regression_metrics,
     to_predictions,
     trivial_predictions,
 )
-from mrta.preprocessing import PreprocessingOptions, Preprocessor
-from mrta.schema import infer_schema
+from mrta.data.preprocessing import PreprocessingOptions, Preprocessor
+from mrta.data.schema import infer_schema
 
 RNG = np.random.default_rng(0)
 

@@ -10,15 +10,15 @@ import torch
 import torch.nn.functional as F
 from standin import StandInModel, random_inputs
 
-from mrta.aggregate import ALL_ROWS, CohortSpec, collect_attention
-from mrta.analysis import (
+from mrta.analysis.atlas import ALL_ROWS, CohortSpec, collect_attention
+from mrta.analysis.checks import (
     AblationResult,
     PermutationImportance,
     ablate_heads,
     permutation_importance,
     sanity_checks,
 )
-from mrta.export import (
+from mrta.report.exports import (
     analysis_summary,
     atlas_paths,
     escape_cell,
@@ -28,7 +28,7 @@ from mrta.export import (
     write_json,
     write_tidy_csv,
 )
-from mrta.heads import head_table
+from mrta.analysis.heads import head_table
 
 NUM = ("=cmd", "<b>bold</b>", "+plus")
 CAT = ("-minus", "@at")

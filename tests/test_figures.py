@@ -9,9 +9,9 @@ import pytest
 import torch
 from standin import StandInModel, random_inputs
 
-from mrta.aggregate import MapDifference, collect_attention
-from mrta.analysis import map_divergence
-from mrta.figures import (
+from mrta.analysis.atlas import MapDifference, collect_attention
+from mrta.analysis.checks import map_divergence
+from mrta.report.figures import (
     agreement_scatter,
     difference_heatmap,
     divergence_bars,
@@ -21,7 +21,7 @@ from mrta.figures import (
     run_report,
     shorten,
 )
-from mrta.heads import head_table
+from mrta.analysis.heads import head_table
 
 LONG = "a column name far too long for any axis label"
 NUM = ("<b>bold</b>", LONG, "age")

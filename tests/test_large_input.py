@@ -1,4 +1,4 @@
-"""Large inputs: Parquet read like CSV, and files streamed in chunks (mrta.streaming) giving
+"""Large inputs: Parquet read like CSV, and files streamed in chunks (mrta.data.stream) giving
 exactly what reading the whole file gives.
 
 Memory is left to `benchmarks/large_input.py`: pyarrow's CSV reader reads up to 32 blocks of
@@ -19,11 +19,11 @@ import pytest
 import torch
 
 from mrta.errors import TableError
-from mrta.preprocessing import Preprocessor
-from mrta.reading import ReadingOptions, infer_text_types, read_table, widen_type
-from mrta.schema import infer_schema
-from mrta.splits import make_splits
-from mrta.streaming import TableLayout, encode_file, iter_chunks, read_layout, scan_table
+from mrta.data.preprocessing import Preprocessor
+from mrta.data.read import ReadingOptions, infer_text_types, read_table, widen_type
+from mrta.data.schema import infer_schema
+from mrta.data.splits import make_splits
+from mrta.data.stream import TableLayout, encode_file, iter_chunks, read_layout, scan_table
 
 ROWS = 150
 

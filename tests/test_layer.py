@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from mrta import MAP_IDS, AttentionRecorder, MultiResolutionTabularAttention
-from mrta.layer import LAYER_NORM_EPS
+from mrta.nn.layer import LAYER_NORM_EPS
 
 
 def make(num_heads=2, d_model=8, dropout_rate=0.0, **kw) -> MultiResolutionTabularAttention:
@@ -198,7 +198,7 @@ def test_one_stream_only_runs_self_attention(missing):
 
 
 def spy_on_fused(monkeypatch) -> list[int]:
-    import mrta.attention as attention_module
+    import mrta.nn.attention as attention_module
 
     calls = []
     real = attention_module.F.scaled_dot_product_attention
@@ -224,7 +224,7 @@ def test_fused_attention_is_the_path_when_nothing_records(monkeypatch):
 
 
 def test_small_maps_skip_the_fused_kernel_with_the_same_outputs(monkeypatch):
-    import mrta.attention as attention_module
+    import mrta.nn.attention as attention_module
 
     calls = spy_on_fused(monkeypatch)
     layer = make().eval()

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from mrta.config import ModelConfig
-from mrta.model import TabularAttentionModel, build_model
-from mrta.recorder import AttentionRecorder
+from mrta.nn.model import TabularAttentionModel, build_model
+from mrta.analysis.recorder import AttentionRecorder
 
 TINY = ModelConfig(d_token=8, d_model=16, num_layers=2, num_heads=2, dropout=0.0)
 NUM = ["age", "income", "score"]

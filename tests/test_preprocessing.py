@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from sklearn.preprocessing import QuantileTransformer
 
 from mrta.errors import TableError
-from mrta.preprocessing import RESERVED_INDEX, PreprocessingOptions, Preprocessor
-from mrta.schema import infer_schema
+from mrta.data.preprocessing import RESERVED_INDEX, PreprocessingOptions, Preprocessor
+from mrta.data.schema import infer_schema
 
 RNG = np.random.default_rng(0)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mrta.errors import TableError
-from mrta.reading import ReadingOptions, read_table
+from mrta.data.read import ReadingOptions, read_table
 
 SIMPLE = b"a,b\n1,x\n2,y\n3,z\n"
 

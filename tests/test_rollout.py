@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mrta.rollout import layer_flow, rollout, rollout_importance
+from mrta.analysis.rollout import layer_flow, rollout, rollout_importance
 
 # Two numerical tokens (a, b) and one categorical (x); tokens ordered [a, b, x].
 LAYER_1 = {

@@ -10,8 +10,8 @@ import torch
 from test_train import QUICK, TINY_MODEL, tiny_frame
 
 from mrta.errors import TableError
-from mrta.model import TabularAttentionModel
-from mrta.runs import FORMAT_VERSION, MANIFEST, Run, RunError, train_run
+from mrta.nn.model import TabularAttentionModel
+from mrta.runs.run import FORMAT_VERSION, MANIFEST, Run, RunError, train_run
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from mrta.samples import SAMPLE_DIR, SAMPLE_TABLES
+from mrta.data.samples import SAMPLE_DIR, SAMPLE_TABLES
 
 
 def test_every_data_file_is_catalogued_with_its_target():

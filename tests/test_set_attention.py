@@ -10,11 +10,11 @@ import torch
 from test_set_runs import QUICK, TINY
 from test_sets import planted_table
 
-from mrta.aggregate import format_value
-from mrta.rollout import pooled_importance, rollout_importance
-from mrta.runs import train_run
-from mrta.set_attention import ROLLOUT, explain_sets, measure_name, set_maps, write_set_exports
-from mrta.set_data import SetOptions
+from mrta.analysis.atlas import format_value
+from mrta.analysis.rollout import pooled_importance, rollout_importance
+from mrta.runs.run import train_run
+from mrta.analysis.sets import ROLLOUT, explain_sets, measure_name, set_maps, write_set_exports
+from mrta.data.sets import SetOptions
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from mrta import figures
+from mrta.report import figures
 
 
 def spec(fig) -> dict:

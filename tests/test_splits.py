@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from mrta.errors import TableError
-from mrta.schema import infer_schema
-from mrta.splits import SplitOptions, Splits, make_splits
+from mrta.data.schema import infer_schema
+from mrta.data.splits import SplitOptions, Splits, make_splits
 
 RNG = np.random.default_rng(0)
 

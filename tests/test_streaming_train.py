@@ -1,4 +1,4 @@
-"""Training, predicting and explaining from a file read in chunks (mrta.streamed_runs): the
+"""Training, predicting and explaining from a file read in chunks (mrta.pipelines.streamed): the
 streamed run is the whole-table run where nothing is sampled, and the CLI streams big tables."""
 
 import gzip
@@ -12,18 +12,20 @@ import pytest
 import torch
 from test_train import QUICK, TINY_MODEL, tiny_frame
 
-from mrta import cli, streamed_runs
+from mrta import cli
+
+from mrta.pipelines import streamed as streamed_runs
 from mrta.errors import TableError
-from mrta.explain import analysed_rows
-from mrta.reading import ReadingOptions, read_table
-from mrta.runs import Run, RunError, train_run
-from mrta.streamed_runs import (
+from mrta.pipelines.explain import analysed_rows
+from mrta.data.read import ReadingOptions, read_table
+from mrta.runs.run import Run, RunError, train_run
+from mrta.pipelines.streamed import (
     explained_rows,
     predict_file,
     read_or_stream,
     train_run_from_file,
 )
-from mrta.streaming import read_rows, scan_table
+from mrta.data.stream import read_rows, scan_table
 
 ROWS = 300
 TINY_ARGS = ["--time-budget", "0", "--epochs", "3", "--layers", "1", "--d-model", "16",

@@ -8,10 +8,10 @@ import streamlit as st
 from dashboard import session
 from dashboard.sets import guess_group_key, preview_sets
 from mrta.errors import TableError
-from mrta.reading import read_table
-from mrta.samples import SAMPLE_TABLES
-from mrta.schema import Kind, Role, TableSchema, infer_schema
-from mrta.set_data import SetOptions
+from mrta.data.read import read_table
+from mrta.data.samples import SAMPLE_TABLES
+from mrta.data.schema import Kind, Role, TableSchema, infer_schema
+from mrta.data.sets import SetOptions
 
 EDITABLE_ROLES = [Role.NUMERICAL.value, Role.CATEGORICAL.value, Role.IGNORED.value]
 TASKS = ["auto", "binary", "multiclass", "regression"]

@@ -9,9 +9,9 @@ import streamlit as st
 
 from dashboard import session
 from dashboard.sets import cached_maps
-from mrta.archive import RunOnOtherRows, zip_run
-from mrta.explain import report_figures, report_html, write_exports
-from mrta.set_attention import SetExplanation, set_maps, write_set_exports
+from mrta.pipelines.archive import RunOnOtherRows, zip_run
+from mrta.pipelines.explain import report_figures, report_html, write_exports
+from mrta.analysis.sets import SetExplanation, set_maps, write_set_exports
 
 
 def page() -> None:
@@ -69,7 +69,7 @@ def page() -> None:
     )
     st.markdown(
         "**The run directory** (weights, schema, preprocessor, splits, metrics, history, and "
-        "the analysis in `analysis/`), to reload with `mrta.runs.Run.load` or `mrta predict`."
+        "the analysis in `analysis/`), to reload with `mrta.runs.run.Run.load` or `mrta predict`."
     )
     _run_download(run, explanation, stem)
 
@@ -116,7 +116,7 @@ def _exports(run, explanation) -> dict[str, bytes]:
 
 def _run_zip(run, explanation, with_data: bool, stem: str) -> bytes:
     """The run directory, with its analysis cached in ``analysis/``, as a zip that the Open
-    run page (and :func:`mrta.archive.open_zip`) reads back."""
+    run page (and :func:`mrta.pipelines.archive.open_zip`) reads back."""
     return zip_run(run, explanation, include_data=with_data, folder=f"{stem}-run")
 
 
@@ -163,7 +163,7 @@ def _set_exports(run, explanation: SetExplanation, stem: str) -> None:
             )
     st.markdown(
         "**The run directory** (weights, schema, preprocessor, splits with their groups, "
-        "metrics, history), to reload with `mrta.runs.Run.load` or `mrta predict`. Opening it "
+        "metrics, history), to reload with `mrta.runs.run.Run.load` or `mrta predict`. Opening it "
         "records its sets' attention again."
     )
     _run_download(run, None, stem)

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import jobs, session
-from mrta.archive import (
+from mrta.pipelines.archive import (
     RUNS_DIR_ENV,
     OpenedRun,
     check_rows,
@@ -25,10 +25,10 @@ from mrta.archive import (
     trained_on,
 )
 from mrta.errors import TableError
-from mrta.explain import DEFAULT_MAX_ROWS, explain
-from mrta.reading import read_table
-from mrta.runs import RunError
-from mrta.set_attention import explain_sets
+from mrta.pipelines.explain import DEFAULT_MAX_ROWS, explain
+from mrta.data.read import read_table
+from mrta.runs.run import RunError
+from mrta.analysis.sets import explain_sets
 
 SOURCES = ["Upload a zipped run", "From the runs folder"]
 KEPT = "Nothing was changed: the table and the run open before are kept."

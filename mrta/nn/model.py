@@ -1,0 +1,274 @@
+"""The row-resolution model: a token per column, stacked MRTA layers, a pooled readout, a head.
+
+One CSV row is one example (DESIGN section 2). Each numerical column becomes one token through
+its own linear embedding, with its missing-indicator folded into the same token; each
+categorical column one token through its own embedding table (index 0: missing, unseen or
+rare). The :class:`~mrta.nn.layer.MultiResolutionTabularAttention` layers then attend between
+columns, and every layer knows its token names, so that every recorded map can be labelled.
+
+A table with one type of column only trains too: the layers run self-attention on the stream
+that exists, and :attr:`TabularAttentionModel.map_ids` lists the maps that exist for it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Self
+
+import torch
+from torch import Tensor, nn
+
+from mrta.config import ModelConfig
+from mrta.nn.layer import MultiResolutionTabularAttention
+from mrta.data.preprocessing import Preprocessor
+
+TASKS = ("binary", "multiclass", "regression")
+
+
+class FeatureTokenizer(nn.Module):
+    """One token per column: ``x_j * W_j + b_j + ind_j * M_j`` for numerical column ``j``,
+    ``E_j[code_j]`` for categorical column ``j``.
+
+    Args:
+        n_numerical: numerical columns (tokens).
+        vocabulary_sizes: rows of each categorical column's table, the reserved index 0
+            included (:attr:`mrta.data.preprocessing.Preprocessor.vocabulary_sizes`).
+        d_token: width of a token.
+
+    Shape:
+        - numerical, indicators: ``(B, Tn)`` float; categorical: ``(B, Tc)`` int64
+        - output: ``(B, Tn, d_token)`` and ``(B, Tc, d_token)``; ``None`` for a stream
+          without columns
+    """
+
+    def __init__(self, n_numerical: int, vocabulary_sizes: Sequence[int], d_token: int) -> None:
+        super().__init__()
+        self.d_token = d_token
+        self.weight = self.bias = self.missing = None
+        if n_numerical:
+            self.weight = nn.Parameter(torch.empty(n_numerical, d_token))
+            self.bias = nn.Parameter(torch.empty(n_numerical, d_token))
+            self.missing = nn.Parameter(torch.empty(n_numerical, d_token))
+        self.embeddings = nn.ModuleList(nn.Embedding(size, d_token) for size in vocabulary_sizes)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Uniform in ``±1/sqrt(d_token)``, as FT-Transformer initialises its tokenizer."""
+        bound = 1.0 / math.sqrt(self.d_token)
+        for parameter in (self.weight, self.bias, self.missing):
+            if parameter is not None:
+                nn.init.uniform_(parameter, -bound, bound)
+        for embedding in self.embeddings:
+            nn.init.uniform_(embedding.weight, -bound, bound)
+
+    def forward(
+        self, numerical: Tensor, indicators: Tensor, categorical: Tensor
+    ) -> tuple[Tensor | None, Tensor | None]:
+        num_tokens = cat_tokens = None
+        if self.weight is not None:
+            num_tokens = (
+                numerical.unsqueeze(-1) * self.weight
+                + self.bias
+                + indicators.unsqueeze(-1) * self.missing
+            )  # (B, Tn, d_token)
+        if len(self.embeddings):
+            cat_tokens = torch.stack(
+                [table(categorical[:, j]) for j, table in enumerate(self.embeddings)], dim=1
+            )  # (B, Tc, d_token)
+        return num_tokens, cat_tokens
+
+
+class TaskModel(nn.Module):
+    """What the row and the set model share: the task, the streams' token names, the
+    vocabularies, their checks, and the JSON form of all that (:meth:`to_dict`).
+
+    Raises ``ValueError`` for an unknown task, a multiclass task without at least 3 classes,
+    vocabulary sizes that do not match the categorical tokens, and a model without tokens.
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        *,
+        task: str,
+        numerical_tokens: Sequence[str],
+        categorical_tokens: Sequence[str],
+        vocabulary_sizes: Sequence[int],
+        n_classes: int | None = None,
+    ) -> None:
+        super().__init__()
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        if task == "multiclass" and (n_classes is None or n_classes < 3):
+            raise ValueError(f"a multiclass task needs n_classes of at least 3, got {n_classes!r}")
+        if len(vocabulary_sizes) != len(categorical_tokens):
+            raise ValueError(
+                f"vocabulary_sizes must give one size per categorical token, got "
+                f"{len(vocabulary_sizes)} sizes for {len(categorical_tokens)} tokens"
+            )
+        if any(size < 1 for size in vocabulary_sizes):
+            raise ValueError(f"every vocabulary size must be at least 1, got {vocabulary_sizes}")
+        if not numerical_tokens and not categorical_tokens:
+            raise ValueError("the model needs at least one numerical or categorical token")
+        self.config = config
+        self.task = task
+        self.numerical_tokens = list(numerical_tokens)
+        self.categorical_tokens = list(categorical_tokens)
+        self.vocabulary_sizes = [int(size) for size in vocabulary_sizes]
+        self.n_classes = n_classes if task == "multiclass" else None
+        self.n_outputs = n_classes if task == "multiclass" else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON: everything the constructor needs (the weights are saved apart); the
+        keys of :func:`model_spec`."""
+        return {
+            "config": self.config.to_dict(),
+            "task": self.task,
+            "numerical_tokens": list(self.numerical_tokens),
+            "categorical_tokens": list(self.categorical_tokens),
+            "vocabulary_sizes": list(self.vocabulary_sizes),
+            "n_classes": self.n_classes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """A freshly initialised model from `to_dict`'s (or `model_spec`'s) output (seed the
+        RNG first)."""
+        return cls(
+            ModelConfig.from_dict(data["config"]),
+            task=data["task"],
+            numerical_tokens=data["numerical_tokens"],
+            categorical_tokens=data["categorical_tokens"],
+            vocabulary_sizes=data["vocabulary_sizes"],
+            n_classes=data["n_classes"],
+        )
+
+
+class TabularAttentionModel(TaskModel):
+    """Tokenizer, a stack of MRTA layers, a readout pooling both streams, and a task head.
+
+    The readout is the uniform mean over all tokens of both streams (what
+    :mod:`mrta.analysis.rollout` assumes), then ``LayerNorm -> Linear -> ReLU -> Dropout -> Linear``.
+
+    Args:
+        config: token width, layer width, depth, heads and dropout.
+        task: ``"binary"``, ``"multiclass"`` or ``"regression"``.
+        numerical_tokens: names of the numerical tokens, in input column order.
+        categorical_tokens: names of the categorical tokens, in input column order.
+        vocabulary_sizes: embedding rows per categorical token, reserved index 0 included.
+        n_classes: classes of a multiclass task (at least 3); ignored otherwise.
+
+    Shape:
+        - numerical: ``(B, Tn)`` float32; indicators: ``(B, Tn)`` float32 0/1;
+          categorical: ``(B, Tc)`` int64. A stream without columns takes ``(B, 0)``.
+        - output: logits ``(B, 1)`` for binary and regression (the standardised target),
+          ``(B, n_classes)`` for multiclass
+
+    Building it twice after the same ``torch.manual_seed`` gives the same initial weights.
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        *,
+        task: str,
+        numerical_tokens: Sequence[str],
+        categorical_tokens: Sequence[str],
+        vocabulary_sizes: Sequence[int],
+        n_classes: int | None = None,
+    ) -> None:
+        super().__init__(
+            config,
+            task=task,
+            numerical_tokens=numerical_tokens,
+            categorical_tokens=categorical_tokens,
+            vocabulary_sizes=vocabulary_sizes,
+            n_classes=n_classes,
+        )
+
+        has_num, has_cat = bool(self.numerical_tokens), bool(self.categorical_tokens)
+        self.tokenizer = FeatureTokenizer(
+            len(self.numerical_tokens), self.vocabulary_sizes, config.d_token
+        )
+        self.layers = nn.ModuleList()
+        for index in range(config.num_layers):
+            width = config.d_token if index == 0 else config.d_model
+            layer = MultiResolutionTabularAttention(
+                config.num_heads,
+                config.d_model,
+                config.dropout,
+                num_features=width if has_num else None,
+                cat_features=width if has_cat else None,
+            )
+            layer.token_names = {
+                "num": list(self.numerical_tokens),
+                "cat": list(self.categorical_tokens),
+            }
+            self.layers.append(layer)
+        self.head = nn.Sequential(
+            nn.LayerNorm(config.d_model),
+            nn.Linear(config.d_model, config.d_model),
+            nn.ReLU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.d_model, self.n_outputs),
+        )
+
+    @property
+    def map_ids(self) -> list[str]:
+        """The attention maps that exist for this table: cross-type maps need both streams."""
+        if self.numerical_tokens and self.categorical_tokens:
+            return ["num_num", "cat_cat", "cat_num", "num_cat"]
+        return ["num_num"] if self.numerical_tokens else ["cat_cat"]
+
+    def forward(self, numerical: Tensor, indicators: Tensor, categorical: Tensor) -> Tensor:
+        self._check_inputs(numerical, indicators, categorical)
+        num, cat = self.tokenizer(numerical, indicators, categorical)  # (B, Tn, d), (B, Tc, d)
+        for layer in self.layers:
+            num, cat = layer(num, cat)  # (B, Tn, D), (B, Tc, D)
+        tokens = torch.cat([t for t in (num, cat) if t is not None], dim=1)  # (B, Tn+Tc, D)
+        pooled = tokens.mean(dim=1)  # (B, D): every token of both streams weighs the same
+        return self.head(pooled)  # (B, n_outputs)
+
+    def _check_inputs(self, numerical: Tensor, indicators: Tensor, categorical: Tensor) -> None:
+        n_num, n_cat = len(self.numerical_tokens), len(self.categorical_tokens)
+        for arg, x, width in (
+            ("numerical", numerical, n_num),
+            ("indicators", indicators, n_num),
+            ("categorical", categorical, n_cat),
+        ):
+            if x.dim() != 2 or x.shape[1] != width:
+                raise ValueError(f"{arg} must have shape (batch, {width}), got {tuple(x.shape)}")
+        if not numerical.shape[0] == indicators.shape[0] == categorical.shape[0]:
+            raise ValueError(
+                "numerical, indicators and categorical must have the same batch size, got "
+                f"{numerical.shape[0]}, {indicators.shape[0]} and {categorical.shape[0]}"
+            )
+        if categorical.dtype != torch.int64:
+            raise ValueError(f"categorical must be int64 codes, got {categorical.dtype}")
+
+
+def model_spec(config: ModelConfig, preprocessor: Preprocessor) -> dict[str, Any]:
+    """The model for the preprocessor's table, in :meth:`TabularAttentionModel.to_dict` form."""
+    schema = preprocessor.schema
+    if schema.task is None:
+        raise ValueError("the preprocessor's schema has no task: choose a target first")
+    return {
+        "config": config.to_dict(),
+        "task": schema.task.value,
+        "numerical_tokens": list(preprocessor.numerical_tokens),
+        "categorical_tokens": list(preprocessor.categorical_tokens),
+        "vocabulary_sizes": list(preprocessor.vocabulary_sizes),
+        "n_classes": len(schema.class_labels) if schema.task.value == "multiclass" else None,
+    }
+
+
+def build_model(
+    spec: Mapping[str, Any], init_seed: int, model_class: type[TaskModel] | None = None
+) -> TaskModel:
+    """The model of `spec` (a :class:`TabularAttentionModel` unless `model_class` says, e.g.
+    :class:`~mrta.nn.set_model.SetAttentionModel`) with the initial weights that
+    `torch.manual_seed(init_seed)` gives, leaving the global random state as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(init_seed)
+        return (model_class or TabularAttentionModel).from_dict(spec)

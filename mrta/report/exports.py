@@ -1,0 +1,239 @@
+"""Exports: attention atlases as ``.npz`` + JSON, a tidy CSV of maps, and a JSON summary.
+
+Nothing here needs pickle: names are stored as fixed-width unicode arrays, so
+``np.load(path, allow_pickle=False)`` reads every file, and structured metadata (cohort keys)
+goes to JSON. Text cells of CSV exports that a spreadsheet would run as a formula are escaped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mrta.analysis.atlas import ALL_ROWS, AttentionAtlas, CohortKey
+from mrta.analysis.checks import AblationResult, PermutationImportance
+from mrta.analysis.heads import HeadStats
+from mrta.nn.layer import MAP_IDS
+
+ATLAS_FORMAT = "mrta-attention-atlas"
+SUMMARY_FORMAT = "mrta-analysis-summary"
+FORMAT_VERSION = 1
+# Leading characters that make a spreadsheet read a cell as a formula (OWASP's list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+TIDY_COLUMNS = ("layer", "map", "head", "cohort", "query", "key", "weight")
+
+
+# -- JSON ------------------------------------------------------------------------------------
+def json_ready(value: Any) -> Any:
+    """``value`` as plain JSON types: dataclasses and mappings become dicts, sequences and
+    arrays lists, numpy scalars Python numbers, enums their value, NaN and infinities ``None``.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: json_ready(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(key): json_ready(item) for key, item in value.items()}
+    if isinstance(value, np.ndarray):
+        return json_ready(value.tolist())
+    if isinstance(value, list | tuple):
+        return [json_ready(item) for item in value]
+    if isinstance(value, enum.Enum):
+        return json_ready(value.value)
+    if isinstance(value, np.generic):
+        return json_ready(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(path: str | Path, value: Any) -> Path:
+    """Write :func:`json_ready` ``value`` as indented UTF-8 JSON."""
+    path = Path(path)
+    path.write_text(
+        json.dumps(json_ready(value), indent=2, ensure_ascii=False, allow_nan=False) + "\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+# -- atlas files -----------------------------------------------------------------------------
+def _names(values: Iterable[str]) -> np.ndarray:
+    """Fixed-width unicode, never an object array. Shape: ``(n,)``."""
+    return np.array(list(values), dtype=np.str_)
+
+
+def _map_prefix(layer: int, map_id: str) -> str:
+    return f"layer{layer}.{map_id}"
+
+
+def atlas_paths(stem: str | Path) -> tuple[Path, Path]:
+    """``(stem.npz, stem.json)``; the stem may contain dots."""
+    return Path(f"{stem}.npz"), Path(f"{stem}.json")
+
+
+def save_atlas(atlas: AttentionAtlas, stem: str | Path) -> tuple[Path, Path]:
+    """Write ``stem.npz`` (every array, with names for use elsewhere) and ``stem.json``,
+    creating the folder if needed.
+
+    The npz holds ``counts``, ``cohort_labels``, ``layer_names``, ``rollout.mean``,
+    ``rollout.std``, ``rollout.tokens`` and per map ``layer{i}.{map_id}.mean``, ``.std``,
+    ``.entropy``, ``.queries``, ``.keys``; the JSON the cohort keys and token names.
+    """
+    npz_path, json_path = atlas_paths(stem)
+    npz_path.parent.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, np.ndarray] = {
+        "counts": atlas.counts,
+        "cohort_labels": _names(atlas.cohort_labels),
+        "layer_names": _names(atlas.layer_names),
+        "rollout.mean": atlas.rollout_mean,
+        "rollout.std": atlas.rollout_std,
+        "rollout.tokens": _names(atlas.rollout_tokens),
+    }
+    for layer, map_id in atlas.map_keys:
+        prefix = _map_prefix(layer, map_id)
+        queries, keys = atlas.names(layer, map_id)
+        arrays[f"{prefix}.mean"] = atlas.means[(layer, map_id)]
+        arrays[f"{prefix}.std"] = atlas.stds[(layer, map_id)]
+        arrays[f"{prefix}.entropy"] = atlas.entropy[(layer, map_id)]
+        arrays[f"{prefix}.queries"] = _names(queries)
+        arrays[f"{prefix}.keys"] = _names(keys)
+    np.savez_compressed(npz_path, **arrays)
+    write_json(
+        json_path,
+        {
+            "format": ATLAS_FORMAT,
+            "format_version": FORMAT_VERSION,
+            "layer_names": atlas.layer_names,
+            "token_names": atlas.token_names,
+            "cohorts": atlas.cohorts,
+            "cohort_labels": atlas.cohort_labels,
+            "maps": atlas.map_keys,
+        },
+    )
+    return npz_path, json_path
+
+
+def load_atlas(stem: str | Path) -> AttentionAtlas:
+    """Inverse of :func:`save_atlas`; reads without pickle."""
+    npz_path, json_path = atlas_paths(stem)
+    meta = json.loads(json_path.read_text(encoding="utf-8"))
+    if meta.get("format") != ATLAS_FORMAT or meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{json_path} is not an attention atlas of format version {FORMAT_VERSION} "
+            f"(format {meta.get('format')!r}, version {meta.get('format_version')!r}): "
+            "collect the attention again"
+        )
+    with np.load(npz_path, allow_pickle=False) as arrays:
+        map_keys = [(int(layer), str(map_id)) for layer, map_id in meta["maps"]]
+
+        def per_map(field: str) -> dict[tuple[int, str], np.ndarray]:
+            return {key: arrays[f"{_map_prefix(*key)}.{field}"] for key in map_keys}
+
+        return AttentionAtlas(
+            layer_names=tuple(meta["layer_names"]),
+            token_names=tuple(
+                {stream: tuple(names) for stream, names in layer.items()}
+                for layer in meta["token_names"]
+            ),
+            cohorts=tuple(tuple(key) for key in meta["cohorts"]),
+            cohort_labels=tuple(meta["cohort_labels"]),
+            counts=arrays["counts"],
+            means=per_map("mean"),
+            stds=per_map("std"),
+            entropy=per_map("entropy"),
+            rollout_mean=arrays["rollout.mean"],
+            rollout_std=arrays["rollout.std"],
+        )
+
+
+# -- CSV -------------------------------------------------------------------------------------
+def escape_cell(text: str) -> str:
+    """Prefix ``'`` to text that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``,
+    tab, carriage return at the start)."""
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+
+
+def write_tidy_csv(
+    atlas: AttentionAtlas,
+    path: str | Path,
+    cohorts: Sequence[CohortKey] = (ALL_ROWS,),
+    map_ids: Sequence[str] = MAP_IDS,
+) -> int:
+    """One row per layer, map, head, cohort, query and key: the cohort's mean weight.
+
+    Columns: ``layer`` (index), ``map`` (id), ``head``, ``cohort`` (its label), ``query``,
+    ``key``, ``weight``. Returns the number of rows written.
+    """
+    path = Path(path)
+    written = 0
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        pd.DataFrame(columns=list(TIDY_COLUMNS)).to_csv(handle, index=False)
+        for cohort in cohorts:
+            i = atlas.index(cohort)
+            label = escape_cell(atlas.cohort_labels[i])
+            for layer, map_id in atlas.map_keys:
+                if map_id not in map_ids:
+                    continue
+                mean = atlas.means[(layer, map_id)][i]  # (H, Tq, Tk)
+                heads, tq, tk = mean.shape
+                queries, keys = (
+                    np.array([escape_cell(n) for n in names], dtype=object)
+                    for names in atlas.names(layer, map_id)
+                )
+                block = pd.DataFrame(
+                    {
+                        "layer": layer,
+                        "map": map_id,
+                        "head": np.repeat(np.arange(heads), tq * tk),
+                        "cohort": label,
+                        "query": np.tile(np.repeat(queries, tk), heads),
+                        "key": np.tile(keys, heads * tq),
+                        "weight": mean.reshape(-1),
+                    }
+                )
+                block.to_csv(handle, index=False, header=False, float_format="%.6g")
+                written += len(block)
+    return written
+
+
+# -- summary ---------------------------------------------------------------------------------
+def analysis_summary(
+    atlas: AttentionAtlas,
+    *,
+    heads: Sequence[HeadStats] = (),
+    permutation: PermutationImportance | None = None,
+    ablation: AblationResult | None = None,
+    sanity: Mapping[str, Any] | None = None,
+    cohort: CohortKey = ALL_ROWS,
+) -> dict[str, Any]:
+    """The run's analysis as plain JSON: head table, importances, ablation, sanity checks.
+
+    Keys: ``format``, ``format_version``, ``cohort``, ``rows``, ``heads`` (the head table),
+    ``importance`` (``rollout``: each row's rollout averaged; ``rollout_of_mean_maps``;
+    ``permutation``: loss increase per column, or ``None``), ``permutation`` (its details),
+    ``ablation``, ``sanity``.
+    """
+    return json_ready(
+        {
+            "format": SUMMARY_FORMAT,
+            "format_version": FORMAT_VERSION,
+            "cohort": atlas.cohort_labels[atlas.index(cohort)],
+            "rows": atlas.counts[atlas.index(cohort)],
+            "heads": list(heads),
+            "importance": {
+                "rollout": atlas.importance(cohort),
+                "rollout_of_mean_maps": atlas.mean_map_importance(cohort),
+                "permutation": None if permutation is None else permutation.loss_increases(),
+            },
+            "permutation": permutation,
+            "ablation": ablation,
+            "sanity": sanity,
+        }
+    )

@@ -1,0 +1,573 @@
+"""Brief training: AdamW on mini-batches, warm-up then cosine decay, early stopping, a budget.
+
+:func:`fit` trains a :class:`~mrta.nn.model.TabularAttentionModel` on encoded training rows (or a
+:class:`~mrta.nn.set_model.SetAttentionModel` on sets of rows) and stops early on the validation
+rows. It is built to be driven from a background thread: a
+callback receives a :class:`Progress` after every step and every epoch, and a cancel signal
+(a ``threading.Event`` or a callable) is checked before every step.
+
+The learning-rate schedule runs over the planned training: its progress is the larger of the
+steps taken over ``max_epochs`` epochs of steps and, with a time budget, the time spent over the
+budget. Under a budget this re-plans from the measured step time at every step, so a machine
+that slows down mid-run still ends its schedule on time, and no step starts that the measured
+step and validation times say would end past the budget. With a seed and no time budget, a CPU
+run is reproducible to the bit; with one, the number of steps taken is recorded, and the thread
+count may be chosen by timing (:class:`ThreadChoice`).
+
+With ``distributed=True`` (in a worker of a torchrun launch, see :mod:`mrta.pipelines.distributed`) the
+model trains with :class:`~torch.nn.parallel.DistributedDataParallel`: each worker takes its part
+of the same seeded permutation every epoch (:class:`~torch.utils.data.distributed.
+DistributedSampler`), a batch of ``batch_size`` examples is split among the workers, rank 0
+evaluates the validation rows and broadcasts the result, and before every step the workers agree
+on the time spent and on whether to stop, so that they all take the same steps at the same
+learning rates and stop together.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data.distributed import DistributedSampler
+
+from mrta.config import TrainConfig, default_threads
+from mrta.training.evaluate import batch_limit, metrics, predict_logits, to_predictions
+from mrta.data.preprocessing import Examples
+
+if TYPE_CHECKING:
+    from mrta.pipelines.distributed import World
+
+#: Why training ended.
+STOP_REASONS = ("max_epochs", "time_budget", "early_stopping", "cancelled", "nan_loss")
+MIN_STEPS_PER_EPOCH = 4  # a small table gets smaller batches rather than one step per epoch
+#: Query-key pairs per attention map and head in one training batch: 4 sets of 1,000 rows.
+TRAIN_PAIRS = 2**22
+
+Cancel = threading.Event | Callable[[], bool] | None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the callback receives after every optimiser step and every epoch."""
+
+    event: str  # "step" or "epoch"
+    step: int  # optimiser steps so far
+    epoch: int  # the epoch under way (1-based); 0 for the untrained model's evaluation
+    fraction: float  # of the planned training, in [0, 1]
+    elapsed: float  # seconds since training started
+    learning_rate: float
+    train_loss: float | None  # step: the batch's loss; epoch: the epoch's mean
+    validation_loss: float | None = None  # epoch events only
+    validation: Mapping[str, Any] = field(default_factory=dict)  # epoch events: metrics
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What happened: one history entry per evaluation (epoch 0 is the untrained model)."""
+
+    history: list[dict[str, Any]]
+    steps: int
+    epochs: int
+    elapsed: float
+    stop_reason: str
+    message: str
+    best_epoch: int
+    best_validation_loss: float
+    batch_size: int
+    device: str
+    threads: int | None
+    world_size: int = 1  # workers that trained together (distributed data parallel)
+    backend: str | None = None  # their torch.distributed backend
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainResult:
+        """Inverse of `to_dict`."""
+        return cls(**data)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: CUDA, then Apple MPS, then the CPU; an explicit device must be available.
+
+    Raises ``ValueError`` naming the device when it is not.
+    """
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if name == "cuda" and not cuda:
+        raise ValueError(
+            "device 'cuda' is not available: this PyTorch sees no CUDA GPU, so choose 'auto' "
+            "or 'cpu'"
+        )
+    if name == "mps" and not mps:
+        raise ValueError(
+            "device 'mps' is not available: this PyTorch sees no Apple GPU, so choose 'auto' "
+            "or 'cpu'"
+        )
+    if name not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'mps', got {name!r}")
+    return torch.device(name)
+
+
+def fit(
+    model: nn.Module,
+    train: Examples,
+    validation: Examples,
+    config: TrainConfig | None = None,
+    *,
+    target_mean: float | None = None,
+    target_std: float | None = None,
+    callback: Callable[[Progress], None] | None = None,
+    cancel: Cancel = None,
+    distributed: bool = False,
+) -> TrainResult:
+    """Train `model` in place and leave it with the weights of its best validation loss.
+
+    Args:
+        model: the model to train (moved to the chosen device): a
+            :class:`~mrta.nn.model.TabularAttentionModel` on rows, or a
+            :class:`~mrta.nn.set_model.SetAttentionModel` on sets.
+        train, validation: encoded rows (or sets) with their targets. A batch holds at most
+            ``config.batch_size`` examples and at most :data:`TRAIN_PAIRS` query-key pairs per
+            attention map and head.
+        config: budget, optimiser, schedule, stopping, seed and device.
+        target_mean, target_std: regression only: the model learns ``(y - mean) / std``
+            (the preprocessor's values); validation metrics are in the target's units.
+        callback: called with a :class:`Progress` after every step and every epoch.
+        cancel: a ``threading.Event`` or a callable; once set or true, training stops
+            before the next step and keeps the best weights so far.
+        distributed: train as one worker of the initialised default process group (see the
+            module docstring): every worker calls ``fit`` with the same model, rows and
+            config; the device is the worker's own, ``threads`` (default: the cores shared
+            among this machine's workers) is per worker, and training stops on every worker
+            at the same step.
+
+    Raises ``ValueError`` for a table without targets or an unavailable device.
+    """
+    config = config or TrainConfig()
+    for name, table in (("training", train), ("validation", validation)):
+        if table.target is None or len(table) == 0:
+            raise ValueError(f"the {name} rows need targets, and at least one row")
+    world = None
+    if distributed:
+        from mrta.pipelines.distributed import World  # here: mrta.pipelines.distributed imports this module
+
+        world = World.current()
+    device = resolve_device(config.device) if world is None else world.device
+    threads = (config.threads or default_threads()) if device.type == "cpu" else None
+    choice = None
+    if world is not None:
+        # no timing of thread counts: the workers' step times must not depend on it
+        threads = (config.threads or world.cpu_threads()) if device.type == "cpu" else None
+    elif (
+        threads is not None
+        and threads > 1
+        and config.threads is None
+        and config.time_budget is not None
+    ):
+        choice = ThreadChoice(threads)
+        threads = 1  # where the choice starts
+    rng_devices = [device.index or 0] if device.type == "cuda" else []
+    with _torch_threads(threads), torch.random.fork_rng(devices=rng_devices):
+        # the workers share the shuffles (seeded apart) but not their dropout masks
+        torch.manual_seed(config.seed + (world.rank if world is not None else 0))
+        return _Trainer(
+            model, train, validation, config, device, choice, target_mean, target_std, world
+        ).run(callback, cancel)
+
+
+class _Trainer:
+    """One training run's state; :meth:`run` is the loop."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train: Examples,
+        validation: Examples,
+        config: TrainConfig,
+        device: torch.device,
+        thread_choice: ThreadChoice | None,
+        target_mean: float | None,
+        target_std: float | None,
+        world: World | None = None,
+    ) -> None:
+        self.model = model.to(device)
+        self.world = world
+        self.config = config
+        self.device = device
+        self.thread_choice = thread_choice
+        self.validation = validation
+        self.task = model.task
+        self.target_mean = target_mean if target_mean is not None else 0.0
+        self.target_std = target_std if target_std is not None else 1.0
+        self.train = train.to(device)
+        self.target = self._model_target(train.target).to(device)
+        self.validation_target = self._model_target(validation.target)
+        self.n_rows = len(train)
+        self.batch_size = min(
+            batch_limit(config.batch_size, train, TRAIN_PAIRS),
+            max(1, math.ceil(self.n_rows / MIN_STEPS_PER_EPOCH)),
+        )
+        self.local_batch = self.batch_size  # examples per step on this process
+        self.sampler: DistributedSampler | None = None
+        self.forward: nn.Module = self.model
+        self.time_fraction = 0.0  # distributed: the largest time fraction, agreed at each step
+        if world is None:
+            self.steps_per_epoch = math.ceil(self.n_rows / self.batch_size)
+        else:
+            # A batch of `batch_size` examples split among the workers: the same steps per
+            # epoch and the same gradient (DDP averages) as one process, up to rounding.
+            self.local_batch = math.ceil(self.batch_size / world.size)
+            self.batch_size = self.local_batch * world.size
+            self.sampler = DistributedSampler(
+                range(self.n_rows),
+                num_replicas=world.size,
+                rank=world.rank,
+                shuffle=True,
+                seed=config.seed,
+            )
+            self.steps_per_epoch = math.ceil(self.sampler.num_samples / self.local_batch)
+            # static_graph: a table with one type of column leaves some blocks unused
+            self.forward = DistributedDataParallel(
+                self.model,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                static_graph=True,
+            )
+        self.planned_steps = config.max_epochs * self.steps_per_epoch
+        self.optimizer = torch.optim.AdamW(
+            parameter_groups(model, config.weight_decay), lr=config.learning_rate
+        )
+        self.shuffle = torch.Generator().manual_seed(config.seed)
+        self.history: list[dict[str, Any]] = []
+        self.step = 0
+        self.step_seconds = 0.0  # spent in optimiser steps, in total
+        self.evaluation_seconds = 0.0  # the last validation pass took
+        self.start = 0.0
+        self.learning_rate = 0.0
+
+    def _model_target(self, y: Tensor) -> Tensor:
+        if self.task == "regression":
+            return (y.float() - self.target_mean) / self.target_std
+        return y.float() if self.task == "binary" else y
+
+    def loss(self, logits: Tensor, y: Tensor) -> Tensor:
+        """The task's loss of logits ``(B, n_outputs)`` against model targets ``(B,)``."""
+        logits = logits.float()
+        if self.task == "binary":
+            return F.binary_cross_entropy_with_logits(logits[:, 0], y)
+        if self.task == "multiclass":
+            return F.cross_entropy(logits, y)
+        return F.mse_loss(logits[:, 0], y)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def fraction(self, steps_ahead: int = 0) -> float:
+        """Progress through the planned training: steps, or time spent under a budget."""
+        fraction = (self.step + steps_ahead) / self.planned_steps
+        if self.config.time_budget is not None:
+            if self.world is not None:  # the time fraction the workers agreed on at this step
+                spent = self.time_fraction
+            else:
+                spent = self.elapsed() / self.config.time_budget
+            fraction = max(fraction, spent)
+        return min(fraction, 1.0)
+
+    def next_step_seconds(self) -> float:
+        """What the next step and a validation pass after it should take, as measured so far:
+        a step that would end past the time budget is not started."""
+        return self.step_seconds / max(self.step, 1) + self.evaluation_seconds
+
+    def evaluate(self, epoch: int, train_loss: float | None) -> dict[str, Any]:
+        """Validation loss and metrics; appended to the history.
+
+        Distributed: rank 0 evaluates and every worker takes its entry, so that their
+        decisions agree."""
+        if self.world is not None:
+            entry = self._evaluate(epoch, train_loss) if self.world.leader else None
+            entry, self.evaluation_seconds = self.world.broadcast_json(
+                [entry, self.evaluation_seconds]
+            )
+            self.history.append(entry)
+            return entry
+        entry = self._evaluate(epoch, train_loss)
+        self.history.append(entry)
+        return entry
+
+    def _evaluate(self, epoch: int, train_loss: float | None) -> dict[str, Any]:
+        start = time.perf_counter()
+        logits = predict_logits(self.model, self.validation)  # (N, n_outputs)
+        loss = float(self.loss(logits, self.validation_target))
+        predictions = to_predictions(self.task, logits, self.target_mean, self.target_std)
+        scores = metrics(self.task, self.validation.target.numpy(), predictions)
+        scores = {k: v for k, v in scores.items() if k not in ("confusion_matrix", "rows")}
+        entry = {
+            "epoch": epoch,
+            "steps": self.step,
+            "elapsed": round(self.elapsed(), 4),
+            "learning_rate": self.learning_rate,
+            "train_loss": train_loss,
+            "validation_loss": loss,
+            "validation": scores,
+        }
+        self.evaluation_seconds = time.perf_counter() - start
+        return entry
+
+    def run(self, callback: Callable[[Progress], None] | None, cancel: Cancel) -> TrainResult:
+        config = self.config
+        self.start = time.perf_counter()
+        best = self.evaluate(0, None)
+        best_state = _copy_state(self.model)
+        epochs_without_gain = 0
+        epoch = 0
+        stop: tuple[str, str] | None = None
+        while stop is None:
+            if epoch == config.max_epochs:
+                stop = "max_epochs", f"Stopped after the maximum of {config.max_epochs} epochs."
+                break
+            losses, stop = self.train_epoch(epoch + 1, best["epoch"], callback, cancel)
+            if not losses:
+                break
+            epoch += 1
+            if stop is not None and stop[0] in ("cancelled", "nan_loss"):
+                break
+            entry = self.evaluate(epoch, float(np.mean(losses)))
+            if callback is not None:
+                callback(
+                    Progress(
+                        event="epoch",
+                        step=self.step,
+                        epoch=epoch,
+                        fraction=self.fraction(),
+                        elapsed=self.elapsed(),
+                        learning_rate=self.learning_rate,
+                        train_loss=entry["train_loss"],
+                        validation_loss=entry["validation_loss"],
+                        validation=entry["validation"],
+                    )
+                )
+            if not math.isfinite(entry["validation_loss"]):
+                stop = _nan_stop("validation", entry["validation_loss"], epoch, best["epoch"])
+            elif entry["validation_loss"] < best["validation_loss"]:
+                best, best_state, epochs_without_gain = entry, _copy_state(self.model), 0
+            else:
+                epochs_without_gain += 1
+                if epochs_without_gain >= config.patience and stop is None:
+                    stop = (
+                        "early_stopping",
+                        (
+                            f"Stopped early: the validation loss did not improve for "
+                            f"{config.patience} epochs."
+                        ),
+                    )
+        self.model.load_state_dict(best_state)
+        self.model.eval()
+        return TrainResult(
+            history=self.history,
+            steps=self.step,
+            epochs=epoch,
+            elapsed=round(self.elapsed(), 4),
+            stop_reason=stop[0],
+            message=stop[1],
+            best_epoch=best["epoch"],
+            best_validation_loss=best["validation_loss"],
+            batch_size=self.batch_size,
+            device=str(self.device),
+            threads=torch.get_num_threads() if self.device.type == "cpu" else None,
+            world_size=1 if self.world is None else self.world.size,
+            backend=None if self.world is None else self.world.backend,
+        )
+
+    def train_epoch(
+        self,
+        epoch: int,
+        best_epoch: int,
+        callback: Callable[[Progress], None] | None,
+        cancel: Cancel,
+    ) -> tuple[list[float], tuple[str, str] | None]:
+        """One pass over the shuffled training rows: the batch losses, and why it ended early
+        (``None`` when it did not)."""
+        self.model.train()
+        budget = self.config.time_budget
+        losses: list[float] = []
+        if self.sampler is None:
+            order = torch.randperm(self.n_rows, generator=self.shuffle)
+        else:
+            self.sampler.set_epoch(epoch)
+            order = torch.tensor(list(self.sampler), dtype=torch.int64)  # this worker's part
+        for rows in order.split(self.local_batch):
+            cancelled = _cancelled(cancel)
+            over = budget is not None and self.elapsed() + self.next_step_seconds() >= budget
+            if self.world is not None:
+                # Every worker stops at the same step, at the same learning rate.
+                spent = self.elapsed() / budget if budget is not None else 0.0
+                agreed = self.world.all_max([float(cancelled), float(over), spent])
+                cancelled, over, self.time_fraction = bool(agreed[0]), bool(agreed[1]), agreed[2]
+            if cancelled:
+                return losses, ("cancelled", "Training was cancelled.")
+            if over:
+                return losses, ("time_budget", f"Stopped at the time budget of {budget:g} s.")
+            loss = self.train_step(rows.to(self.device))
+            if not math.isfinite(loss):
+                return losses, _nan_stop("training", loss, epoch, best_epoch)
+            losses.append(loss)
+            if callback is not None:
+                callback(
+                    Progress(
+                        event="step",
+                        step=self.step,
+                        epoch=epoch,
+                        fraction=self.fraction(),
+                        elapsed=self.elapsed(),
+                        learning_rate=self.learning_rate,
+                        train_loss=loss,
+                    )
+                )
+        return losses, None
+
+    def train_step(self, rows: Tensor) -> float:
+        """One optimiser step on the training rows `rows`; returns the batch's loss."""
+        if self.thread_choice is not None:
+            threads = self.thread_choice.next()
+            if threads != torch.get_num_threads():
+                torch.set_num_threads(threads)
+        start = time.perf_counter()
+        self.learning_rate = learning_rate_at(
+            self.fraction(steps_ahead=1), self.config.learning_rate, self.config.warmup_fraction
+        )
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate
+        inputs = self.train.select(rows).model_inputs()
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.device.type == "cuda"):
+            logits = self.forward(*inputs)  # (B, n_outputs)
+        loss = self.loss(logits, self.target[rows])
+        value = loss.item()
+        if self.world is not None:  # the workers' mean: all step, or none does
+            value = self.world.all_mean(value)
+        self.step += 1
+        if math.isfinite(value):
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        seconds = time.perf_counter() - start
+        self.step_seconds += seconds
+        if self.thread_choice is not None:
+            self.thread_choice.record(torch.get_num_threads(), seconds)
+        return value
+
+
+class ThreadChoice:
+    """Under a time budget on the CPU, picks one thread or all cores by timing steps at both.
+
+    A model this small gains little from a second core (its matmuls are tiny), and on a busy
+    machine every multi-threaded operation waits for a free core: steps were measured 50x
+    slower on a 2-core machine shared with another process. So: a few steps on one thread,
+    then a few on all cores (cut short once one is clearly slower), keep the faster, and fall
+    back to one thread for good when multi-threaded steps turn slow later.
+
+    Args:
+        most: the thread count to try against one (the physical cores).
+        steps_each: steps timed at each count; their median is compared.
+        slowdown: how many times slower than expected counts as slow.
+    """
+
+    def __init__(self, most: int, steps_each: int = 3, slowdown: float = 3.0) -> None:
+        self.most = most
+        self.steps_each = steps_each
+        self.slowdown = slowdown
+        self.timings: dict[int, list[float]] = {1: [], most: []}
+        self.chosen: int | None = None
+
+    def expected(self, threads: int) -> float:
+        return float(np.median(self.timings[threads]))
+
+    def next(self) -> int:
+        """The thread count for the next step."""
+        if self.chosen is not None:
+            return self.chosen
+        if len(self.timings[1]) < self.steps_each:
+            return 1
+        if len(self.timings[self.most]) < self.steps_each:
+            return self.most
+        self.chosen = min((1, self.most), key=self.expected)
+        return self.chosen
+
+    def record(self, threads: int, seconds: float) -> None:
+        """A step's duration at `threads`."""
+        if self.chosen is None:
+            self.timings[threads].append(seconds)
+            if threads == self.most and seconds > self.slowdown * self.expected(1):
+                self.chosen = 1
+        elif threads > 1 and seconds > self.slowdown * self.expected(threads):
+            self.chosen = 1
+
+
+def learning_rate_at(progress: float, base: float, warmup_fraction: float) -> float:
+    """Linear warm-up over the first `warmup_fraction` of training, then cosine decay to 0."""
+    progress = min(max(progress, 0.0), 1.0)
+    if progress < warmup_fraction:
+        return base * progress / warmup_fraction
+    decay = (progress - warmup_fraction) / (1.0 - warmup_fraction)
+    return base * 0.5 * (1.0 + math.cos(math.pi * decay))
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: weight decay on matrices only; the model's ``tokenizer`` (embeddings),
+    norms and biases exempt."""
+    tokenizer = {id(p) for p in model.tokenizer.parameters()}
+    decay, exempt = [], []
+    for parameter in model.parameters():
+        if not parameter.requires_grad:
+            continue
+        if parameter.dim() < 2 or id(parameter) in tokenizer:
+            exempt.append(parameter)
+        else:
+            decay.append(parameter)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": exempt, "weight_decay": 0.0},
+    ]
+
+
+def _nan_stop(which: str, loss: float, epoch: int, best_epoch: int) -> tuple[str, str]:
+    return "nan_loss", (
+        f"The {which} loss became {loss} in epoch {epoch}: training stopped and kept the best "
+        f"weights so far (epoch {best_epoch}); try a lower learning rate."
+    )
+
+
+def _copy_state(model: nn.Module) -> dict[str, Tensor]:
+    return {name: value.detach().clone() for name, value in model.state_dict().items()}
+
+
+def _cancelled(cancel: Cancel) -> bool:
+    if cancel is None:
+        return False
+    if isinstance(cancel, threading.Event):
+        return cancel.is_set()
+    return bool(cancel())
+
+
+@contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """Run with `threads` intra-op threads (``None``: as they are), restored afterwards."""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
