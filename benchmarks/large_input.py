@@ -51,8 +51,8 @@ from memory import memory_mb
 from mrta import cli
 from mrta.data.preprocessing import Preprocessor
 from mrta.data.read import ReadingOptions, convert_options, read_table
-from mrta.runs.run import Run
 from mrta.data.stream import TableLayout, encode_file, scan_table
+from mrta.runs.run import Run
 
 ROWS = 2_000_000
 SMALL_ROWS = 500_000  # the same table cut short: the scan's memory does not grow with the file

@@ -45,10 +45,10 @@ import torch
 
 from mrta.analysis.atlas import ALL_ROWS
 from mrta.config import ModelConfig, TrainConfig
-from mrta.pipelines.explain import CHECK_ROWS, Explanation, explain, run_checks
 from mrta.data.read import read_table
-from mrta.runs.run import train_run
 from mrta.data.samples import SAMPLE_TABLES
+from mrta.pipelines.explain import CHECK_ROWS, Explanation, explain, run_checks
+from mrta.runs.run import train_run
 
 RESULT = Path(__file__).resolve().parent / "results" / "planted.json"
 TIME_BUDGET = 30.0

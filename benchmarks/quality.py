@@ -26,8 +26,8 @@ import torch
 
 from mrta.config import ModelConfig, TrainConfig
 from mrta.data.read import read_table
-from mrta.runs.run import train_run
 from mrta.data.samples import row_tables
+from mrta.runs.run import train_run
 
 RESULT = Path(__file__).resolve().parent / "results" / "quality.json"
 # name -> (file, target), as sample_data/README.md documents them; classification first

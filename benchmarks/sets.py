@@ -63,16 +63,16 @@ import torch._dynamo  # torch.optim imports it on its first optimizer: ~2 s, ~65
 from memory import memory_mb
 from sklearn.metrics import log_loss, roc_auc_score
 
+from mrta.analysis.sets import explain_sets
 from mrta.config import ModelConfig, TrainConfig
-from mrta.nn.model import build_model, model_spec
 from mrta.data.preprocessing import Preprocessor
 from mrta.data.read import read_table
-from mrta.runs.run import Run, default_train_config, train_run
 from mrta.data.schema import Role, infer_schema
-from mrta.analysis.sets import explain_sets
 from mrta.data.sets import SetOptions
-from mrta.nn.set_model import SetAttentionModel
 from mrta.data.splits import SplitOptions, Splits
+from mrta.nn.model import build_model, model_spec
+from mrta.nn.set_model import SetAttentionModel
+from mrta.runs.run import Run, default_train_config, train_run
 from mrta.training.loop import Progress, fit
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from mrta.data import values
-from mrta.errors import TableError
-from mrta.data.schema import Kind, TableSchema
 from mrta.analysis.sets import SetMaps, set_maps
+from mrta.data import values
+from mrta.data.schema import Kind, TableSchema
 from mrta.data.sets import SetOptions, group_targets
+from mrta.errors import TableError
 
 #: Names that say "identifier": ``portfolio_id``, ``PatientID``, ``customer key``, ``id_x``.
 ID_NAME = re.compile(r"(^|[_\s.-])(id|key|code)$|^id([_\s.-]|$)|[a-z]ID$", re.IGNORECASE)

@@ -10,15 +10,15 @@ resolution: one example per group of rows), ``mrta.report.figures`` and ``mrta.r
 ``mrta.cli``.
 """
 
-from mrta.nn.attention import AttentionBlock
+from mrta.analysis.recorder import AttentionRecorder, RecordingLimitError
 from mrta.config import ModelConfig, TrainConfig
+from mrta.data.sets import SetOptions
+from mrta.nn.attention import AttentionBlock
 from mrta.nn.interop import copy_keras_weights, layer_from_keras
 from mrta.nn.layer import MAP_IDS, MAP_LABELS, MultiResolutionTabularAttention
 from mrta.nn.model import TabularAttentionModel
-from mrta.analysis.recorder import AttentionRecorder, RecordingLimitError
-from mrta.runs.run import Run, RunError, train_run
-from mrta.data.sets import SetOptions
 from mrta.nn.set_model import SetAttentionModel
+from mrta.runs.run import Run, RunError, train_run
 from mrta.training.loop import Progress, TrainResult, fit
 
 __all__ = [

@@ -20,10 +20,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from mrta.analysis.sets import DEFAULT_MAX_SETS, explain_sets, set_maps, write_set_exports
+from mrta.config import DEVICES, ModelConfig, TrainConfig
+from mrta.data.read import ReadingOptions, read_table
+from mrta.data.schema import Role
+from mrta.data.sets import MAX_SET_SIZE, SET_BATCH_SIZE, SetOptions
+from mrta.data.stream import DEFAULT_CHUNK_ROWS, DEFAULT_SAMPLE_ROWS
 from mrta.pipelines import distributed
 from mrta.pipelines.archive import RUNS_DIR_ENV
-from mrta.config import DEVICES, ModelConfig, TrainConfig
-from mrta.training.evaluate import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from mrta.pipelines.explain import (
     DEFAULT_MAX_ROWS,
     explain,
@@ -32,11 +36,6 @@ from mrta.pipelines.explain import (
     save_explanation,
     write_exports,
 )
-from mrta.data.read import ReadingOptions, read_table
-from mrta.runs.run import Run, default_train_config, train_run
-from mrta.data.schema import Role
-from mrta.analysis.sets import DEFAULT_MAX_SETS, explain_sets, set_maps, write_set_exports
-from mrta.data.sets import MAX_SET_SIZE, SET_BATCH_SIZE, SetOptions
 from mrta.pipelines.streamed import (
     explained_rows,
     file_digest,
@@ -44,7 +43,8 @@ from mrta.pipelines.streamed import (
     read_or_stream,
     train_run_from_file,
 )
-from mrta.data.stream import DEFAULT_CHUNK_ROWS, DEFAULT_SAMPLE_ROWS
+from mrta.runs.run import Run, default_train_config, train_run
+from mrta.training.evaluate import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from mrta.training.loop import Progress
 
 if TYPE_CHECKING:

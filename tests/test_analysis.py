@@ -34,8 +34,8 @@ from mrta.analysis.checks import (
     sanity_checks,
 )
 from mrta.analysis.heads import head_table, js_divergence, normalized_entropy
-from mrta.data.preprocessing import Preprocessor
 from mrta.analysis.rollout import rollout_importance
+from mrta.data.preprocessing import Preprocessor
 from mrta.data.schema import infer_schema
 
 ROWS = 105

@@ -16,6 +16,7 @@ import pytest
 from test_train import QUICK, TINY_MODEL, tiny_frame
 
 from mrta import cli
+from mrta.errors import TableError
 from mrta.pipelines.archive import (
     RUNS_DIR_ENV,
     ArchiveError,
@@ -32,7 +33,6 @@ from mrta.pipelines.archive import (
     trained_on,
     zip_run,
 )
-from mrta.errors import TableError
 from mrta.pipelines.explain import DEFAULT_MAX_ROWS, explain
 from mrta.runs.run import MANIFEST, Run, RunError, train_run
 

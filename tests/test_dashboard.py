@@ -460,11 +460,11 @@ def tiny_frame_csv(seed: int) -> bytes:
 def test_a_set_run_opens_with_its_sets_recorded(tmp_path):
     from test_sets import planted_table
 
-    from mrta.pipelines.archive import zip_run
-    from mrta.config import ModelConfig, TrainConfig
-    from mrta.runs.run import train_run
     from mrta.analysis.sets import SetExplanation
+    from mrta.config import ModelConfig, TrainConfig
     from mrta.data.sets import SetOptions
+    from mrta.pipelines.archive import zip_run
+    from mrta.runs.run import train_run
 
     run = train_run(
         planted_table(60, seed=5),

@@ -12,8 +12,8 @@ import pytest
 from test_dashboard import new_app, plotly_json, upload, wait_for_training, z_values
 from test_sets import planted_table
 
-from mrta.data.samples import SAMPLE_TABLES
 from mrta.analysis.sets import SetExplanation
+from mrta.data.samples import SAMPLE_TABLES
 from mrta.data.sets import MAX_SET_SIZE, SetOptions
 
 PER_GROUP, PER_ROW = "One prediction per group", "One prediction per row"

@@ -21,15 +21,14 @@ from sklearn.metrics import roc_auc_score
 from test_train import tiny_frame
 
 from mrta import cli
-
-from mrta.pipelines import distributed
 from mrta.analysis.atlas import CohortSpec, Shard, collect_attention, token_frame
 from mrta.config import ModelConfig
-from mrta.report.exports import load_atlas
-from mrta.nn.model import build_model, model_spec
 from mrta.data.preprocessing import Preprocessor
-from mrta.runs.run import Run
 from mrta.data.schema import infer_schema
+from mrta.nn.model import build_model, model_spec
+from mrta.pipelines import distributed
+from mrta.report.exports import load_atlas
+from mrta.runs.run import Run
 
 ROWS = 600
 # A fixed number of epochs, one thread per worker: both runs take the same planned steps.

@@ -6,6 +6,8 @@ import torch
 from sklearn.metrics import r2_score, roc_auc_score
 from test_train import tiny_frame
 
+from mrta.data.preprocessing import PreprocessingOptions, Preprocessor
+from mrta.data.schema import infer_schema
 from mrta.training.evaluate import (
     classification_metrics,
     hgb_predictions,
@@ -13,8 +15,6 @@ from mrta.training.evaluate import (
     to_predictions,
     trivial_predictions,
 )
-from mrta.data.preprocessing import PreprocessingOptions, Preprocessor
-from mrta.data.schema import infer_schema
 
 RNG = np.random.default_rng(0)
 

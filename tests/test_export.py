@@ -18,6 +18,7 @@ from mrta.analysis.checks import (
     permutation_importance,
     sanity_checks,
 )
+from mrta.analysis.heads import head_table
 from mrta.report.exports import (
     analysis_summary,
     atlas_paths,
@@ -28,7 +29,6 @@ from mrta.report.exports import (
     write_json,
     write_tidy_csv,
 )
-from mrta.analysis.heads import head_table
 
 NUM = ("=cmd", "<b>bold</b>", "+plus")
 CAT = ("-minus", "@at")

@@ -11,6 +11,7 @@ from standin import StandInModel, random_inputs
 
 from mrta.analysis.atlas import MapDifference, collect_attention
 from mrta.analysis.checks import map_divergence
+from mrta.analysis.heads import head_table
 from mrta.report.figures import (
     agreement_scatter,
     difference_heatmap,
@@ -21,7 +22,6 @@ from mrta.report.figures import (
     run_report,
     shorten,
 )
-from mrta.analysis.heads import head_table
 
 LONG = "a column name far too long for any axis label"
 NUM = ("<b>bold</b>", LONG, "age")

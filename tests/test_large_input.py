@@ -18,12 +18,12 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from mrta.errors import TableError
 from mrta.data.preprocessing import Preprocessor
 from mrta.data.read import ReadingOptions, infer_text_types, read_table, widen_type
 from mrta.data.schema import infer_schema
 from mrta.data.splits import make_splits
 from mrta.data.stream import TableLayout, encode_file, iter_chunks, read_layout, scan_table
+from mrta.errors import TableError
 
 ROWS = 150
 

@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
+from mrta.analysis.recorder import AttentionRecorder
 from mrta.config import ModelConfig
 from mrta.nn.model import TabularAttentionModel, build_model
-from mrta.analysis.recorder import AttentionRecorder
 
 TINY = ModelConfig(d_token=8, d_model=16, num_layers=2, num_heads=2, dropout=0.0)
 NUM = ["age", "income", "score"]

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.preprocessing import QuantileTransformer
 
-from mrta.errors import TableError
 from mrta.data.preprocessing import RESERVED_INDEX, PreprocessingOptions, Preprocessor
 from mrta.data.schema import infer_schema
+from mrta.errors import TableError
 
 RNG = np.random.default_rng(0)
 

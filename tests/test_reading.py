@@ -7,8 +7,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from mrta.errors import TableError
 from mrta.data.read import ReadingOptions, read_table
+from mrta.errors import TableError
 
 SIMPLE = b"a,b\n1,x\n2,y\n3,z\n"
 

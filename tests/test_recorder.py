@@ -68,7 +68,9 @@ def test_hooks_detach_cleanly_even_after_an_error():
 def test_recording_and_fused_paths_agree(monkeypatch, masked):
     import mrta.nn.attention
 
-    monkeypatch.setattr(mrta.nn.attention, "FUSED_MIN_MAP", 0)  # the fused kernel even for tiny maps
+    monkeypatch.setattr(
+        mrta.nn.attention, "FUSED_MIN_MAP", 0
+    )  # the fused kernel even for tiny maps
     model = Stack().eval()
     num, cat = batch()
     masks = {}

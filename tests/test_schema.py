@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import torch
 
-from mrta.errors import TableError
 from mrta.data.preprocessing import Preprocessor
 from mrta.data.read import read_table
 from mrta.data.schema import Kind, Role, SchemaOptions, TableSchema, Task, infer_schema
 from mrta.data.splits import make_splits
+from mrta.errors import TableError
 
 N = 40  # rows in the generated tables: above SchemaOptions.min_rows_for_cardinality
 

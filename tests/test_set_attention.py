@@ -12,9 +12,9 @@ from test_sets import planted_table
 
 from mrta.analysis.atlas import format_value
 from mrta.analysis.rollout import pooled_importance, rollout_importance
-from mrta.runs.run import train_run
 from mrta.analysis.sets import ROLLOUT, explain_sets, measure_name, set_maps, write_set_exports
 from mrta.data.sets import SetOptions
+from mrta.runs.run import train_run
 
 
 @pytest.fixture(scope="module")

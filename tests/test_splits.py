@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mrta.errors import TableError
 from mrta.data.schema import infer_schema
 from mrta.data.splits import SplitOptions, Splits, make_splits
+from mrta.errors import TableError
 
 RNG = np.random.default_rng(0)
 

@@ -13,19 +13,18 @@ import torch
 from test_train import QUICK, TINY_MODEL, tiny_frame
 
 from mrta import cli
-
-from mrta.pipelines import streamed as streamed_runs
-from mrta.errors import TableError
-from mrta.pipelines.explain import analysed_rows
 from mrta.data.read import ReadingOptions, read_table
-from mrta.runs.run import Run, RunError, train_run
+from mrta.data.stream import read_rows, scan_table
+from mrta.errors import TableError
+from mrta.pipelines import streamed as streamed_runs
+from mrta.pipelines.explain import analysed_rows
 from mrta.pipelines.streamed import (
     explained_rows,
     predict_file,
     read_or_stream,
     train_run_from_file,
 )
-from mrta.data.stream import read_rows, scan_table
+from mrta.runs.run import Run, RunError, train_run
 
 ROWS = 300
 TINY_ARGS = ["--time-budget", "0", "--epochs", "3", "--layers", "1", "--d-model", "16",

@@ -7,11 +7,11 @@ import streamlit as st
 
 from dashboard import session
 from dashboard.sets import guess_group_key, preview_sets
-from mrta.errors import TableError
 from mrta.data.read import read_table
 from mrta.data.samples import SAMPLE_TABLES
 from mrta.data.schema import Kind, Role, TableSchema, infer_schema
 from mrta.data.sets import SetOptions
+from mrta.errors import TableError
 
 EDITABLE_ROLES = [Role.NUMERICAL.value, Role.CATEGORICAL.value, Role.IGNORED.value]
 TASKS = ["auto", "binary", "multiclass", "regression"]

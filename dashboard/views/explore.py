@@ -10,12 +10,12 @@ import streamlit as st
 
 from dashboard import session
 from dashboard.sets import maps_of
-from mrta.report import figures
 from mrta.analysis.atlas import ALL_ROWS, format_value, row_attention, token_frame
-from mrta.pipelines.explain import Explanation, analysed_rows, filter_atlas, run_checks
-from mrta.nn.layer import MAP_LABELS
 from mrta.analysis.sets import ROLLOUT as SET_ROLLOUT
 from mrta.analysis.sets import SetExplanation, measure_name
+from mrta.nn.layer import MAP_LABELS
+from mrta.pipelines.explain import Explanation, analysed_rows, filter_atlas, run_checks
+from mrta.report import figures
 
 ROLLOUT = "rollout"
 AGGREGATIONS = ["whole dataset", "a cohort", "difference of two cohorts", "one row", "filter"]

@@ -10,6 +10,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import jobs, session
+from mrta.analysis.sets import explain_sets
+from mrta.data.read import read_table
+from mrta.errors import TableError
 from mrta.pipelines.archive import (
     RUNS_DIR_ENV,
     OpenedRun,
@@ -24,11 +27,8 @@ from mrta.pipelines.archive import (
     source_key,
     trained_on,
 )
-from mrta.errors import TableError
 from mrta.pipelines.explain import DEFAULT_MAX_ROWS, explain
-from mrta.data.read import read_table
 from mrta.runs.run import RunError
-from mrta.analysis.sets import explain_sets
 
 SOURCES = ["Upload a zipped run", "From the runs folder"]
 KEPT = "Nothing was changed: the table and the run open before are kept."

@@ -35,13 +35,13 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from mrta.data import values
 from mrta.analysis.heads import normalized_entropy
-from mrta.nn.layer import MAP_IDS, MultiResolutionTabularAttention
-from mrta.data.preprocessing import EncodedTable
 from mrta.analysis.recorder import ALL, AttentionRecorder, StreamStats
 from mrta.analysis.rollout import rollout_importance
+from mrta.data import values
+from mrta.data.preprocessing import EncodedTable
 from mrta.data.schema import TableSchema
+from mrta.nn.layer import MAP_IDS, MultiResolutionTabularAttention
 
 CohortKey = tuple[str | int | bool | None, ...]
 MapKey = tuple[int, str]  # (layer index, map id)

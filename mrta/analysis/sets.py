@@ -27,11 +27,11 @@ import pandas as pd
 import torch
 
 from mrta.analysis.atlas import attention_layers, format_value, model_device
-from mrta.training.evaluate import batch_limit, to_predictions
 from mrta.analysis.recorder import AttentionRecorder
 from mrta.analysis.rollout import pooled_importance
-from mrta.runs.run import Run
 from mrta.data.sets import SetBatch
+from mrta.runs.run import Run
+from mrta.training.evaluate import batch_limit, to_predictions
 
 #: Sets analysed at most by default: a seeded sample of the groups beyond it.
 DEFAULT_MAX_SETS = 500

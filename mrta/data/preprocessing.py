@@ -20,8 +20,8 @@ import torch
 from scipy import stats
 from sklearn.preprocessing import QuantileTransformer
 
-from mrta.errors import TableError
 from mrta.data.schema import TableSchema, Task
+from mrta.errors import TableError
 
 FORMAT_VERSION = 1
 # The reserved category index: missing, unseen in training, or rare.

@@ -22,9 +22,9 @@ import pandas as pd
 import torch
 
 from mrta.data import values
-from mrta.errors import TableError
 from mrta.data.preprocessing import Preprocessor
 from mrta.data.schema import Kind, Role, TableSchema, Task
+from mrta.errors import TableError
 
 #: Rows kept per set by default: the seed's first example's size.
 MAX_SET_SIZE = 1000

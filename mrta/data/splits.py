@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from mrta.data import values
-from mrta.errors import TableError
 from mrta.data.schema import TableSchema, Task
+from mrta.errors import TableError
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,6 @@ import pyarrow.ipc
 import pyarrow.parquet as pq
 import torch
 
-from mrta.errors import TableError
 from mrta.data.preprocessing import EncodedTable, PreprocessingOptions, Preprocessor
 from mrta.data.read import (
     FALLBACK_ENCODINGS,
@@ -66,6 +65,7 @@ from mrta.data.read import (
     widen_type,
 )
 from mrta.data.schema import TableSchema, infer_schema
+from mrta.errors import TableError
 
 # Rows parsed, typed and encoded at a time: about 20 MB of text for a 30-column table, large
 # enough that per-chunk overheads vanish, small enough to stay far below a machine's memory.

@@ -20,8 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from mrta.config import ModelConfig
-from mrta.nn.layer import MultiResolutionTabularAttention
 from mrta.data.preprocessing import Preprocessor
+from mrta.nn.layer import MultiResolutionTabularAttention
 
 TASKS = ("binary", "multiclass", "regression")
 

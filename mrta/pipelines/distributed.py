@@ -45,12 +45,12 @@ if TYPE_CHECKING:  # imported where used: mrta.training.loop imports this module
 
     from mrta.analysis.atlas import Progress as AnalysisProgress
     from mrta.config import ModelConfig, TrainConfig
-    from mrta.pipelines.explain import Explanation
     from mrta.data.preprocessing import PreprocessingOptions
-    from mrta.runs.run import Run
     from mrta.data.schema import Role, Task
     from mrta.data.sets import SetOptions
     from mrta.data.splits import SplitOptions
+    from mrta.pipelines.explain import Explanation
+    from mrta.runs.run import Run
     from mrta.training.loop import Progress
 
 #: Seconds a collective may wait for the other workers before it fails.

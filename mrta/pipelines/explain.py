@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mrta.report import figures
 from mrta.analysis.atlas import (
     ALL_ROWS,
     AttentionAtlas,
@@ -40,9 +39,10 @@ from mrta.analysis.checks import (
     permutation_importance,
     sanity_checks,
 )
-from mrta.report.exports import analysis_summary, load_atlas, save_atlas, write_json, write_tidy_csv
 from mrta.analysis.heads import HeadStats, head_table
 from mrta.nn.layer import MAP_LABELS
+from mrta.report import figures
+from mrta.report.exports import analysis_summary, load_atlas, save_atlas, write_json, write_tidy_csv
 from mrta.runs.run import Run
 
 DEFAULT_MAX_ROWS = (

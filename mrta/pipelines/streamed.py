@@ -29,14 +29,10 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from mrta.data import values
 from mrta.config import ModelConfig, TrainConfig
-from mrta.errors import TableError
-from mrta.pipelines.explain import analysed_rows
-from mrta.nn.model import build_model, model_spec
+from mrta.data import values
 from mrta.data.preprocessing import PreprocessingOptions
 from mrta.data.read import ReadingOptions, read_table
-from mrta.runs.run import Run, RunPlan, default_train_config
 from mrta.data.schema import Role, TableSchema, Task
 from mrta.data.splits import SplitOptions, Splits, make_splits
 from mrta.data.stream import (
@@ -49,6 +45,10 @@ from mrta.data.stream import (
     read_rows,
     scan_table,
 )
+from mrta.errors import TableError
+from mrta.nn.model import build_model, model_spec
+from mrta.pipelines.explain import analysed_rows
+from mrta.runs.run import Run, RunPlan, default_train_config
 from mrta.training.loop import Cancel, Progress, fit
 
 #: Training (and validation) rows the baselines learn from, held in memory as DataFrames: a

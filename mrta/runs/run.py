@@ -40,20 +40,20 @@ import pandas as pd
 import safetensors.torch
 
 from mrta.config import ModelConfig, TrainConfig
+from mrta.data.preprocessing import Examples, PreprocessingOptions, Preprocessor
+from mrta.data.read import read_table
+from mrta.data.schema import Role, TableSchema, Task, infer_schema
+from mrta.data.sets import SET_BATCH_SIZE, SetOptions, group_targets
+from mrta.data.splits import SplitOptions, Splits, make_group_splits, make_splits
 from mrta.errors import TableError
+from mrta.nn.model import TabularAttentionModel, build_model, model_spec
+from mrta.nn.set_model import SetAttentionModel
 from mrta.training.evaluate import (
     compare_sets_with_baselines,
     compare_with_baselines,
     predict_logits,
     to_predictions,
 )
-from mrta.nn.model import TabularAttentionModel, build_model, model_spec
-from mrta.data.preprocessing import Examples, PreprocessingOptions, Preprocessor
-from mrta.data.read import read_table
-from mrta.data.schema import Role, TableSchema, Task, infer_schema
-from mrta.data.sets import SET_BATCH_SIZE, SetOptions, group_targets
-from mrta.nn.set_model import SetAttentionModel
-from mrta.data.splits import SplitOptions, Splits, make_group_splits, make_splits
 from mrta.training.loop import Cancel, Progress, TrainResult, fit
 
 FORMAT = "mrta-run"

@@ -41,8 +41,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data.distributed import DistributedSampler
 
 from mrta.config import TrainConfig, default_threads
-from mrta.training.evaluate import batch_limit, metrics, predict_logits, to_predictions
 from mrta.data.preprocessing import Examples
+from mrta.training.evaluate import batch_limit, metrics, predict_logits, to_predictions
 
 if TYPE_CHECKING:
     from mrta.pipelines.distributed import World
@@ -163,7 +163,9 @@ def fit(
             raise ValueError(f"the {name} rows need targets, and at least one row")
     world = None
     if distributed:
-        from mrta.pipelines.distributed import World  # here: mrta.pipelines.distributed imports this module
+        from mrta.pipelines.distributed import (
+            World,  # here: mrta.pipelines.distributed imports this module
+        )
 
         world = World.current()
     device = resolve_device(config.device) if world is None else world.device
