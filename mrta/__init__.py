@@ -10,15 +10,16 @@ resolution: one example per group of rows), ``mrta.report.figures`` and ``mrta.r
 ``mrta.cli``.
 """
 
-from mrta.analysis.recorder import AttentionRecorder, RecordingLimitError
+from mrta.analysis.recorder import AttentionRecorder
 from mrta.config import ModelConfig, TrainConfig
 from mrta.data.sets import SetOptions
+from mrta.errors import RecordingLimitError, RunError
 from mrta.nn.attention import AttentionBlock
 from mrta.nn.interop import copy_keras_weights, layer_from_keras
 from mrta.nn.layer import MAP_IDS, MAP_LABELS, MultiResolutionTabularAttention
 from mrta.nn.model import TabularAttentionModel
 from mrta.nn.set_model import SetAttentionModel
-from mrta.runs.run import Run, RunError, train_run
+from mrta.runs.run import Run, train_run
 from mrta.training.loop import Progress, TrainResult, fit
 
 __all__ = [

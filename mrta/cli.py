@@ -26,8 +26,10 @@ from mrta.data.read import ReadingOptions, read_table
 from mrta.data.schema import Role
 from mrta.data.sets import MAX_SET_SIZE, SET_BATCH_SIZE, SetOptions
 from mrta.data.stream import DEFAULT_CHUNK_ROWS, DEFAULT_SAMPLE_ROWS
-from mrta.pipelines import distributed
+from mrta.errors import one_line
+from mrta.pipelines import launch
 from mrta.pipelines.archive import RUNS_DIR_ENV
+from mrta.pipelines.distributed import explain_on_workers, train_run_on_workers
 from mrta.pipelines.explain import (
     DEFAULT_MAX_ROWS,
     explain,
@@ -44,6 +46,7 @@ from mrta.pipelines.streamed import (
     train_run_from_file,
 )
 from mrta.runs.run import Run, default_train_config, train_run
+from mrta.training import world
 from mrta.training.evaluate import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from mrta.training.loop import Progress
 
@@ -84,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         if args.debug:
             raise
-        print(f"mrta: error: {_one_line(error)}", file=sys.stderr)
+        print(f"mrta: error: {one_line(error)}", file=sys.stderr)
         return 1
 
 
@@ -241,8 +244,8 @@ def add_train(commands: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     if args.chunk_rows is not None and args.nproc != 1:
         _refuse_streamed("--nproc", args.data, "--chunk-rows was given", "train in one process")
-    if distributed.launches(args.nproc):
-        return distributed.launch(args.argv, args.nproc)
+    if launch.launches(args.nproc):
+        return launch.launch(args.argv, args.nproc)
     roles = _roles(args)
     model_config = replace(
         ModelConfig(),
@@ -264,7 +267,7 @@ def run_train(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     frame = _table_or_stream(args, args.chunk_rows)
-    bar = ProgressBar(sys.stderr) if distributed.is_leader() else None
+    bar = ProgressBar(sys.stderr) if world.is_leader() else None
     task = None if args.task == "auto" else args.task
     if frame is None:
         _check_streamed_training(args)
@@ -286,7 +289,7 @@ def run_train(args: argparse.Namespace) -> int:
                 "it, or add --chunk-rows N to stream the table"
             )
         test_frame = read_table(args.test).frame if args.test else None
-        run = (distributed.train_run if distributed.in_worker() else train_run)(
+        run = (train_run_on_workers if world.in_worker() else train_run)(
             frame,
             args.target,
             model_config=model_config,
@@ -345,7 +348,7 @@ def _table_or_stream(args: argparse.Namespace, chunk_rows: int | None) -> pd.Dat
     """The table of ``args.data`` read whole, or None (and a note on stderr) when it streams:
     with ``--chunk-rows``, or when it is over the reading limits."""
     frame = None if chunk_rows is not None else read_or_stream(args.data)
-    if frame is None and distributed.is_leader():
+    if frame is None and world.is_leader():
         limits = ReadingOptions()
         why = (
             "--chunk-rows was given"
@@ -368,7 +371,7 @@ def _check_streamed_training(args: argparse.Namespace) -> None:
         ("--save-data", args.save_data, "keep the file beside the run instead"),
         ("--group-by", args.group_by is not None, "train sets on a smaller table"),
         ("--test", args.test is not None, "append the test rows to the table"),
-        ("--nproc", distributed.in_worker(), "train in one process"),
+        ("--nproc", world.in_worker(), "train in one process"),
     ):
         if given:
             _refuse_streamed(flag, args.data, why, instead)
@@ -577,8 +580,8 @@ def run_explain(args: argparse.Namespace) -> int:
     run = Run.load(args.run)
     if run.sets is not None:
         return _explain_sets(run, args)
-    if distributed.launches(args.nproc):
-        return distributed.launch(args.argv, args.nproc)
+    if launch.launches(args.nproc):
+        return launch.launch(args.argv, args.nproc)
     frame = _table_or_stream(args, args.chunk_rows)
     sampled_from = None
     if frame is None:  # only the rows analysed are read: a seeded sample, as from the whole
@@ -589,8 +592,8 @@ def run_explain(args: argparse.Namespace) -> int:
     source = f"sha256:{file_digest(args.data)}:max_rows={args.max_rows}"
     explanation = load_explanation(args.run, source)
     cached = explanation is not None and (explanation.ablation is not None or not args.checks)
-    if distributed.in_worker():  # the workers record a shard each; rank 0 carries on alone
-        explanation = distributed.explain(
+    if world.in_worker():  # the workers record a shard each; rank 0 carries on alone
+        explanation = explain_on_workers(
             run, frame, explanation, max_rows=args.max_rows, progress=bar.phase
         )
         if explanation is None:
@@ -632,7 +635,7 @@ def _explain_sets(run: Run, args: argparse.Namespace) -> int:
         ("--cohort", args.cohort),
         ("--report", args.report),
         ("--checks", args.checks),
-        ("--nproc", args.nproc != 1 or distributed.in_worker()),
+        ("--nproc", args.nproc != 1 or world.in_worker()),
     ):
         if given:
             raise ValueError(f"{flag} applies to runs of one row per example, not to a set run")
@@ -685,9 +688,3 @@ def run_dashboard(args: argparse.Namespace) -> int:
     return subprocess.run(command, check=False).returncode
 
 
-def _one_line(error: BaseException) -> str:
-    """The error's message on one line (its first line; the type name when it has none)."""
-    message = str(error).strip()
-    if isinstance(error, OSError) and error.filename and error.strerror:
-        message = f"{error.strerror}: {error.filename}"
-    return message.splitlines()[0] if message else type(error).__name__

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Self
 
+from mrta.errors import positive_int
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -56,7 +58,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         for name in ("d_token", "d_model", "num_layers", "num_heads"):
-            _check_positive_int(name, getattr(self, name))
+            positive_int(getattr(self, name), name)
         if self.d_model % self.num_heads != 0:
             raise ValueError(
                 f"d_model must be divisible by num_heads, got d_model={self.d_model} and "
@@ -130,9 +132,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         for name in ("max_epochs", "batch_size", "patience"):
-            _check_positive_int(name, getattr(self, name))
+            positive_int(getattr(self, name), name)
         if self.threads is not None:
-            _check_positive_int("threads", self.threads)
+            positive_int(self.threads, "threads")
         if self.time_budget is not None and not (
             isinstance(self.time_budget, int | float) and self.time_budget > 0
         ):
@@ -193,6 +195,3 @@ def _from_dict(cls: type, data: Mapping[str, Any]) -> Any:
     return cls(**data)
 
 
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")

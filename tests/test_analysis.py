@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from standin import StandInModel, random_inputs
+from tiny_models import model_for, random_inputs, tiny_model
 
 from mrta import AttentionRecorder
 from mrta.analysis.atlas import (
@@ -33,8 +33,9 @@ from mrta.analysis.checks import (
     rollout_agreement,
     sanity_checks,
 )
-from mrta.analysis.heads import head_table, js_divergence, normalized_entropy
+from mrta.analysis.heads import head_table
 from mrta.analysis.rollout import rollout_importance
+from mrta.analysis.stats import js_divergence, normalized_entropy
 from mrta.data.preprocessing import Preprocessor
 from mrta.data.schema import infer_schema
 
@@ -52,7 +53,7 @@ def accuracy(logits, y):
 
 @pytest.fixture
 def model():
-    return StandInModel(["bill", "flipper", "mass"], ["island", "sex"], [4, 4])
+    return tiny_model(["bill", "flipper", "mass"], ["island", "sex"], [4, 4])
 
 
 @pytest.fixture
@@ -160,16 +161,16 @@ def test_importances_sum_to_one_and_mean_map_rollout_differs_slightly(model, dat
 
 def test_binary_regression_and_one_stream_models():
     num, ind, cat = random_inputs(20, 2, 1)
-    binary = StandInModel(["a", "b"], ["c"], task="binary")
+    binary = tiny_model(["a", "b"], ["c"], task="binary")
     y = torch.randint(0, 2, (20,))
     atlas = collect_attention(binary, (num, ind, cat), targets=y, batch_size=8)
     with torch.no_grad():
         pred = (binary(num, ind, cat)[:, 0] > 0).numpy()
     assert atlas.counts[atlas.index(("pred", "1"))] == pred.sum()
-    regression = StandInModel(["a", "b"], ["c"], task="regression")
+    regression = tiny_model(["a", "b"], ["c"], task="regression")
     atlas = collect_attention(regression, (num, ind, cat), targets=torch.randn(20))
     assert atlas.cohorts == (ALL_ROWS,)
-    numeric_only = StandInModel(["a", "b"], [], task="binary")
+    numeric_only = tiny_model(["a", "b"], [], task="binary")
     atlas = collect_attention(numeric_only, (num, ind, cat[:, :0]), targets=y)
     assert atlas.map_keys == [(0, "num_num"), (1, "num_num")]
     assert atlas.token_names[0] == {"num": ("a", "b"), "cat": ()}
@@ -200,9 +201,7 @@ def test_an_encoded_table_with_its_raw_frame():
     schema = infer_schema(raw, "species")
     preprocessor = Preprocessor.fit(raw, schema)
     table = preprocessor.transform(raw)
-    model = StandInModel(
-        table.numerical_tokens, table.categorical_tokens, preprocessor.vocabulary_sizes
-    )
+    model = model_for(preprocessor)
     frame = token_frame(schema, raw)
     assert list(frame.columns) == [*table.numerical_tokens, *table.categorical_tokens]
     spec = CohortSpec.for_frame(frame, class_labels=schema.class_labels)
@@ -384,7 +383,7 @@ def test_ablation_equals_zeroing_the_heads_output_columns(model, data):
     )
     sample = bounded_sample((num, ind, cat), y)
     for layer, map_id, head in [(0, "num_num", 1), (1, "cat_num", 0)]:
-        manual = StandInModel(["bill", "flipper", "mass"], ["island", "sex"], [4, 4])
+        manual = tiny_model(["bill", "flipper", "mass"], ["island", "sex"], [4, 4])
         manual.load_state_dict(model.state_dict())
         zero_head_columns(manual, layer, map_id, head)
         loss, metric = evaluate(manual, sample, cross_entropy, accuracy)
@@ -428,8 +427,8 @@ def test_bounded_sample_is_seeded_and_sorted(data):
 def test_permutation_of_an_unused_column_costs_nothing(model, data):
     num, ind, cat, y = data
     with torch.no_grad():
-        model.value_weight[1] = 0.0
-        model.indicator_weight[1] = 0.0
+        model.tokenizer.weight[1] = 0.0  # flipper's token is its bias alone, whatever its value
+        model.tokenizer.missing[1] = 0.0
     calls = []
     result = permutation_importance(
         model,
@@ -482,7 +481,7 @@ def test_map_divergence_and_sanity_checks(model, data):
     assert all(
         row["divergence"] == pytest.approx(0.0, abs=1e-6) for row in map_divergence(atlas, atlas)
     )
-    untrained = StandInModel(["bill", "flipper", "mass"], ["island", "sex"], [4, 4])
+    untrained = tiny_model(["bill", "flipper", "mass"], ["island", "sex"], [4, 4], seed=1)
     rows = map_divergence(atlas, collect_attention(untrained, (num, ind, cat), targets=y))
     assert len(rows) == 8 and all(
         0 < row["divergence"] <= row["max_head_divergence"] <= 1 for row in rows

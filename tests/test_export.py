@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from standin import StandInModel, random_inputs
+from tiny_models import random_inputs, tiny_model
 
 from mrta.analysis.atlas import ALL_ROWS, CohortSpec, collect_attention
 from mrta.analysis.checks import (
@@ -19,14 +19,13 @@ from mrta.analysis.checks import (
     sanity_checks,
 )
 from mrta.analysis.heads import head_table
+from mrta.jsonable import json_ready, write_json
 from mrta.report.exports import (
     analysis_summary,
     atlas_paths,
     escape_cell,
-    json_ready,
     load_atlas,
     save_atlas,
-    write_json,
     write_tidy_csv,
 )
 
@@ -36,8 +35,7 @@ CAT = ("-minus", "@at")
 
 @pytest.fixture(scope="module")
 def model():
-    torch.manual_seed(0)
-    return StandInModel(NUM, CAT, [4, 4], task="binary")
+    return tiny_model(NUM, CAT, [4, 4], task="binary")
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import pytest
 import torch
 from test_train import QUICK, TINY_MODEL, tiny_frame
 
-from mrta.errors import TableError
+from mrta.errors import RunError, TableError
 from mrta.nn.model import TabularAttentionModel
-from mrta.runs.run import FORMAT_VERSION, MANIFEST, Run, RunError, train_run
+from mrta.runs.run import FORMAT_VERSION, MANIFEST, Run, train_run
 
 
 @pytest.fixture(scope="module")

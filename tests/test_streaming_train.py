@@ -15,7 +15,7 @@ from test_train import QUICK, TINY_MODEL, tiny_frame
 from mrta import cli
 from mrta.data.read import ReadingOptions, read_table
 from mrta.data.stream import read_rows, scan_table
-from mrta.errors import TableError
+from mrta.errors import RunError, TableError
 from mrta.pipelines import streamed as streamed_runs
 from mrta.pipelines.explain import analysed_rows
 from mrta.pipelines.streamed import (
@@ -24,7 +24,7 @@ from mrta.pipelines.streamed import (
     read_or_stream,
     train_run_from_file,
 )
-from mrta.runs.run import Run, RunError, train_run
+from mrta.runs.run import Run, train_run
 
 ROWS = 300
 TINY_ARGS = ["--time-budget", "0", "--epochs", "3", "--layers", "1", "--d-model", "16",

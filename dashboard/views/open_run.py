@@ -12,7 +12,7 @@ import streamlit as st
 from dashboard import jobs, session
 from mrta.analysis.sets import explain_sets
 from mrta.data.read import read_table
-from mrta.errors import TableError
+from mrta.errors import RunError, TableError
 from mrta.pipelines.archive import (
     RUNS_DIR_ENV,
     OpenedRun,
@@ -28,7 +28,6 @@ from mrta.pipelines.archive import (
     trained_on,
 )
 from mrta.pipelines.explain import DEFAULT_MAX_ROWS, explain
-from mrta.runs.run import RunError
 
 SOURCES = ["Upload a zipped run", "From the runs folder"]
 KEPT = "Nothing was changed: the table and the run open before are kept."

@@ -13,9 +13,10 @@ from dashboard import jobs, session
 from mrta.analysis.sets import explain_sets
 from mrta.config import ModelConfig
 from mrta.data.sets import group_targets
+from mrta.errors import RunError
 from mrta.pipelines.explain import explain
 from mrta.report import figures
-from mrta.runs.run import RunError, default_train_config, train_run
+from mrta.runs.run import default_train_config, train_run
 
 HEADS, WIDTHS, BATCHES = [1, 2, 4, 8], [16, 32, 64, 128], [16, 32, 64, 128, 256, 512]
 PRESETS = {  # name -> (model, training) overrides of the library defaults

@@ -35,9 +35,9 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from mrta.analysis.heads import normalized_entropy
 from mrta.analysis.recorder import ALL, AttentionRecorder, StreamStats
 from mrta.analysis.rollout import rollout_importance
+from mrta.analysis.stats import normalized_entropy
 from mrta.data import values
 from mrta.data.preprocessing import EncodedTable
 from mrta.data.schema import TableSchema

@@ -34,7 +34,7 @@ from mrta.analysis.atlas import (
     model_device,
     split_inputs,
 )
-from mrta.analysis.heads import head_divergence
+from mrta.analysis.stats import head_divergence
 
 #: ``fn(logits, targets)`` -> a number (a tensor of one element is fine), over all rows at once.
 ScoreFn = Callable[[Tensor, Tensor], Tensor | float]

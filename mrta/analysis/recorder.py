@@ -36,6 +36,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from mrta.errors import RecordingLimitError
 from mrta.nn.attention import AttentionBlock
 from mrta.nn.layer import MultiResolutionTabularAttention
 
@@ -45,10 +46,6 @@ DEFAULT_MAX_BYTES = 1 << 30  # keep-mode cap: 1 GiB of weights is far more than 
 
 
 COMMIT_BLOCK_BYTES = 1 << 23  # per step of a commit: bounds temporaries; fewer, larger ops
-
-
-class RecordingLimitError(RuntimeError):
-    """Keep-mode recording would exceed its memory cap."""
 
 
 @dataclass

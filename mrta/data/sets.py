@@ -24,7 +24,7 @@ import torch
 from mrta.data import values
 from mrta.data.preprocessing import Preprocessor
 from mrta.data.schema import Kind, Role, TableSchema, Task
-from mrta.errors import TableError
+from mrta.errors import TableError, positive_int
 
 #: Rows kept per set by default: the seed's first example's size.
 MAX_SET_SIZE = 1000
@@ -51,9 +51,7 @@ class SetOptions:
             raise ValueError(f"group_by must name a column, got {self.group_by!r}")
         if self.order_by == self.group_by:
             raise ValueError(f"order_by must differ from group_by ({self.group_by!r})")
-        size = self.max_set_size
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"max_set_size must be a positive integer, got {size!r}")
+        positive_int(self.max_set_size, "max_set_size")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""
@@ -191,8 +189,7 @@ def make_sets(
 
     Shape: a frame of N rows -> a :class:`SetBatch` of ``(G, S, ...)``, ``S <= max_set_size``.
     """
-    if isinstance(max_set_size, bool) or not isinstance(max_set_size, int) or max_set_size < 1:
-        raise ValueError(f"max_set_size must be a positive integer, got {max_set_size!r}")
+    positive_int(max_set_size, "max_set_size")
     _check_group_column(frame, schema, group_by)
     if order_by is not None and order_by not in frame.columns:
         raise TableError(f"There is no column named {order_by!r} to order the rows of a set by.")

@@ -65,7 +65,7 @@ from mrta.data.read import (
     widen_type,
 )
 from mrta.data.schema import TableSchema, infer_schema
-from mrta.errors import TableError
+from mrta.errors import TableError, positive_int
 
 # Rows parsed, typed and encoded at a time: about 20 MB of text for a 30-column table, large
 # enough that per-chunk overheads vanish, small enough to stay far below a machine's memory.
@@ -231,7 +231,7 @@ def scan_table(
     each row in file order: the same for the same seed whatever the chunk size. Raises
     `TableError` for a missing file and for anything `read_table` refuses.
     """
-    _check_positive(chunk_rows=chunk_rows)
+    positive_int(chunk_rows, "chunk_rows")
     if sample_rows < 0:
         raise ValueError(f"sample_rows must be at least 0, not {sample_rows}")
     layout, sample = _scan(os.fspath(path), chunk_rows, sample_rows, seed)
@@ -244,7 +244,7 @@ def read_layout(
     path: str | os.PathLike[str], *, chunk_rows: int = DEFAULT_CHUNK_ROWS
 ) -> TableLayout:
     """The layout of a file, found by reading it once in chunks (`scan_table` without a sample)."""
-    _check_positive(chunk_rows=chunk_rows)
+    positive_int(chunk_rows, "chunk_rows")
     layout, _ = _scan(os.fspath(path), chunk_rows, 0, 0)
     return layout
 
@@ -261,7 +261,7 @@ def iter_chunks(
     `columns` (names as `read_table` gives them) reads only those, in file order. From a path,
     a first pass finds the layout; pass `scan.layout` to skip it.
     """
-    _check_positive(chunk_rows=chunk_rows)
+    positive_int(chunk_rows, "chunk_rows")
     layout = _layout(source, chunk_rows)
     selected = _select(layout, columns)
     for start, chunk in _text_chunks(layout, chunk_rows, selected):
@@ -288,7 +288,7 @@ def encode_file(
         numerical, indicators: (n, n_numerical) float32; categorical: (n, n_categorical) int64;
         target: (n,) or None; n is `len(rows)`, or the file's row count.
     """
-    _check_positive(chunk_rows=chunk_rows)
+    positive_int(chunk_rows, "chunk_rows")
     layout = _layout(source, chunk_rows)
     schema = preprocessor.schema
     schema.require_columns(pd.DataFrame(columns=list(layout.columns)))
@@ -335,7 +335,7 @@ def read_rows(
     frame; an integer column whose picked rows have no gap comes as int64 where the whole
     frame, with a gap elsewhere, has float64.
     """
-    _check_positive(chunk_rows=chunk_rows)
+    positive_int(chunk_rows, "chunk_rows")
     layout = _layout(source, chunk_rows)
     selected = _select(layout, columns)
     positions, order = _positions(rows, layout.rows)
@@ -537,12 +537,6 @@ def _select(layout: TableLayout, columns: Sequence[str] | None) -> list[int]:
         raise TableError(f"The file has no column(s) {listed}: check the names.")
     wanted = set(columns)
     return [i for i, name in enumerate(layout.columns) if name in wanted]
-
-
-def _check_positive(**values: int) -> None:
-    for name, value in values.items():
-        if value < 1:
-            raise ValueError(f"{name} must be at least 1, not {value}")
 
 
 # --- chunks of text ----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from numbers import Real
 import torch
 from torch import Tensor, nn
 
+from mrta.errors import positive_int
 from mrta.nn.attention import AttentionBlock
 from mrta.nn.dropout import fast_dropout
 
@@ -71,8 +72,8 @@ class MultiResolutionTabularAttention(nn.Module):
         cat_features: int | None = None,
     ) -> None:
         super().__init__()
-        _check_positive_int("num_heads", num_heads)
-        _check_positive_int("d_model", d_model)
+        positive_int(num_heads, "num_heads")
+        positive_int(d_model, "d_model")
         if d_model % num_heads != 0:
             raise ValueError(
                 f"d_model must be divisible by num_heads, got d_model={d_model} and "
@@ -86,7 +87,7 @@ class MultiResolutionTabularAttention(nn.Module):
             raise ValueError(f"name must be a string or None, got {name!r}")
         for arg, value in (("num_features", num_features), ("cat_features", cat_features)):
             if value is not None:
-                _check_positive_int(arg, value)
+                positive_int(value, arg)
 
         self.num_heads = num_heads
         self.d_model = d_model
@@ -236,11 +237,6 @@ def _two_inputs(
             )
         return numerical[0], numerical[1]
     return numerical, categorical  # type: ignore[return-value]
-
-
-def _check_positive_int(arg: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{arg} must be a positive integer, got {value!r}")
 
 
 def _check_mask(arg: str, mask: Tensor, x: Tensor) -> None:

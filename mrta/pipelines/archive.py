@@ -33,7 +33,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from mrta.errors import TableError
+from mrta.errors import ArchiveError, RunError, TableError
 from mrta.pipelines.explain import (
     ANALYSIS_DIR,
     DEFAULT_MAX_ROWS,
@@ -41,7 +41,7 @@ from mrta.pipelines.explain import (
     load_explanation,
     save_explanation,
 )
-from mrta.runs.run import FORMAT, FORMAT_VERSION, MANIFEST, Run, RunError
+from mrta.runs.run import FORMAT, FORMAT_VERSION, MANIFEST, Run
 
 MAX_FILES = 200  # a run has at most ~10 files and its analysis 5: room for stray extras
 MAX_BYTES = 2 << 30  # uncompressed; a run with a 200 MB upload's rows stays well under 2 GiB
@@ -50,10 +50,6 @@ DEFAULT_RUNS_DIR = "runs"  # used when it exists in the working directory and no
 MAX_LISTED = 500  # runs listed from one folder, newest first
 _JUNK = ("__MACOSX", ".DS_Store", "Thumbs.db")  # what zipping tools add beside the files
 _COPY_CHUNK = 1 << 20
-
-
-class ArchiveError(RunError):
-    """A zip that is not a safe, readable zipped run; the message is one sentence."""
 
 
 @dataclass

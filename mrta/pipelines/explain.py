@@ -40,9 +40,10 @@ from mrta.analysis.checks import (
     sanity_checks,
 )
 from mrta.analysis.heads import HeadStats, head_table
+from mrta.jsonable import write_json
 from mrta.nn.layer import MAP_LABELS
 from mrta.report import figures
-from mrta.report.exports import analysis_summary, load_atlas, save_atlas, write_json, write_tidy_csv
+from mrta.report.exports import analysis_summary, load_atlas, save_atlas, write_tidy_csv
 from mrta.runs.run import Run
 
 DEFAULT_MAX_ROWS = (

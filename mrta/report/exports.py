@@ -7,10 +7,7 @@ goes to JSON. Text cells of CSV exports that a spreadsheet would run as a formul
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ import pandas as pd
 from mrta.analysis.atlas import ALL_ROWS, AttentionAtlas, CohortKey
 from mrta.analysis.checks import AblationResult, PermutationImportance
 from mrta.analysis.heads import HeadStats
+from mrta.jsonable import json_ready, write_json
 from mrta.nn.layer import MAP_IDS
 
 ATLAS_FORMAT = "mrta-attention-atlas"
@@ -29,38 +27,6 @@ FORMAT_VERSION = 1
 # Leading characters that make a spreadsheet read a cell as a formula (OWASP's list).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 TIDY_COLUMNS = ("layer", "map", "head", "cohort", "query", "key", "weight")
-
-
-# -- JSON ------------------------------------------------------------------------------------
-def json_ready(value: Any) -> Any:
-    """``value`` as plain JSON types: dataclasses and mappings become dicts, sequences and
-    arrays lists, numpy scalars Python numbers, enums their value, NaN and infinities ``None``.
-    """
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: json_ready(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(key): json_ready(item) for key, item in value.items()}
-    if isinstance(value, np.ndarray):
-        return json_ready(value.tolist())
-    if isinstance(value, list | tuple):
-        return [json_ready(item) for item in value]
-    if isinstance(value, enum.Enum):
-        return json_ready(value.value)
-    if isinstance(value, np.generic):
-        return json_ready(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def write_json(path: str | Path, value: Any) -> Path:
-    """Write :func:`json_ready` ``value`` as indented UTF-8 JSON."""
-    path = Path(path)
-    path.write_text(
-        json.dumps(json_ready(value), indent=2, ensure_ascii=False, allow_nan=False) + "\n",
-        encoding="utf-8",
-    )
-    return path
 
 
 # -- atlas files -----------------------------------------------------------------------------

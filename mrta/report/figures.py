@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from mrta.analysis.atlas import MapDifference
-from mrta.report.exports import json_ready
+from mrta.jsonable import json_ready
 
 MAX_LABEL = 24  # characters of a name on an axis; the full name is on hover
 WEIGHT_SCALE = "Viridis"  # sequential, readable in grey and by colour-blind readers

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -45,7 +44,8 @@ from mrta.data.read import read_table
 from mrta.data.schema import Role, TableSchema, Task, infer_schema
 from mrta.data.sets import SET_BATCH_SIZE, SetOptions, group_targets
 from mrta.data.splits import SplitOptions, Splits, make_group_splits, make_splits
-from mrta.errors import TableError
+from mrta.errors import RunError, TableError
+from mrta.jsonable import json_bytes
 from mrta.nn.model import TabularAttentionModel, build_model, model_spec
 from mrta.nn.set_model import SetAttentionModel
 from mrta.training.evaluate import (
@@ -69,10 +69,6 @@ JSON_FILES = (
     "history.json",
 )
 DATA_FILES = ("data.csv", "test.csv")  # only when the rows are saved with the run
-
-
-class RunError(ValueError):
-    """A run directory cannot be saved or loaded; the message is one sentence."""
 
 
 class Run:
@@ -206,7 +202,7 @@ class Run:
             "mrta_version": _package_version(),
             "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
         }
-        (path / MANIFEST).write_bytes(_json_bytes(manifest))
+        (path / MANIFEST).write_bytes(json_bytes(manifest))
         return path
 
     def _files(self, include_data: bool) -> dict[str, bytes]:
@@ -225,7 +221,7 @@ class Run:
             "metrics.json": self.metrics,
             "history.json": self.training.to_dict(),
         }
-        files = {k: v if isinstance(v, bytes) else _json_bytes(v) for k, v in files.items()}
+        files = {k: v if isinstance(v, bytes) else json_bytes(v) for k, v in files.items()}
         if include_data:
             if self.frame is None:
                 raise RunError("This run holds no data rows to save: save it without its data.")
@@ -498,21 +494,6 @@ def _parse_json(files: Mapping[str, bytes], name: str) -> Any:
         return json.load(io.BytesIO(files[name]))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise RunError(f"The file {name} of a saved run is not valid JSON ({error}).") from None
-
-
-def _json_bytes(value: Any) -> bytes:
-    return json.dumps(_finite(value), indent=1, allow_nan=False).encode()
-
-
-def _finite(value: Any) -> Any:
-    """`value` with NaN and infinities as ``None``, so that the JSON is standard."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
 
 
 def _package_version() -> str | None:

@@ -14,7 +14,7 @@ step and validation times say would end past the budget. With a seed and no time
 run is reproducible to the bit; with one, the number of steps taken is recorded, and the thread
 count may be chosen by timing (:class:`ThreadChoice`).
 
-With ``distributed=True`` (in a worker of a torchrun launch, see :mod:`mrta.pipelines.distributed`) the
+With ``distributed=True`` (in a worker of a torchrun launch, see :mod:`mrta.training.world`) the
 model trains with :class:`~torch.nn.parallel.DistributedDataParallel`: each worker takes its part
 of the same seeded permutation every epoch (:class:`~torch.utils.data.distributed.
 DistributedSampler`), a batch of ``batch_size`` examples is split among the workers, rank 0
@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -43,9 +43,7 @@ from torch.utils.data.distributed import DistributedSampler
 from mrta.config import TrainConfig, default_threads
 from mrta.data.preprocessing import Examples
 from mrta.training.evaluate import batch_limit, metrics, predict_logits, to_predictions
-
-if TYPE_CHECKING:
-    from mrta.pipelines.distributed import World
+from mrta.training.world import World
 
 #: Why training ended.
 STOP_REASONS = ("max_epochs", "time_budget", "early_stopping", "cancelled", "nan_loss")
@@ -163,10 +161,6 @@ def fit(
             raise ValueError(f"the {name} rows need targets, and at least one row")
     world = None
     if distributed:
-        from mrta.pipelines.distributed import (
-            World,  # here: mrta.pipelines.distributed imports this module
-        )
-
         world = World.current()
     device = resolve_device(config.device) if world is None else world.device
     threads = (config.threads or default_threads()) if device.type == "cpu" else None
