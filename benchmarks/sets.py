@@ -70,7 +70,7 @@ from mrta.data.read import read_table
 from mrta.data.schema import Role, infer_schema
 from mrta.data.sets import SetOptions
 from mrta.data.splits import SplitOptions, Splits
-from mrta.nn.model import build_model, model_spec
+from mrta.nn.model import build_model
 from mrta.nn.set_model import SetAttentionModel
 from mrta.runs.run import Run, default_train_config, train_run
 from mrta.training.loop import Progress, fit
@@ -283,7 +283,7 @@ def step_train(rows: int, sets: int, run_dir: Path) -> dict[str, Any]:
         max_epochs=1,
         threads=torch.get_num_threads(),
     )
-    model = build_model(model_spec(ModelConfig(), preprocessor), config.seed, SetAttentionModel)
+    model = build_model(preprocessor.model_spec(ModelConfig()), config.seed, SetAttentionModel)
     steps: list[float] = []
 
     def on_progress(progress: Progress) -> None:

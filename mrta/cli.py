@@ -46,6 +46,7 @@ from mrta.pipelines.streamed import (
     train_run_from_file,
 )
 from mrta.runs.run import Run, default_train_config, train_run
+from mrta.task import Task
 from mrta.training import world
 from mrta.training.evaluate import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from mrta.training.loop import Progress
@@ -466,7 +467,7 @@ class ProgressBar:
 def metrics_table(run: Run) -> str:
     """The held-out metrics of the model and the baselines, as a plain-text table."""
     scores = run.metrics
-    regression = run.schema.task.value == "regression"
+    regression = run.schema.task == Task.REGRESSION
     names = REGRESSION_METRICS if regression else CLASSIFICATION_METRICS
     columns = ("model", "hgb", "trivial")
     sets = run.sets is not None

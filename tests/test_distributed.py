@@ -25,7 +25,7 @@ from mrta.analysis.atlas import CohortSpec, Shard, collect_attention, token_fram
 from mrta.config import ModelConfig
 from mrta.data.preprocessing import Preprocessor
 from mrta.data.schema import infer_schema
-from mrta.nn.model import build_model, model_spec
+from mrta.nn.model import build_model
 from mrta.pipelines import launch
 from mrta.training import world
 from mrta.report.exports import load_atlas
@@ -244,7 +244,7 @@ def test_sharded_recording_summed_over_workers_equals_one_pass(
     tokens = token_frame(schema, rows)
     spec = CohortSpec.for_frame(tokens, class_labels=schema.class_labels)
     model = build_model(
-        model_spec(ModelConfig(d_token=8, d_model=16, num_heads=2), preprocessor), 0
+        preprocessor.model_spec(ModelConfig(d_token=8, d_model=16, num_heads=2)), 0
     )
     one = collect_attention(model, encoded, tokens, spec, batch_size=16)
     fake = ThreadWorld(world)

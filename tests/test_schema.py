@@ -10,7 +10,8 @@ import torch
 
 from mrta.data.preprocessing import Preprocessor
 from mrta.data.read import read_table
-from mrta.data.schema import Kind, Role, SchemaOptions, TableSchema, Task, infer_schema
+from mrta.data.schema import Kind, Role, SchemaOptions, TableSchema, infer_schema
+from mrta.task import Task
 from mrta.data.splits import make_splits
 from mrta.errors import TableError
 

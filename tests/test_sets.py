@@ -12,7 +12,6 @@ from mrta.config import ModelConfig, TrainConfig
 from mrta.data.preprocessing import PreprocessingOptions, Preprocessor
 from mrta.data.schema import infer_schema
 from mrta.data.sets import SetBatch, make_sets, set_baseline_features
-from mrta.nn.model import model_spec
 from mrta.nn.set_model import SetAttentionModel, masked_mean_max
 from mrta.training.evaluate import predict_logits
 from mrta.training.loop import fit
@@ -267,7 +266,7 @@ def test_bad_inputs_are_refused_with_the_expected_shape():
 def test_round_trips_through_the_row_models_spec():
     frame = planted_table(20, seed=0)
     _, preprocessor = prepared(frame)
-    model = SetAttentionModel.from_dict(model_spec(TINY, preprocessor))
+    model = SetAttentionModel.from_dict(preprocessor.model_spec(TINY))
     assert SetAttentionModel.from_dict(model.to_dict()).to_dict() == model.to_dict()
     assert model.categorical_tokens == ["kind"] and model.numerical_tokens == ["amount", "noise"]
 
@@ -283,7 +282,7 @@ def test_a_short_fit_learns_a_rule_across_rows(bind_rows):
     test_sets = make_sets(frame[~frame["g"].isin(train_keys)], schema, preprocessor, "g")
     config = ModelConfig(8, 32, 1, 4, 0.0, bind_rows=bind_rows)
     torch.manual_seed(0)
-    model = SetAttentionModel.from_dict(model_spec(config, preprocessor))
+    model = SetAttentionModel.from_dict(preprocessor.model_spec(config))
     result = fit(
         model,
         train_sets.select(range(250)),

@@ -3,6 +3,7 @@
 import math
 import os
 import threading
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 from mrta.config import ModelConfig, TrainConfig, default_threads
 from mrta.data.preprocessing import Preprocessor
 from mrta.data.schema import infer_schema
-from mrta.nn.model import build_model, model_spec
+from mrta.nn.model import build_model
 from mrta.runs.run import train_run
 from mrta.training.loop import ThreadChoice, fit, learning_rate_at, parameter_groups, resolve_device
 
@@ -53,7 +54,7 @@ def encoded(task: str = "binary", **roles):
 
 def tiny_fit(config: TrainConfig = QUICK, task: str = "binary", **kwargs):
     preprocessor, train, validation = encoded(task)
-    model = build_model(model_spec(TINY_MODEL, preprocessor), 0)
+    model = build_model(preprocessor.model_spec(TINY_MODEL), 0)
     result = fit(
         model,
         train,
@@ -136,17 +137,30 @@ def test_cancel_stops_before_the_next_step_and_keeps_the_best_weights(kind):
     assert "cancelled" in result.message
 
 
-def test_the_time_budget_is_respected_and_the_steps_are_recorded():
-    config = replace(QUICK, time_budget=0.6, max_epochs=100_000, patience=100_000)
-    _, result = tiny_fit(config)
+def test_no_step_starts_that_would_end_past_the_time_budget(monkeypatch):
+    # A fake clock: a training forward pass takes 1/8 s, nothing else takes any time.
+    now = [100.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: now[0])
+    preprocessor, train, validation = encoded()
+    model = build_model(preprocessor.model_spec(TINY_MODEL), 0)
+
+    def an_eighth_of_a_second(module, args):
+        if module.training:
+            now[0] += 0.125
+
+    model.register_forward_pre_hook(an_eighth_of_a_second)
+    config = replace(QUICK, time_budget=2.0, max_epochs=100_000, patience=100_000)
+    result = fit(model, train, validation, config)
     assert result.stop_reason == "time_budget"
-    assert result.steps > 0 and result.history[-1]["steps"] == result.steps
-    assert result.elapsed < 0.6 + 0.5
+    assert result.message == "Stopped at the time budget of 2 s."
+    # 15 steps end at 1.875 s; a 16th would end at 2 s, not before the budget: not started
+    assert result.steps == 15 and result.elapsed == 1.875
+    assert result.history[-1]["steps"] == result.steps
 
 
 def test_a_nan_loss_stops_training_and_keeps_the_best_weights():
     preprocessor, train, validation = encoded()
-    model = build_model(model_spec(TINY_MODEL, preprocessor), 0)
+    model = build_model(preprocessor.model_spec(TINY_MODEL), 0)
     calls = {"n": 0}
 
     def poison(module, args, output):
@@ -161,12 +175,24 @@ def test_a_nan_loss_stops_training_and_keeps_the_best_weights():
     assert math.isfinite(result.best_validation_loss)
 
 
-def test_an_unavailable_device_is_a_clear_error():
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
+def test_an_unavailable_device_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     with pytest.raises(ValueError, match="device 'cuda' is not available"):
         tiny_fit(replace(QUICK, device="cuda"))
-    assert resolve_device("auto").type in ("cuda", "mps", "cpu")
+    with pytest.raises(ValueError, match="device 'mps' is not available"):
+        resolve_device("mps")
+
+
+@pytest.mark.parametrize(
+    "cuda, mps, expected",
+    [(True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"), (False, False, "cpu")],
+)
+def test_auto_takes_cuda_then_mps_then_the_cpu(monkeypatch, cuda, mps, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert resolve_device("auto") == torch.device(expected)
+    assert resolve_device("cpu") == torch.device("cpu")
 
 
 def test_threads_are_set_for_training_and_restored_after():
@@ -191,7 +217,7 @@ def test_warmup_then_cosine_decay():
 
 def test_no_weight_decay_on_embeddings_norms_and_biases():
     preprocessor, _, _ = encoded()
-    model = build_model(model_spec(TINY_MODEL, preprocessor), 0)
+    model = build_model(preprocessor.model_spec(TINY_MODEL), 0)
     decay, exempt = parameter_groups(model, 0.1)
     names = {id(p): n for n, p in model.named_parameters()}
     decayed = {names[id(p)] for p in decay["params"]}

@@ -28,6 +28,7 @@ from mrta.pipelines.archive import (
     trained_on,
 )
 from mrta.pipelines.explain import DEFAULT_MAX_ROWS, explain
+from mrta.task import Task
 
 SOURCES = ["Upload a zipped run", "From the runs folder"]
 KEPT = "Nothing was changed: the table and the run open before are kept."
@@ -178,7 +179,7 @@ def _describe(opened: OpenedRun) -> None:
     run = opened.run
     schema = run.schema
     task = schema.task.value
-    key, label = ("r2", "R²") if task == "regression" else ("roc_auc", "ROC AUC")
+    key, label = ("r2", "R²") if task == Task.REGRESSION else ("roc_auc", "ROC AUC")
     model, hgb = run.metrics.get("model", {}).get(key), run.metrics.get("hgb", {}).get(key)
     scores = (
         f" · test {label} {model:.3f} (gradient boosting {hgb:.3f})"

@@ -17,6 +17,7 @@ from mrta.errors import RunError
 from mrta.pipelines.explain import explain
 from mrta.report import figures
 from mrta.runs.run import default_train_config, train_run
+from mrta.task import Task
 
 HEADS, WIDTHS, BATCHES = [1, 2, 4, 8], [16, 32, 64, 128], [16, 32, 64, 128, 256, 512]
 PRESETS = {  # name -> (model, training) overrides of the library defaults
@@ -171,7 +172,7 @@ def _results(run) -> None:
         f"{training.device}; stopped: {training.message}"
     )
     task = run.schema.task.value
-    shown = ["roc_auc", "accuracy", "log_loss"] if task != "regression" else ["r2", "rmse", "mae"]
+    shown = ["roc_auc", "accuracy", "log_loss"] if task != Task.REGRESSION else ["r2", "rmse", "mae"]
     names = {"model": "attention model", "hgb": "gradient boosting", "trivial": "trivial"}
     if run.sets is not None:
         names["hgb"] = "gradient boosting on per-group aggregates"
@@ -194,7 +195,7 @@ def _results(run) -> None:
         right.info(str(error))
         return
     predicted, y = _test_predictions(run, test)
-    if task == "regression":
+    if task == Task.REGRESSION:
         right.plotly_chart(
             figures.prediction_scatter(y, predicted["prediction"].to_numpy(), run.schema.target),
             key="t_pred",
@@ -215,17 +216,17 @@ def _test_predictions(run, test: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray
     targets = group_targets(test, run.schema, run.sets.group_by)  # (G,) by key, NaN: none
     y = targets.reindex(predicted[run.sets.group_by].astype(str)).to_numpy()
     kept = ~np.isnan(y)
-    y = y[kept] if run.schema.task.value == "regression" else y[kept].astype(np.int64)
+    y = y[kept] if run.schema.task == Task.REGRESSION else y[kept].astype(np.int64)
     return predicted[kept], y
 
 
 def _verdict(run, task: str) -> None:
     """One sentence on whether the model is good enough for its attention to be worth reading."""
-    key = "r2" if task == "regression" else "roc_auc"
+    key = "r2" if task == Task.REGRESSION else "roc_auc"
     model, hgb = run.metrics["model"].get(key), run.metrics["hgb"].get(key)
     if model is None or hgb is None:
         return
-    label = "R²" if task == "regression" else "ROC AUC"
+    label = "R²" if task == Task.REGRESSION else "ROC AUC"
     if model >= hgb - 0.02:
         st.success(
             f"The attention model is on par with gradient boosting ({label} {model:.3f} "

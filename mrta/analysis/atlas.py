@@ -42,6 +42,7 @@ from mrta.data import values
 from mrta.data.preprocessing import EncodedTable
 from mrta.data.schema import TableSchema
 from mrta.nn.layer import MAP_IDS, MultiResolutionTabularAttention
+from mrta.task import Task
 
 CohortKey = tuple[str | int | bool | None, ...]
 MapKey = tuple[int, str]  # (layer index, map id)
@@ -90,7 +91,7 @@ def model_task(model: nn.Module) -> str:
 
 def predicted_class(logits: Tensor, task: str) -> Tensor:
     """Class index per row: the sign of a binary logit, else the largest logit. Shape: ``(B,)``."""
-    if task == "binary" and logits.shape[-1] == 1:
+    if task == Task.BINARY and logits.shape[-1] == 1:
         return (logits[:, 0] > 0).long()
     return logits.argmax(dim=-1)
 
@@ -254,9 +255,9 @@ def _filter_family(name: str, mask: np.ndarray, n_rows: int) -> _Family:
 def _class_families(
     spec: CohortSpec, task: str, n_outputs: int, target: Tensor | None
 ) -> list[_Family]:
-    if not spec.classes or task not in ("binary", "multiclass"):
+    if not spec.classes or not Task(task).is_classification:
         return []
-    n_classes = 2 if task == "binary" and n_outputs == 1 else n_outputs
+    n_classes = 2 if task == Task.BINARY and n_outputs == 1 else n_outputs
     names = list(spec.class_labels) or [str(i) for i in range(n_classes)]
     if len(names) != n_classes:
         raise ValueError(f"{len(names)} class labels given for a model of {n_classes} classes")

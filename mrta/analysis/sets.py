@@ -31,6 +31,7 @@ from mrta.analysis.recorder import AttentionRecorder
 from mrta.analysis.rollout import pooled_importance
 from mrta.data.sets import SetBatch
 from mrta.runs.run import Run
+from mrta.task import Task
 from mrta.training.evaluate import batch_limit, to_predictions
 
 #: Sets analysed at most by default: a seeded sample of the groups beyond it.
@@ -332,7 +333,7 @@ def _set_table(run: Run, sets: SetBatch, logits: torch.Tensor) -> pd.DataFrame:
     )
     table = pd.DataFrame({run.sets.group_by: list(sets.keys), "n_rows": sets.set_sizes.numpy()})
     labels = np.asarray(run.class_labels, dtype=object)
-    if task == "regression":
+    if task == Task.REGRESSION:
         table["prediction"] = predicted
         if sets.target is not None:
             table["target"] = sets.target.numpy()

@@ -20,8 +20,10 @@ import torch
 from scipy import stats
 from sklearn.preprocessing import QuantileTransformer
 
-from mrta.data.schema import TableSchema, Task
+from mrta.config import ModelConfig
+from mrta.data.schema import TableSchema
 from mrta.errors import TableError
+from mrta.task import Task
 
 FORMAT_VERSION = 1
 # The reserved category index: missing, unseen in training, or rare.
@@ -253,6 +255,21 @@ class Preprocessor:
         if self.schema.task is Task.REGRESSION:
             return torch.from_numpy(y.astype(np.float32))
         return torch.from_numpy(y)
+
+    def model_spec(self, config: ModelConfig) -> dict[str, Any]:
+        """The model for this table at `config`, in
+        :meth:`mrta.nn.model.TabularAttentionModel.to_dict` form."""
+        task = self.schema.task
+        if task is None:
+            raise ValueError("the preprocessor's schema has no task: choose a target first")
+        return {
+            "config": config.to_dict(),
+            "task": task.value,
+            "numerical_tokens": list(self.numerical_tokens),
+            "categorical_tokens": list(self.categorical_tokens),
+            "vocabulary_sizes": list(self.vocabulary_sizes),
+            "n_classes": len(self.schema.class_labels) if task == Task.MULTICLASS else None,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON (no pickle); `from_dict` gives back a preprocessor with the same output."""

@@ -20,6 +20,7 @@ import pandas as pd
 
 from mrta.data import values
 from mrta.errors import TableError
+from mrta.task import Task
 
 
 class Role(StrEnum):
@@ -45,14 +46,6 @@ class Kind(StrEnum):
     CONSTANT = "constant"
     EMPTY = "empty"
     FREE_TEXT = "free_text"
-
-
-class Task(StrEnum):
-    """What the model predicts."""
-
-    BINARY = "binary"
-    MULTICLASS = "multiclass"
-    REGRESSION = "regression"
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,9 @@ import torch
 
 from mrta.data import values
 from mrta.data.preprocessing import Preprocessor
-from mrta.data.schema import Kind, Role, TableSchema, Task
+from mrta.data.schema import Kind, Role, TableSchema
 from mrta.errors import TableError, positive_int
+from mrta.task import Task
 
 #: Rows kept per set by default: the seed's first example's size.
 MAX_SET_SIZE = 1000

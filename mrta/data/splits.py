@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from mrta.data import values
-from mrta.data.schema import TableSchema, Task
+from mrta.data.schema import TableSchema
 from mrta.errors import TableError
+from mrta.task import Task
 
 
 @dataclass(frozen=True)

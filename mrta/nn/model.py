@@ -20,10 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from mrta.config import ModelConfig
-from mrta.data.preprocessing import Preprocessor
 from mrta.nn.layer import MultiResolutionTabularAttention
-
-TASKS = ("binary", "multiclass", "regression")
+from mrta.task import Task
 
 
 class FeatureTokenizer(nn.Module):
@@ -91,16 +89,17 @@ class TaskModel(nn.Module):
         self,
         config: ModelConfig,
         *,
-        task: str,
+        task: Task | str,
         numerical_tokens: Sequence[str],
         categorical_tokens: Sequence[str],
         vocabulary_sizes: Sequence[int],
         n_classes: int | None = None,
     ) -> None:
         super().__init__()
-        if task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-        if task == "multiclass" and (n_classes is None or n_classes < 3):
+        if task not in tuple(Task):
+            raise ValueError(f"task must be one of {[t.value for t in Task]}, got {task!r}")
+        task = Task(task)
+        if task == Task.MULTICLASS and (n_classes is None or n_classes < 3):
             raise ValueError(f"a multiclass task needs n_classes of at least 3, got {n_classes!r}")
         if len(vocabulary_sizes) != len(categorical_tokens):
             raise ValueError(
@@ -116,12 +115,12 @@ class TaskModel(nn.Module):
         self.numerical_tokens = list(numerical_tokens)
         self.categorical_tokens = list(categorical_tokens)
         self.vocabulary_sizes = [int(size) for size in vocabulary_sizes]
-        self.n_classes = n_classes if task == "multiclass" else None
-        self.n_outputs = n_classes if task == "multiclass" else 1
+        self.n_classes = n_classes if task == Task.MULTICLASS else None
+        self.n_outputs = n_classes if task == Task.MULTICLASS else 1
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON: everything the constructor needs (the weights are saved apart); the
-        keys of :func:`model_spec`."""
+        keys of :meth:`mrta.data.preprocessing.Preprocessor.model_spec`."""
         return {
             "config": self.config.to_dict(),
             "task": self.task,
@@ -172,7 +171,7 @@ class TabularAttentionModel(TaskModel):
         self,
         config: ModelConfig,
         *,
-        task: str,
+        task: Task | str,
         numerical_tokens: Sequence[str],
         categorical_tokens: Sequence[str],
         vocabulary_sizes: Sequence[int],
@@ -246,21 +245,6 @@ class TabularAttentionModel(TaskModel):
             )
         if categorical.dtype != torch.int64:
             raise ValueError(f"categorical must be int64 codes, got {categorical.dtype}")
-
-
-def model_spec(config: ModelConfig, preprocessor: Preprocessor) -> dict[str, Any]:
-    """The model for the preprocessor's table, in :meth:`TabularAttentionModel.to_dict` form."""
-    schema = preprocessor.schema
-    if schema.task is None:
-        raise ValueError("the preprocessor's schema has no task: choose a target first")
-    return {
-        "config": config.to_dict(),
-        "task": schema.task.value,
-        "numerical_tokens": list(preprocessor.numerical_tokens),
-        "categorical_tokens": list(preprocessor.categorical_tokens),
-        "vocabulary_sizes": list(preprocessor.vocabulary_sizes),
-        "n_classes": len(schema.class_labels) if schema.task.value == "multiclass" else None,
-    }
 
 
 def build_model(

@@ -42,6 +42,7 @@ from mrta.pipelines.explain import (
     save_explanation,
 )
 from mrta.runs.run import FORMAT, FORMAT_VERSION, MANIFEST, Run
+from mrta.task import Task
 
 MAX_FILES = 200  # a run has at most ~10 files and its analysis 5: room for stray extras
 MAX_BYTES = 2 << 30  # uncompressed; a run with a 200 MB upload's rows stays well under 2 GiB
@@ -444,7 +445,7 @@ def check_rows(run: Run, frame: pd.DataFrame) -> int:
                 "by: upload a table with the same columns."
             )
     target = run.schema.encode_target(frame)
-    has_target = target >= 0 if run.schema.task.value != "regression" else ~np.isnan(target)
+    has_target = target >= 0 if run.schema.task != Task.REGRESSION else ~np.isnan(target)
     count = int(has_target.sum())
     if count == 0:
         raise TableError(
@@ -467,7 +468,7 @@ def trained_on(run: Run, frame: pd.DataFrame) -> bool:
         target = run.schema.encode_target(frame)
     except TableError:
         return False
-    classification = run.schema.task.value != "regression"
+    classification = run.schema.task != Task.REGRESSION
     has_target = target >= 0 if classification else ~np.isnan(target)
     sets = getattr(run, "sets", None)
     if sets is not None:  # a set run's split holds every row of each group with a target

@@ -26,13 +26,14 @@ from mrta.analysis.atlas import Progress as AnalysisProgress
 from mrta.analysis.atlas import Shard
 from mrta.config import ModelConfig, TrainConfig
 from mrta.data.preprocessing import PreprocessingOptions, Preprocessor
-from mrta.data.schema import Role, Task
+from mrta.data.schema import Role
 from mrta.data.sets import SetOptions
 from mrta.data.splits import SplitOptions
 from mrta.errors import WorkerError, one_line
 from mrta.pipelines.explain import DEFAULT_MAX_ROWS, Explanation
 from mrta.pipelines.explain import explain as explain_rows
 from mrta.runs.run import Run, RunPlan, default_train_config
+from mrta.task import Task
 from mrta.training.loop import Progress, fit
 from mrta.training.world import env_int, process_group
 

@@ -45,6 +45,7 @@ from mrta.nn.layer import MAP_LABELS
 from mrta.report import figures
 from mrta.report.exports import analysis_summary, load_atlas, save_atlas, write_tidy_csv
 from mrta.runs.run import Run
+from mrta.task import Task
 
 DEFAULT_MAX_ROWS = (
     10_000  # rows recorded for the maps: cohorts are well filled, a pass takes seconds
@@ -78,7 +79,7 @@ class Explanation:
 def analysed_rows(run: Run, frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
     """The rows of ``frame`` that have a target, at most ``max_rows`` of them (seeded sample)."""
     target = run.schema.encode_target(frame)
-    has_target = target >= 0 if run.schema.task.value != "regression" else ~np.isnan(target)
+    has_target = target >= 0 if run.schema.task != Task.REGRESSION else ~np.isnan(target)
     rows = frame[has_target]
     if len(rows) > max_rows:
         rows = rows.sample(n=max_rows, random_state=seed).sort_index()
@@ -104,7 +105,7 @@ def explain(
     rows = analysed_rows(run, frame, max_rows, seed)
     encoded = run.preprocessor.transform(rows)
     tokens = token_frame(run.schema, rows)
-    classification = run.schema.task.value != "regression"
+    classification = run.schema.task != Task.REGRESSION
     spec = CohortSpec.for_frame(tokens, class_labels=run.class_labels, classes=classification)
     step = _phases(progress, ("recording attention", "recording the untrained model"))
     atlas = collect_attention(run.model, encoded, tokens, spec, progress=step(0), shard=shard)
@@ -198,7 +199,7 @@ def _table(run: Run, frame: pd.DataFrame | None) -> pd.DataFrame:
 def score_functions(run: Run) -> ScoreFns:
     """Loss (on the model's own scale) and metric of the run's task: what ablation reports."""
     task = run.schema.task.value
-    if task == "regression":
+    if task == Task.REGRESSION:
         mean, std = run.preprocessor.target_mean, run.preprocessor.target_std
 
         def mse(logits: Tensor, y: Tensor) -> float:
@@ -209,7 +210,7 @@ def score_functions(run: Run) -> ScoreFns:
             return float(1 - (logits[:, 0] - z).square().sum() / (z - z.mean()).square().sum())
 
         return mse, r2, "R²"
-    if task == "binary":
+    if task == Task.BINARY:
 
         def bce(logits: Tensor, y: Tensor) -> float:
             return float(F.binary_cross_entropy_with_logits(logits[:, 0], y.float()))

@@ -33,7 +33,7 @@ from mrta.config import ModelConfig, TrainConfig
 from mrta.data import values
 from mrta.data.preprocessing import PreprocessingOptions
 from mrta.data.read import ReadingOptions, read_table
-from mrta.data.schema import Role, TableSchema, Task
+from mrta.data.schema import Role, TableSchema
 from mrta.data.splits import SplitOptions, Splits, make_splits
 from mrta.data.stream import (
     DEFAULT_CHUNK_ROWS,
@@ -46,9 +46,10 @@ from mrta.data.stream import (
     scan_table,
 )
 from mrta.errors import TableError
-from mrta.nn.model import build_model, model_spec
+from mrta.nn.model import build_model
 from mrta.pipelines.explain import analysed_rows
 from mrta.runs.run import Run, RunPlan, default_train_config
+from mrta.task import Task
 from mrta.training.loop import Cancel, Progress, fit
 
 #: Training (and validation) rows the baselines learn from, held in memory as DataFrames: a
@@ -135,7 +136,7 @@ def train_run_from_file(
         encode_file(layout, preprocessor, rows=rows, chunk_rows=chunk_rows)
         for rows in (splits.train, picked["stopping"])
     )
-    model = build_model(model_spec(model_config, preprocessor), seed)
+    model = build_model(preprocessor.model_spec(model_config), seed)
     training = fit(
         model,
         train,

@@ -41,13 +41,14 @@ import safetensors.torch
 from mrta.config import ModelConfig, TrainConfig
 from mrta.data.preprocessing import Examples, PreprocessingOptions, Preprocessor
 from mrta.data.read import read_table
-from mrta.data.schema import Role, TableSchema, Task, infer_schema
+from mrta.data.schema import Role, TableSchema, infer_schema
 from mrta.data.sets import SET_BATCH_SIZE, SetOptions, group_targets
 from mrta.data.splits import SplitOptions, Splits, make_group_splits, make_splits
 from mrta.errors import RunError, TableError
 from mrta.jsonable import json_bytes
-from mrta.nn.model import TabularAttentionModel, build_model, model_spec
+from mrta.nn.model import TabularAttentionModel, build_model
 from mrta.nn.set_model import SetAttentionModel
+from mrta.task import Task
 from mrta.training.evaluate import (
     compare_sets_with_baselines,
     compare_with_baselines,
@@ -156,7 +157,7 @@ class Run:
             self.preprocessor.target_mean,
             self.preprocessor.target_std,
         )
-        if task == "regression":
+        if task == Task.REGRESSION:
             out = pd.DataFrame({"prediction": predicted}, index=index)
         else:
             out = pd.DataFrame(predicted, columns=list(self.class_labels), index=index)
@@ -394,7 +395,7 @@ class RunPlan:
     ) -> tuple[TabularAttentionModel | SetAttentionModel, Examples, Examples]:
         """The model with the initial weights of `seed`, and the encoded training and
         validation examples: rows, or sets (a group's rows subsampled with `seed`)."""
-        spec = model_spec(model_config, preprocessor)
+        spec = preprocessor.model_spec(model_config)
         rows = (self.train_rows, self.validation_rows)
         if self.sets is None:
             train, validation = (preprocessor.transform(part) for part in rows)

@@ -31,6 +31,7 @@ from torch import nn
 from mrta.config import default_threads
 from mrta.data.preprocessing import Examples, Preprocessor
 from mrta.data.sets import SetOptions, group_targets, set_baseline_features
+from mrta.task import Task
 
 #: Metrics reported per task, in display order.
 CLASSIFICATION_METRICS = ("accuracy", "roc_auc", "log_loss")
@@ -85,10 +86,10 @@ def to_predictions(
     """Class probabilities ``(N, C)`` (binary: ``C = 2``), or regression values ``(N,)`` in the
     target's units, from logits ``(N, n_outputs)``."""
     logits = logits.double()
-    if task == "binary":
+    if task == Task.BINARY:
         positive = torch.sigmoid(logits[:, 0])
         return torch.stack([1.0 - positive, positive], dim=1).numpy()
-    if task == "multiclass":
+    if task == Task.MULTICLASS:
         return torch.softmax(logits, dim=1).numpy()
     mean = 0.0 if target_mean is None else target_mean
     std = 1.0 if target_std is None else target_std
@@ -99,7 +100,7 @@ def metrics(
     task: str, y: np.ndarray, predictions: np.ndarray, class_labels: tuple[str, ...] = ()
 ) -> dict[str, Any]:
     """Classification metrics from class indices and probabilities, or regression metrics."""
-    if task == "regression":
+    if task == Task.REGRESSION:
         return regression_metrics(y, predictions)
     return classification_metrics(y, predictions, class_labels)
 
@@ -151,7 +152,7 @@ def regression_metrics(y: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
 
 def trivial_predictions(task: str, y_train: np.ndarray, rows: int, n_classes: int) -> np.ndarray:
     """The training split's class frequencies for every row (majority class), or its mean."""
-    if task == "regression":
+    if task == Task.REGRESSION:
         return np.full(rows, float(np.mean(y_train)))
     frequencies = np.bincount(y_train, minlength=n_classes) / len(y_train)
     return np.tile(frequencies, (rows, 1))
@@ -210,7 +211,7 @@ def fit_hgb(
 
     Shape: x ``(N, F)`` float64 (NaN = missing), y ``(N,)``; `categorical` ``(F,)`` bool.
     """
-    regression = task == "regression"
+    regression = task == Task.REGRESSION
     model = (HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier)(
         max_iter=HGB_MAX_ITER,
         early_stopping=True,
@@ -302,7 +303,7 @@ def compare_sets_with_baselines(
             frame, schema, options.group_by, levels=preprocessor.vocabularies
         ).loc[targets.index]
         features.append((table.to_numpy(np.float64), targets.to_numpy()))
-    if task != "regression":
+    if task != Task.REGRESSION:
         features = [(x, t.astype(np.int64)) for x, t in features]
     hgb, hgb_info = fit_hgb(
         task,

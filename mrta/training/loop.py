@@ -42,6 +42,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from mrta.config import TrainConfig, default_threads
 from mrta.data.preprocessing import Examples
+from mrta.task import Task
 from mrta.training.evaluate import batch_limit, metrics, predict_logits, to_predictions
 from mrta.training.world import World
 
@@ -255,16 +256,16 @@ class _Trainer:
         self.learning_rate = 0.0
 
     def _model_target(self, y: Tensor) -> Tensor:
-        if self.task == "regression":
+        if self.task == Task.REGRESSION:
             return (y.float() - self.target_mean) / self.target_std
-        return y.float() if self.task == "binary" else y
+        return y.float() if self.task == Task.BINARY else y
 
     def loss(self, logits: Tensor, y: Tensor) -> Tensor:
         """The task's loss of logits ``(B, n_outputs)`` against model targets ``(B,)``."""
         logits = logits.float()
-        if self.task == "binary":
+        if self.task == Task.BINARY:
             return F.binary_cross_entropy_with_logits(logits[:, 0], y)
-        if self.task == "multiclass":
+        if self.task == Task.MULTICLASS:
             return F.cross_entropy(logits, y)
         return F.mse_loss(logits[:, 0], y)
 
