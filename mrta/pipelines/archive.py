@@ -22,6 +22,7 @@ import json
 import os
 import stat
 import tempfile
+import uuid
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -523,6 +524,7 @@ def explore_on(run: Run, frame: pd.DataFrame) -> Run:
     """
     explored = copy.copy(run)
     explored.frame = frame
+    explored.uid = uuid.uuid4().hex  # other rows, other views: caches must not mix them
     if run.frame is frame or trained_on(run, frame):
         return explored
     explored.__class__ = RunOnOtherRows

@@ -27,6 +27,7 @@ import hashlib
 import io
 import json
 import os
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -102,6 +103,8 @@ class Run:
         self.frame = frame  # the table trained on, when known
         self.test_frame = test_frame  # a separate test file, when one was used
         self.sets = sets  # set resolution: how rows were grouped; None for one row, one example
+        # unique for the life of the process, unlike id(): caches of derived views key on it
+        self.uid = uuid.uuid4().hex
 
     @property
     def schema(self) -> TableSchema:
