@@ -1,9 +1,9 @@
 """Time recording and aggregating attention per cohort, and check its memory stays bounded.
 
-Model: the stand-in of the tests (``tests/standin.py``: per-column embeddings, two
-MultiResolutionTabularAttention layers of 8 heads at d_model 64, a head on the mean of all
-tokens), untrained, on a generated 30-column table: 20 numerical columns (10 % missing) and 10
-categorical columns of 12 levels, 3 classes.
+Model: the real row model (:class:`mrta.nn.model.TabularAttentionModel`, built as a run builds
+it: per-column tokens of the default width 32, two MultiResolutionTabularAttention layers of 8
+heads at d_model 64, a head on the mean of all tokens), untrained, on a generated 30-column
+table: 20 numerical columns (10 % missing) and 10 categorical columns of 12 codes, 3 classes.
 
 Stages, each on 10,000 rows in batches of 512:
 
@@ -17,8 +17,8 @@ Stages, each on 10,000 rows in batches of 512:
 
 Memory: each size runs in a subprocess of its own (a process's peak counter only rises) and
 reports peak resident memory minus resident memory just before the collection, for 10,000
-and 100,000 rows with every cohort, on a smaller model (1 head, d_model 8) so that the large
-size finishes in minutes; the streamed state does not depend on the number of rows.
+and 100,000 rows with every cohort, on a smaller model (1 head, d_model and tokens 8) so that
+the large size finishes in minutes; the streamed state does not depend on the number of rows.
 
 Run: ``python benchmarks/analysis_speed.py [--threads N]`` (a few minutes on 2 cores); it
 writes ``benchmarks/results/analysis_speed.json``. On a machine shared with other busy
@@ -42,28 +42,31 @@ import pandas as pd
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the stand-in model lives beside the tests
+sys.path.insert(0, str(ROOT / "tests"))  # the tests' model builder and seeded inputs
 
 from memory import memory_mb  # noqa: E402
-from standin import StandInModel, random_inputs  # noqa: E402
+from tiny_models import random_inputs, tiny_model  # noqa: E402
 
-from mrta.analysis.atlas import CohortSpec, collect_attention  # noqa: E402
+from mrta.analysis.cohorts import CohortSpec
+from mrta.analysis.collect import collect_attention
 from mrta.analysis.recorder import AttentionRecorder  # noqa: E402
+from mrta.config import ModelConfig  # noqa: E402
 
 RESULT = ROOT / "benchmarks" / "results" / "analysis_speed.json"
 ROWS, N_NUM, N_CAT, LEVELS, CLASSES = 10_000, 20, 10, 12, 3
 HEADS, D_MODEL, DEPTH, BATCH = 8, 64, 2, 512
+MODEL = ModelConfig(d_model=D_MODEL, num_layers=DEPTH, num_heads=HEADS)  # default d_token
+MEMORY_MODEL = ModelConfig(d_token=8, d_model=8, num_layers=DEPTH, num_heads=1)
 MEMORY_ROWS = (10_000, 100_000)
 SEED = 0
 
 
-def table(rows: int, heads: int = HEADS, d_model: int = D_MODEL):
-    """The stand-in model, its inputs, targets and the raw frame with one column per token."""
-    torch.manual_seed(SEED)
+def table(rows: int, config: ModelConfig = MODEL):
+    """The model, its inputs, targets and the raw frame with one column per token."""
     num_names = [f"num_{j}" for j in range(N_NUM)]
     cat_names = [f"cat_{j}" for j in range(N_CAT)]
-    model = StandInModel(
-        num_names, cat_names, [LEVELS] * N_CAT, "multiclass", CLASSES, d_model, heads, DEPTH
+    model = tiny_model(
+        num_names, cat_names, [LEVELS] * N_CAT, n_classes=CLASSES, config=config, seed=SEED
     )
     num, ind, cat = random_inputs(rows, N_NUM, N_CAT, LEVELS, seed=SEED)
     targets = torch.randint(0, CLASSES, (rows,), generator=torch.Generator().manual_seed(SEED))
@@ -79,7 +82,7 @@ def table(rows: int, heads: int = HEADS, d_model: int = D_MODEL):
 def memory_child(rows: int, threads: int) -> None:
     """Print the peak memory of one collection over ``rows`` rows, as JSON."""
     torch.set_num_threads(threads)
-    model, inputs, targets, frame, spec = table(rows, heads=1, d_model=8)
+    model, inputs, targets, frame, spec = table(rows, MEMORY_MODEL)
     before = memory_mb("VmRSS")
     start = time.perf_counter()
     atlas = collect_attention(model, inputs, frame, spec, BATCH, targets)
@@ -146,7 +149,15 @@ def main(threads: int) -> None:
         "what": "seconds to record and aggregate attention per cohort over one table, one run",
         "rows": ROWS,
         "columns": {"numerical": N_NUM, "categorical": N_CAT, "levels": LEVELS},
-        "model": {"layers": DEPTH, "heads": HEADS, "d_model": D_MODEL, "batch_size": BATCH},
+        "model": {
+            "class": "TabularAttentionModel",
+            "layers": DEPTH,
+            "heads": HEADS,
+            "d_model": D_MODEL,
+            "d_token": MODEL.d_token,
+            "batch_size": BATCH,
+        },
+        "memory_model": {"heads": 1, "d_model": 8, "d_token": 8},
         "cohorts": len(atlas.cohorts),
         "seconds": {name: round(value, 2) for name, value in seconds.items()},
         "atlas_megabytes": round(map_bytes / 2**20, 1),

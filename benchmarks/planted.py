@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mrta.analysis.atlas import ALL_ROWS
+from mrta.analysis.cohorts import ALL_ROWS
 from mrta.config import ModelConfig, TrainConfig
 from mrta.data.read import read_table
 from mrta.data.samples import SAMPLE_TABLES

@@ -63,7 +63,7 @@ import torch._dynamo  # torch.optim imports it on its first optimizer: ~2 s, ~65
 from memory import memory_mb
 from sklearn.metrics import log_loss, roc_auc_score
 
-from mrta.analysis.sets import explain_sets
+from mrta.pipelines.explain_sets import explain_sets
 from mrta.config import ModelConfig, TrainConfig
 from mrta.data.preprocessing import Preprocessor
 from mrta.data.read import read_table

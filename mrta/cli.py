@@ -20,7 +20,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from mrta.analysis.sets import DEFAULT_MAX_SETS, explain_sets, set_maps, write_set_exports
 from mrta.config import DEVICES, ModelConfig, TrainConfig
 from mrta.data.read import ReadingOptions, read_table
 from mrta.data.schema import Role
@@ -38,6 +37,7 @@ from mrta.pipelines.explain import (
     save_explanation,
     write_exports,
 )
+from mrta.pipelines.explain_sets import DEFAULT_MAX_SETS, explain_sets, set_maps
 from mrta.pipelines.streamed import (
     explained_rows,
     file_digest,
@@ -45,6 +45,7 @@ from mrta.pipelines.streamed import (
     read_or_stream,
     train_run_from_file,
 )
+from mrta.report.set_exports import write_set_exports
 from mrta.runs.run import Run, default_train_config, train_run
 from mrta.task import Task
 from mrta.training import world

@@ -19,9 +19,9 @@ FAIL_AT_STEP = 2
 
 
 def fail_at_step(progress: Progress) -> None:
-    if env_int("RANK", 0) == FAIL_RANK and progress.event == "step":
-        if progress.step >= FAIL_AT_STEP:
-            raise RuntimeError(f"injected failure at step {progress.step}")
+    failing = env_int("RANK", 0) == FAIL_RANK and progress.event == "step"
+    if failing and progress.step >= FAIL_AT_STEP:
+        raise RuntimeError(f"injected failure at step {progress.step}")
 
 
 if __name__ == "__main__":

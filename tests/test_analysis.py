@@ -11,30 +11,23 @@ import torch.nn.functional as F
 from tiny_models import model_for, random_inputs, tiny_model
 
 from mrta import AttentionRecorder
-from mrta.analysis.atlas import (
-    ALL_ROWS,
-    AttentionAtlas,
-    CohortMap,
-    CohortSpec,
-    cohort_difference,
-    collect_attention,
-    format_value,
-    row_attention,
-    token_frame,
-    value_labels,
-)
+from mrta.analysis.atlas import AttentionAtlas
 from mrta.analysis.checks import (
     _shuffle_column,
     ablate_heads,
     bounded_sample,
-    evaluate,
     map_divergence,
     permutation_importance,
     rollout_agreement,
     sanity_checks,
+    score_sample,
 )
+from mrta.analysis.cohorts import ALL_ROWS, CohortMap, CohortSpec, cohort_difference
+from mrta.analysis.collect import collect_attention
 from mrta.analysis.heads import head_table
+from mrta.analysis.labels import format_value, token_frame, value_labels
 from mrta.analysis.rollout import rollout_importance
+from mrta.analysis.rows import row_attention
 from mrta.analysis.stats import js_divergence, normalized_entropy
 from mrta.data.preprocessing import Preprocessor
 from mrta.data.schema import infer_schema
@@ -386,7 +379,7 @@ def test_ablation_equals_zeroing_the_heads_output_columns(model, data):
         manual = tiny_model(["bill", "flipper", "mass"], ["island", "sex"], [4, 4])
         manual.load_state_dict(model.state_dict())
         zero_head_columns(manual, layer, map_id, head)
-        loss, metric = evaluate(manual, sample, cross_entropy, accuracy)
+        loss, metric = score_sample(manual, sample, cross_entropy, accuracy)
         effect = result.effect(layer, map_id, head)
         assert effect.loss == pytest.approx(loss, abs=1e-6)
         assert effect.loss_delta == pytest.approx(loss - result.baseline_loss, abs=1e-6)

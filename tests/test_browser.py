@@ -9,7 +9,7 @@ import pytest
 from browser_support import ARTIFACTS, CHROMIUM_ARGS, chromium_path, dashboard_server
 
 playwright = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 TIMEOUT_MS = 60_000
 

@@ -17,7 +17,7 @@ from mrta.pipelines.explain import explain
 from mrta.runs.run import train_run
 
 pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

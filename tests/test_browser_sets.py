@@ -8,7 +8,7 @@ from browser_support import ARTIFACTS, CHROMIUM_ARGS, chromium_path, dashboard_s
 from test_sets import planted_table
 
 playwright = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 TIMEOUT_MS = 60_000
 

@@ -21,15 +21,17 @@ from sklearn.metrics import roc_auc_score
 from test_train import tiny_frame
 
 from mrta import cli
-from mrta.analysis.atlas import CohortSpec, Shard, collect_attention, token_frame
+from mrta.analysis.cohorts import CohortSpec
+from mrta.analysis.collect import Shard, collect_attention
+from mrta.analysis.labels import token_frame
 from mrta.config import ModelConfig
 from mrta.data.preprocessing import Preprocessor
 from mrta.data.schema import infer_schema
 from mrta.nn.model import build_model
 from mrta.pipelines import launch
-from mrta.training import world
 from mrta.report.exports import load_atlas
 from mrta.runs.run import Run
+from mrta.training import world
 
 ROWS = 600
 # A fixed number of epochs, one thread per worker: both runs take the same planned steps.

@@ -12,9 +12,9 @@ from mrta.training.evaluate import (
     classification_metrics,
     hgb_predictions,
     regression_metrics,
-    to_predictions,
     trivial_predictions,
 )
+from mrta.training.inference import to_predictions
 
 RNG = np.random.default_rng(0)
 

@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from tiny_models import random_inputs, tiny_model
 
-from mrta.analysis.atlas import ALL_ROWS, CohortSpec, collect_attention
 from mrta.analysis.checks import (
     AblationResult,
     PermutationImportance,
@@ -18,6 +17,8 @@ from mrta.analysis.checks import (
     permutation_importance,
     sanity_checks,
 )
+from mrta.analysis.cohorts import ALL_ROWS, CohortSpec
+from mrta.analysis.collect import collect_attention
 from mrta.analysis.heads import head_table
 from mrta.jsonable import json_ready, write_json
 from mrta.report.exports import (

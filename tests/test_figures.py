@@ -7,10 +7,11 @@ import re
 import numpy as np
 import pytest
 import torch
-from standin import StandInModel, random_inputs
+from tiny_models import random_inputs, tiny_config, tiny_model
 
-from mrta.analysis.atlas import MapDifference, collect_attention
 from mrta.analysis.checks import map_divergence
+from mrta.analysis.cohorts import MapDifference
+from mrta.analysis.collect import collect_attention
 from mrta.analysis.heads import head_table
 from mrta.report.figures import (
     agreement_scatter,
@@ -38,10 +39,10 @@ def array(value):
 
 @pytest.fixture(scope="module")
 def atlas():
-    torch.manual_seed(0)
-    model = StandInModel(NUM, CAT, [4, 4], num_heads=4)
+    model = tiny_model(NUM, CAT, [4, 4], config=tiny_config(num_heads=4))
     num, ind, cat = random_inputs(30, 3, 2)
-    return collect_attention(model, (num, ind, cat), targets=torch.randint(0, 3, (30,)))
+    targets = torch.randint(0, 3, (30,), generator=torch.Generator().manual_seed(0))
+    return collect_attention(model, (num, ind, cat), targets=targets)
 
 
 def test_heatmap_has_names_on_axes_rows_as_queries_and_rows_summing_to_one(atlas):

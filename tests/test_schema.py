@@ -11,9 +11,9 @@ import torch
 from mrta.data.preprocessing import Preprocessor
 from mrta.data.read import read_table
 from mrta.data.schema import Kind, Role, SchemaOptions, TableSchema, infer_schema
-from mrta.task import Task
 from mrta.data.splits import make_splits
 from mrta.errors import TableError
+from mrta.task import Task
 
 N = 40  # rows in the generated tables: above SchemaOptions.min_rows_for_cardinality
 

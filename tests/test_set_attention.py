@@ -10,10 +10,12 @@ import torch
 from test_set_runs import QUICK, TINY
 from test_sets import planted_table
 
-from mrta.analysis.atlas import format_value
+from mrta.analysis.labels import format_value
 from mrta.analysis.rollout import pooled_importance, rollout_importance
-from mrta.analysis.sets import ROLLOUT, explain_sets, measure_name, set_maps, write_set_exports
+from mrta.analysis.sets import ROLLOUT, measure_name
 from mrta.data.sets import SetOptions
+from mrta.pipelines.explain_sets import explain_sets, set_maps
+from mrta.report.set_exports import write_set_exports
 from mrta.runs.run import train_run
 
 

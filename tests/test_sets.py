@@ -13,7 +13,7 @@ from mrta.data.preprocessing import PreprocessingOptions, Preprocessor
 from mrta.data.schema import infer_schema
 from mrta.data.sets import SetBatch, make_sets, set_baseline_features
 from mrta.nn.set_model import SetAttentionModel, masked_mean_max
-from mrta.training.evaluate import predict_logits
+from mrta.training.inference import predict_logits
 from mrta.training.loop import fit
 
 TINY = ModelConfig(d_token=4, d_model=16, num_layers=2, num_heads=2, dropout=0.1)

@@ -14,7 +14,7 @@ JSON (see :func:`mrta.report.exports.json_ready`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,21 +23,15 @@ import torch
 from scipy import stats
 from torch import Tensor, nn
 
-from mrta.analysis.atlas import (
-    ALL_ROWS,
-    DEFAULT_BATCH_SIZE,
-    AttentionAtlas,
-    CohortKey,
-    Inputs,
-    Progress,
-    attention_layers,
-    model_device,
-    split_inputs,
-)
+from mrta.analysis.atlas import AttentionAtlas
+from mrta.analysis.cohorts import ALL_ROWS, CohortKey
+from mrta.analysis.collect import DEFAULT_BATCH_SIZE, ProgressFn
+from mrta.analysis.inputs import Inputs, attention_layers, split_inputs
 from mrta.analysis.stats import head_divergence
+from mrta.training.inference import batches, evaluating, model_device
+from mrta.training.losses import ScoreFn
 
 #: ``fn(logits, targets)`` -> a number (a tensor of one element is fine), over all rows at once.
-ScoreFn = Callable[[Tensor, Tensor], Tensor | float]
 DEFAULT_MAX_ROWS = 2000  # rows of the sample: deltas of a few 0.001 are visible, runs stay short
 DEFAULT_REPEATS = 3  # shuffles per column: enough for a spread, cheap enough for 30 columns
 
@@ -70,7 +64,7 @@ def bounded_sample(
     return Sample(numerical[rows], indicators[rows], categorical[rows], target[rows])
 
 
-def evaluate(
+def score_sample(
     model: nn.Module,
     sample: Sample,
     loss_fn: ScoreFn,
@@ -79,24 +73,19 @@ def evaluate(
 ) -> tuple[float, float | None]:
     """``(loss, metric)`` of ``model`` on ``sample``, in eval mode without gradients."""
     device = model_device(model)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            logits = torch.cat(
-                [
-                    model(
-                        sample.numerical[i : i + batch_size].to(device),
-                        sample.indicators[i : i + batch_size].to(device),
-                        sample.categorical[i : i + batch_size].to(device),
-                    )
-                    .float()
-                    .cpu()
-                    for i in range(0, len(sample.targets), batch_size)
-                ]
-            )
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        logits = torch.cat(
+            [
+                model(
+                    sample.numerical[rows].to(device),
+                    sample.indicators[rows].to(device),
+                    sample.categorical[rows].to(device),
+                )
+                .float()
+                .cpu()
+                for rows in batches(len(sample.targets), batch_size)
+            ]
+        )
     loss = float(loss_fn(logits, sample.targets))
     metric = None if metric_fn is None else float(metric_fn(logits, sample.targets))
     return loss, metric
@@ -157,7 +146,7 @@ def ablate_heads(
     max_rows: int = DEFAULT_MAX_ROWS,
     seed: int = 0,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
 ) -> AblationResult:
     """Zero each head of each map of each layer in turn and measure loss and metric.
 
@@ -165,7 +154,7 @@ def ablate_heads(
     bias stays), combined with any ``head_mask`` already set, which is restored afterwards.
     """
     sample = bounded_sample(data, targets, max_rows, seed)
-    base_loss, base_metric = evaluate(model, sample, loss_fn, metric_fn, batch_size)
+    base_loss, base_metric = score_sample(model, sample, loss_fn, metric_fn, batch_size)
     blocks = [
         (index, map_id, block)
         for index, layer in enumerate(attention_layers(model))
@@ -180,7 +169,7 @@ def ablate_heads(
             mask[head] = 0.0
             block.head_mask = mask if previous is None else previous.cpu() * mask
             try:
-                loss, metric = evaluate(model, sample, loss_fn, metric_fn, batch_size)
+                loss, metric = score_sample(model, sample, loss_fn, metric_fn, batch_size)
             finally:
                 block.head_mask = previous
             entries.append(
@@ -244,7 +233,7 @@ def permutation_importance(
     max_rows: int = DEFAULT_MAX_ROWS,
     seed: int = 0,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
 ) -> PermutationImportance:
     """Shuffle each input column's tokens across the sample's rows and measure the damage.
 
@@ -252,7 +241,7 @@ def permutation_importance(
     index moves. Column names are ``model.numerical_tokens`` and ``model.categorical_tokens``.
     """
     sample = bounded_sample(data, targets, max_rows, seed)
-    base_loss, base_metric = evaluate(model, sample, loss_fn, metric_fn, batch_size)
+    base_loss, base_metric = score_sample(model, sample, loss_fn, metric_fn, batch_size)
     columns = [("num", j, name) for j, name in enumerate(model.numerical_tokens)]
     columns += [("cat", j, name) for j, name in enumerate(model.categorical_tokens)]
     rng = np.random.default_rng(seed)
@@ -262,7 +251,7 @@ def permutation_importance(
         for _ in range(repeats):
             order = torch.from_numpy(rng.permutation(len(sample.targets)))
             shuffled = _shuffle_column(sample, stream, j, order)
-            loss, metric = evaluate(model, shuffled, loss_fn, metric_fn, batch_size)
+            loss, metric = score_sample(model, shuffled, loss_fn, metric_fn, batch_size)
             losses.append(loss - base_loss)
             metrics.append(_delta(metric, base_metric))
         results.append(

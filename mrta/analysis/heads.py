@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mrta.analysis.atlas import AttentionAtlas, CohortKey
+from mrta.analysis.atlas import AttentionAtlas
 from mrta.analysis.checks import AblationResult
+from mrta.analysis.cohorts import CohortKey
 from mrta.analysis.stats import head_divergence, normalized_entropy
 
 

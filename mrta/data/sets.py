@@ -12,6 +12,7 @@ labels, the first rows of a set), not what the model computes.
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -37,6 +38,10 @@ SET_BATCH_SIZE = 32
 _EXAMPLES = 3
 #: Suffix of a categorical column's aggregate for the rows whose level is not among the levels.
 OTHER_LEVEL = "(other)"
+#: Names that say "identifier": ``portfolio_id``, ``PatientID``, ``customer key``, ``id_x``.
+ID_NAME = re.compile(r"(^|[_\s.-])(id|key|code)$|^id([_\s.-]|$)|[a-z]ID$", re.IGNORECASE)
+#: Groups a key needs to be guessed without an identifier's look (a few levels are categories).
+MIN_GUESSED_GROUPS = 20
 
 
 @dataclass(frozen=True)
@@ -438,3 +443,111 @@ def _subsample(
         dropped = rng.choice(sizes[group], size=sizes[group] - max_set_size, replace=False)
         keep[starts[group] + dropped] = False
     return rows[keep], len(large)
+
+
+# -- choosing a grouping: the key's guess, and the sets it makes, before any training -------------
+def guess_group_key(frame: pd.DataFrame, schema: TableSchema | None, target: str) -> str | None:
+    """The column that most looks like a group key: its values repeat (two rows a group on
+    average) and it is not a real-valued number; identifiers and names like ``*_id`` first,
+    then the text column with the most groups (at least :data:`MIN_GUESSED_GROUPS`; numbers
+    only when named like keys). ``None`` when no column fits."""
+    best, best_rank = None, None
+    for column in frame.columns:
+        if column == target:
+            continue
+        series = frame[column]
+        if pd.api.types.is_float_dtype(series) and not (series.dropna() % 1 == 0).all():
+            continue
+        groups = int(series.nunique(dropna=True))
+        if groups < 2 or groups > series.notna().sum() / 2:
+            continue
+        try:
+            identifier = schema is not None and schema.column(column).kind is Kind.IDENTIFIER
+        except KeyError:
+            identifier = False
+        named = bool(ID_NAME.search(str(column)))
+        numbers = pd.api.types.is_numeric_dtype(series)  # measurements, unless named as keys
+        if not (identifier or named) and (numbers or groups < MIN_GUESSED_GROUPS):
+            continue
+        rank = (identifier, named, groups)
+        if best_rank is None or rank > best_rank:
+            best, best_rank = column, rank
+    return best
+
+
+@dataclass(frozen=True)
+class SetPreview:
+    """What the sets of a grouping look like, before any training."""
+
+    groups: int  # groups with a target value: the examples
+    smallest: int  # rows in the smallest group
+    median: float
+    largest: int
+    cut: int  # groups larger than the set size, which keep a random sample of their rows
+    max_set_size: int
+    without_key: int  # rows without a key value, left out
+    without_target: int  # groups without any target value, left out
+
+    def describe(self, group_by: str) -> str:
+        """One paragraph, in Markdown."""
+        text = (
+            f"**{self.groups:,} groups** of {group_by!r}, one example each: "
+            f"{self.smallest:,} to {self.largest:,} rows (median {self.median:,.0f})."
+        )
+        if self.cut:
+            text += (
+                f" {self.cut:,} group(s) have more than {self.max_set_size:,} rows: each keeps "
+                f"a random {self.max_set_size:,} of them (seeded by the training seed)."
+            )
+        else:
+            text += f" No group has more than {self.max_set_size:,} rows: every row is used."
+        if self.without_key:
+            text += f" {self.without_key:,} row(s) have no {group_by!r} and are left out."
+        if self.without_target:
+            text += f" {self.without_target:,} group(s) have no target value and are left out."
+        return text
+
+
+def preview_sets(frame: pd.DataFrame, schema: TableSchema, options: SetOptions) -> SetPreview:
+    """Count the groups `options` makes of `frame` and their sizes.
+
+    Raises:
+        TableError: the key is not a column the model leaves out, the target differs within
+            some groups (the message names a few), or no group has a target value.
+    """
+    targets = group_targets(frame, schema, options.group_by)  # (G,) NaN: no target
+    labels = pd.Series(values.to_labels(frame[options.group_by]), dtype=object)
+    counts = labels.dropna().value_counts()
+    kept = targets.index[targets.notna().to_numpy()]
+    if not len(kept):
+        raise TableError(
+            f"No group of {options.group_by!r} has a value in the target {schema.target!r}: "
+            "there are no examples to learn from."
+        )
+    sizes = counts.reindex(kept).to_numpy()
+    return SetPreview(
+        groups=len(kept),
+        smallest=int(sizes.min()),
+        median=float(pd.Series(sizes).median()),
+        largest=int(sizes.max()),
+        cut=int((sizes > options.max_set_size).sum()),
+        max_set_size=options.max_set_size,
+        without_key=int(labels.isna().sum()),
+        without_target=int(len(targets) - len(kept)),
+    )
+
+
+def targets_of_groups(
+    frame: pd.DataFrame, schema: TableSchema, group_by: str, keys: Sequence[object]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The targets of the groups `keys` (e.g. the groups of a prediction table, in its order):
+    which of them have one, and those targets.
+
+    Shape: keys ``(K,)`` -> kept ``(K,)`` bool, targets ``(kept.sum(),)``: int64 class
+    indices, or float64 values for regression.
+    """
+    targets = group_targets(frame, schema, group_by)  # (G,) by key, NaN: none
+    y = targets.reindex([str(key) for key in keys]).to_numpy(dtype=np.float64)  # (K,)
+    kept = ~np.isnan(y)
+    y = y[kept]
+    return kept, y if schema.task is Task.REGRESSION else y.astype(np.int64)

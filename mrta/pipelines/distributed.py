@@ -22,8 +22,7 @@ from contextlib import contextmanager
 import pandas as pd
 import torch.distributed as dist
 
-from mrta.analysis.atlas import Progress as AnalysisProgress
-from mrta.analysis.atlas import Shard
+from mrta.analysis.collect import ProgressFn, Shard
 from mrta.config import ModelConfig, TrainConfig
 from mrta.data.preprocessing import PreprocessingOptions, Preprocessor
 from mrta.data.schema import Role
@@ -139,7 +138,7 @@ def explain_on_workers(
     *,
     max_rows: int | None = None,
     seed: int = 0,
-    progress: AnalysisProgress | None = None,
+    progress: ProgressFn | None = None,
 ) -> Explanation | None:
     """:func:`mrta.pipelines.explain.explain` on the workers of a torchrun launch (call it on each).
 

@@ -10,7 +10,7 @@ writes the files a user downloads.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,19 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
-from torch import Tensor
 
-from mrta.analysis.atlas import (
-    ALL_ROWS,
-    AttentionAtlas,
-    CohortKey,
-    CohortSpec,
-    Progress,
-    Shard,
-    collect_attention,
-    token_frame,
-)
+from mrta.analysis.atlas import AttentionAtlas
 from mrta.analysis.checks import (
     AblationResult,
     PermutationImportance,
@@ -39,13 +28,17 @@ from mrta.analysis.checks import (
     permutation_importance,
     sanity_checks,
 )
+from mrta.analysis.cohorts import ALL_ROWS, CohortKey, CohortSpec
+from mrta.analysis.collect import ProgressFn, Shard, collect_attention
 from mrta.analysis.heads import HeadStats, head_table
+from mrta.analysis.labels import token_frame
 from mrta.jsonable import write_json
 from mrta.nn.layer import MAP_LABELS
 from mrta.report import figures
 from mrta.report.exports import analysis_summary, load_atlas, save_atlas, write_tidy_csv
 from mrta.runs.run import Run
 from mrta.task import Task
+from mrta.training.losses import task_scores
 
 DEFAULT_MAX_ROWS = (
     10_000  # rows recorded for the maps: cohorts are well filled, a pass takes seconds
@@ -54,7 +47,6 @@ CHECK_ROWS = 2_000  # validation rows for ablation and permutation: deltas of 0.
 ANALYSIS_DIR = "analysis"  # where a run directory caches its explanation
 ANALYSIS_FORMAT = 1
 
-ScoreFns = tuple[Callable[[Tensor, Tensor], float], Callable[[Tensor, Tensor], float], str]
 
 
 @dataclass
@@ -92,7 +84,7 @@ def explain(
     *,
     max_rows: int = DEFAULT_MAX_ROWS,
     seed: int = 0,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
     shard: Shard | None = None,
 ) -> Explanation:
     """Record attention over ``frame`` (default: the run's own table) and derive every view.
@@ -196,45 +188,14 @@ def _table(run: Run, frame: pd.DataFrame | None) -> pd.DataFrame:
     return frame
 
 
-def score_functions(run: Run) -> ScoreFns:
-    """Loss (on the model's own scale) and metric of the run's task: what ablation reports."""
-    task = run.schema.task.value
-    if task == Task.REGRESSION:
-        mean, std = run.preprocessor.target_mean, run.preprocessor.target_std
-
-        def mse(logits: Tensor, y: Tensor) -> float:
-            return float(F.mse_loss(logits[:, 0], (y.float() - mean) / std))
-
-        def r2(logits: Tensor, y: Tensor) -> float:
-            z = (y.float() - mean) / std
-            return float(1 - (logits[:, 0] - z).square().sum() / (z - z.mean()).square().sum())
-
-        return mse, r2, "R²"
-    if task == Task.BINARY:
-
-        def bce(logits: Tensor, y: Tensor) -> float:
-            return float(F.binary_cross_entropy_with_logits(logits[:, 0], y.float()))
-
-        def accuracy(logits: Tensor, y: Tensor) -> float:
-            return float(((logits[:, 0] > 0).long() == y).float().mean())
-
-        return bce, accuracy, "accuracy"
-
-    def cross_entropy(logits: Tensor, y: Tensor) -> float:
-        return float(F.cross_entropy(logits, y.long()))
-
-    def multi_accuracy(logits: Tensor, y: Tensor) -> float:
-        return float((logits.argmax(-1) == y).float().mean())
-
-    return cross_entropy, multi_accuracy, "accuracy"
-
-
 def run_checks(
-    run: Run, explanation: Explanation, *, seed: int = 0, progress: Progress | None = None
+    run: Run, explanation: Explanation, *, seed: int = 0, progress: ProgressFn | None = None
 ) -> Explanation:
     """Head ablation and permutation importance on the validation split (at most 2,000 rows)."""
     encoded = run.preprocessor.transform(run.rows("validation"))
-    loss_fn, metric_fn, _ = score_functions(run)
+    loss_fn, metric_fn, _ = task_scores(
+        run.schema.task, run.preprocessor.target_mean, run.preprocessor.target_std
+    )
     step = _phases(progress, ("ablating heads", "permuting columns"))
     common = {"loss_fn": loss_fn, "metric_fn": metric_fn, "max_rows": CHECK_ROWS, "seed": seed}
     with torch.no_grad():
@@ -326,10 +287,10 @@ def write_exports(
     return written
 
 
-def _phases(progress: Progress | None, names: Sequence[str]):
+def _phases(progress: ProgressFn | None, names: Sequence[str]):
     """Per phase, a progress callback that reports ``(done, total, "phase: ...")``."""
 
-    def phase(i: int) -> Progress | None:
+    def phase(i: int) -> ProgressFn | None:
         if progress is None:
             return None
         return lambda done, total, _message: progress(done, total, names[i])

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mrta.analysis.atlas import ALL_ROWS, AttentionAtlas, CohortKey
+from mrta.analysis.atlas import AttentionAtlas
 from mrta.analysis.checks import AblationResult, PermutationImportance
+from mrta.analysis.cohorts import ALL_ROWS, CohortKey
 from mrta.analysis.heads import HeadStats
 from mrta.jsonable import json_ready, write_json
 from mrta.nn.layer import MAP_IDS

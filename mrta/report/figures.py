@@ -20,7 +20,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from mrta.analysis.atlas import MapDifference
+from mrta.analysis.cohorts import MapDifference
 from mrta.jsonable import json_ready
 
 MAX_LABEL = 24  # characters of a name on an axis; the full name is on hover

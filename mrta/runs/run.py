@@ -50,12 +50,8 @@ from mrta.jsonable import json_bytes
 from mrta.nn.model import TabularAttentionModel, build_model
 from mrta.nn.set_model import SetAttentionModel
 from mrta.task import Task
-from mrta.training.evaluate import (
-    compare_sets_with_baselines,
-    compare_with_baselines,
-    predict_logits,
-    to_predictions,
-)
+from mrta.training.evaluate import compare_sets_with_baselines, compare_with_baselines
+from mrta.training.inference import predict_logits, to_predictions
 from mrta.training.loop import Cancel, Progress, TrainResult, fit
 
 FORMAT = "mrta-run"

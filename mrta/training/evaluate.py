@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.metrics import (
     accuracy_score,
@@ -29,9 +28,10 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 
 from mrta.config import default_threads
-from mrta.data.preprocessing import Examples, Preprocessor
+from mrta.data.preprocessing import Preprocessor
 from mrta.data.sets import SetOptions, group_targets, set_baseline_features
 from mrta.task import Task
+from mrta.training.inference import predict_logits, to_predictions
 
 #: Metrics reported per task, in display order.
 CLASSIFICATION_METRICS = ("accuracy", "roc_auc", "log_loss")
@@ -39,61 +39,7 @@ REGRESSION_METRICS = ("rmse", "mae", "r2")
 #: HistGradientBoosting's native categorical support takes category codes below its 255 bins.
 HGB_MAX_CATEGORIES = 255
 HGB_MAX_ITER = 1000  # early stopping on the validation split decides the real number
-INFERENCE_BATCH = 4096  # rows per forward pass when predicting
-#: Query-key pairs per attention map and head in one forward pass when predicting: 16 sets of
-#: 1,000 rows at most (rows of up to 64 columns are not limited).
-INFERENCE_PAIRS = 2**24
 
-
-def predict_logits(
-    model: nn.Module, examples: Examples, batch_size: int = INFERENCE_BATCH
-) -> torch.Tensor:
-    """The model's outputs for every example (row or set) of `examples`, in eval mode, on the
-    model's device; a batch holds at most `batch_size` examples and at most
-    :data:`INFERENCE_PAIRS` query-key pairs per attention map and head.
-
-    Shape: ``(N, n_outputs)`` float32 on the CPU.
-    """
-    device = next(model.parameters()).device
-    batch_size = batch_limit(batch_size, examples, INFERENCE_PAIRS)
-    was_training = model.training
-    model.eval()
-    outputs = []
-    try:
-        with torch.no_grad():
-            for start in range(0, len(examples), batch_size):
-                batch = examples.select(slice(start, start + batch_size)).to(device)
-                outputs.append(model(*batch.model_inputs()).float().cpu())
-    finally:
-        model.train(was_training)
-    if not outputs:
-        return torch.empty(0, getattr(model, "n_outputs", 1))
-    return torch.cat(outputs)
-
-
-def batch_limit(batch_size: int, examples: Examples, pairs: int) -> int:
-    """`batch_size`, lowered so that a batch's attention maps hold at most `pairs` query-key
-    pairs per head: what keeps sets of a thousand rows within memory."""
-    return max(1, min(batch_size, pairs // max(examples.tokens_per_example, 1) ** 2))
-
-
-def to_predictions(
-    task: str,
-    logits: torch.Tensor,
-    target_mean: float | None = None,
-    target_std: float | None = None,
-) -> np.ndarray:
-    """Class probabilities ``(N, C)`` (binary: ``C = 2``), or regression values ``(N,)`` in the
-    target's units, from logits ``(N, n_outputs)``."""
-    logits = logits.double()
-    if task == Task.BINARY:
-        positive = torch.sigmoid(logits[:, 0])
-        return torch.stack([1.0 - positive, positive], dim=1).numpy()
-    if task == Task.MULTICLASS:
-        return torch.softmax(logits, dim=1).numpy()
-    mean = 0.0 if target_mean is None else target_mean
-    std = 1.0 if target_std is None else target_std
-    return (logits[:, 0] * std + mean).numpy()
 
 
 def metrics(

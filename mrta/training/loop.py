@@ -35,15 +35,15 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data.distributed import DistributedSampler
 
 from mrta.config import TrainConfig, default_threads
 from mrta.data.preprocessing import Examples
-from mrta.task import Task
-from mrta.training.evaluate import batch_limit, metrics, predict_logits, to_predictions
+from mrta.training.evaluate import metrics
+from mrta.training.inference import batch_limit, predict_logits, to_predictions
+from mrta.training.losses import model_target, task_loss
 from mrta.training.world import World
 
 #: Why training ended.
@@ -211,8 +211,8 @@ class _Trainer:
         self.target_mean = target_mean if target_mean is not None else 0.0
         self.target_std = target_std if target_std is not None else 1.0
         self.train = train.to(device)
-        self.target = self._model_target(train.target).to(device)
-        self.validation_target = self._model_target(validation.target)
+        self.target = model_target(self.task, train.target, target_mean, target_std).to(device)
+        self.validation_target = model_target(self.task, validation.target, target_mean, target_std)
         self.n_rows = len(train)
         self.batch_size = min(
             batch_limit(config.batch_size, train, TRAIN_PAIRS),
@@ -255,20 +255,6 @@ class _Trainer:
         self.start = 0.0
         self.learning_rate = 0.0
 
-    def _model_target(self, y: Tensor) -> Tensor:
-        if self.task == Task.REGRESSION:
-            return (y.float() - self.target_mean) / self.target_std
-        return y.float() if self.task == Task.BINARY else y
-
-    def loss(self, logits: Tensor, y: Tensor) -> Tensor:
-        """The task's loss of logits ``(B, n_outputs)`` against model targets ``(B,)``."""
-        logits = logits.float()
-        if self.task == Task.BINARY:
-            return F.binary_cross_entropy_with_logits(logits[:, 0], y)
-        if self.task == Task.MULTICLASS:
-            return F.cross_entropy(logits, y)
-        return F.mse_loss(logits[:, 0], y)
-
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
 
@@ -307,7 +293,7 @@ class _Trainer:
     def _evaluate(self, epoch: int, train_loss: float | None) -> dict[str, Any]:
         start = time.perf_counter()
         logits = predict_logits(self.model, self.validation)  # (N, n_outputs)
-        loss = float(self.loss(logits, self.validation_target))
+        loss = float(task_loss(self.task, logits, self.validation_target))
         predictions = to_predictions(self.task, logits, self.target_mean, self.target_std)
         scores = metrics(self.task, self.validation.target.numpy(), predictions)
         scores = {k: v for k, v in scores.items() if k not in ("confusion_matrix", "rows")}
@@ -450,7 +436,7 @@ class _Trainer:
         inputs = self.train.select(rows).model_inputs()
         with torch.autocast(self.device.type, torch.bfloat16, enabled=self.device.type == "cuda"):
             logits = self.forward(*inputs)  # (B, n_outputs)
-        loss = self.loss(logits, self.target[rows])
+        loss = task_loss(self.task, logits, self.target[rows])
         value = loss.item()
         if self.world is not None:  # the workers' mean: all step, or none does
             value = self.world.all_mean(value)

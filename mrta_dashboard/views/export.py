@@ -9,7 +9,9 @@ import streamlit as st
 
 from dashboard import session
 from dashboard.sets import cached_maps
-from mrta.analysis.sets import SetExplanation, set_maps, write_set_exports
+from mrta.analysis.sets import SetExplanation
+from mrta.pipelines.explain_sets import set_maps
+from mrta.report.set_exports import write_set_exports
 from mrta.pipelines.archive import RunOnOtherRows, zip_run
 from mrta.pipelines.explain import report_figures, report_html, write_exports
 

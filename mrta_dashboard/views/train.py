@@ -10,7 +10,7 @@ import streamlit as st
 import torch
 
 from dashboard import jobs, session
-from mrta.analysis.sets import explain_sets
+from mrta.pipelines.explain_sets import explain_sets
 from mrta.config import ModelConfig
 from mrta.data.sets import group_targets
 from mrta.errors import RunError

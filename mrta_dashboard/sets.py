@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from mrta.analysis.sets import SetMaps, set_maps
+from mrta.analysis.sets import SetMaps
+from mrta.pipelines.explain_sets import set_maps
 from mrta.data import values
 from mrta.data.schema import Kind, TableSchema
 from mrta.data.sets import SetOptions, group_targets

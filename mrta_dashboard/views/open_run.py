@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import jobs, session
-from mrta.analysis.sets import explain_sets
+from mrta.pipelines.explain_sets import explain_sets
 from mrta.data.read import read_table
 from mrta.errors import RunError, TableError
 from mrta.pipelines.archive import (

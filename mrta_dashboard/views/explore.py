@@ -10,7 +10,9 @@ import streamlit as st
 
 from dashboard import session
 from dashboard.sets import maps_of
-from mrta.analysis.atlas import ALL_ROWS, format_value, row_attention, token_frame
+from mrta.analysis.cohorts import ALL_ROWS
+from mrta.analysis.labels import format_value, token_frame
+from mrta.analysis.rows import row_attention
 from mrta.analysis.sets import ROLLOUT as SET_ROLLOUT
 from mrta.analysis.sets import SetExplanation, measure_name
 from mrta.nn.layer import MAP_LABELS

@@ -1,0 +1,85 @@
+"""What the subcommands share: their parser, the ``--chunk-rows`` and ``--nproc`` arguments, a
+positive count, and reading ``DATA.csv`` whole or streaming it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+from mrta.data.read import ReadingOptions
+from mrta.data.stream import DEFAULT_CHUNK_ROWS
+from mrta.errors import positive_int
+from mrta.pipelines.streamed import read_or_stream
+from mrta.training import world
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def subcommand(
+    commands: argparse._SubParsersAction, name: str, **kwargs: Any
+) -> argparse.ArgumentParser:
+    """A subcommand's parser; it takes ``--debug`` too, so the flag may follow the command."""
+    p = commands.add_parser(name, **kwargs)
+    p.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+    return p
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        return positive_int(int(text), "N")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from error
+
+
+def add_nproc(p: argparse.ArgumentParser, command: str) -> None:
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        metavar="N",
+        help=f"{command} on N worker processes of this machine, launched by torchrun (CPU: "
+        "gloo, the cores shared among them; CUDA: NCCL, one GPU each); for several machines "
+        f"run 'torchrun ... -m mrta {command} ...' instead (default: %(default)s)",
+    )
+
+
+def add_chunk_rows(p: argparse.ArgumentParser) -> None:
+    limits = ReadingOptions()
+    p.add_argument(
+        "--chunk-rows",
+        type=positive,
+        metavar="N",
+        help="stream the table from its file N rows at a time instead of reading it whole "
+        f"(default: a table over {limits.max_rows:,} rows or "
+        f"{limits.max_bytes // 1024**2} MB streams in chunks of {DEFAULT_CHUNK_ROWS:,} rows)",
+    )
+
+
+def table_or_stream(args: argparse.Namespace, chunk_rows: int | None) -> pd.DataFrame | None:
+    """The table of ``args.data`` read whole, or None (and a note on stderr) when it streams:
+    with ``--chunk-rows``, or when it is over the reading limits."""
+    frame = None if chunk_rows is not None else read_or_stream(args.data)
+    if frame is None and world.is_leader():
+        limits = ReadingOptions()
+        why = (
+            "--chunk-rows was given"
+            if chunk_rows is not None
+            else f"it is over the reading limits of {limits.max_rows:,} rows or "
+            f"{limits.max_bytes // 1024**2} MB"
+        )
+        print(
+            f"Note: streaming {args.data} in chunks of {chunk_rows or DEFAULT_CHUNK_ROWS:,} "
+            f"rows ({why}).",
+            file=sys.stderr,
+        )
+    return frame
+
+
+def refuse_streamed(flag: str, data: str, why: str, instead: str) -> None:
+    """Raise the one-line refusal of `flag` on a streamed table."""
+    raise ValueError(f"{flag} needs the table in memory, but {data} is streamed ({why}): {instead}")

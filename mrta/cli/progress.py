@@ -1,0 +1,64 @@
+"""The progress bar that ``mrta train`` and ``mrta explain`` draw on stderr."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from mrta.training.loop import Progress
+
+BAR_WIDTH = 30
+
+
+class ProgressBar:
+    """A plain-text progress bar on a stream: redrawn in place on a terminal, else one line
+    per tenth of the way."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.interactive = stream.isatty()
+        self.last_draw = 0.0
+        self.last_tenth = -1
+        self.validation = ""
+
+    def __call__(self, progress: Progress) -> None:
+        """The training callback."""
+        if progress.event == "epoch" and progress.validation_loss is not None:
+            self.validation = f"  val loss {progress.validation_loss:.4f}"
+        self.draw(
+            progress.fraction,
+            f"epoch {progress.epoch}  step {progress.step}  {progress.elapsed:5.1f}s"
+            f"{self.validation}",
+            progress.event == "step",
+        )
+
+    def phase(self, done: int, total: int, message: str, unit: str = "rows") -> None:
+        """The analysis callback: ``(rows done, rows, what is being done)``."""
+        self.draw(done / max(total, 1), f"{message}  {done:,}/{total:,} {unit}", True)
+
+    def phase_of(self, unit: str) -> Callable[[int, int, str], None]:
+        """:meth:`phase` counting `unit` (e.g. ``"sets"``) instead of rows."""
+        return lambda done, total, message: self.phase(done, total, message, unit)
+
+    def draw(self, fraction: float, text: str, throttle: bool) -> None:
+        now = time.monotonic()
+        tenth = int(fraction * 10)
+        if self.interactive and throttle and now - self.last_draw < 0.1:
+            return
+        if not self.interactive and tenth == self.last_tenth:
+            return
+        self.last_draw, self.last_tenth = now, tenth
+        filled = round(fraction * BAR_WIDTH)
+        line = f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {fraction:4.0%}  {text}"
+        if self.interactive:
+            self.stream.write("\r" + line.ljust(100))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def finish(self, message: str) -> None:
+        if self.interactive:
+            self.stream.write("\n")
+        self.stream.write(message + "\n")
+        self.stream.flush()
