@@ -47,8 +47,9 @@ from mrta.analysis.cohorts import ALL_ROWS
 from mrta.config import ModelConfig, TrainConfig
 from mrta.data.read import read_table
 from mrta.data.samples import SAMPLE_TABLES
-from mrta.pipelines.explain import CHECK_ROWS, Explanation, explain, run_checks
-from mrta.runs.run import train_run
+from mrta.pipelines.explain import CHECK_ROWS, explain, run_checks
+from mrta.analysis.explanation import Explanation
+from mrta.pipelines.train_run import train_run
 
 RESULT = Path(__file__).resolve().parent / "results" / "planted.json"
 TIME_BUDGET = 30.0

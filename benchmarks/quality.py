@@ -27,7 +27,7 @@ import torch
 from mrta.config import ModelConfig, TrainConfig
 from mrta.data.read import read_table
 from mrta.data.samples import row_tables
-from mrta.runs.run import train_run
+from mrta.pipelines.train_run import train_run
 
 RESULT = Path(__file__).resolve().parent / "results" / "quality.json"
 # name -> (file, target), as sample_data/README.md documents them; classification first

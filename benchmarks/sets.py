@@ -72,7 +72,8 @@ from mrta.data.sets import SetOptions
 from mrta.data.splits import SplitOptions, Splits
 from mrta.nn.model import build_model
 from mrta.nn.set_model import SetAttentionModel
-from mrta.runs.run import Run, default_train_config, train_run
+from mrta.runs.run import Run
+from mrta.pipelines.train_run import default_train_config, train_run
 from mrta.training.loop import Progress, fit
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,7 +19,8 @@ from mrta.nn.interop import copy_keras_weights, layer_from_keras
 from mrta.nn.layer import MAP_IDS, MAP_LABELS, MultiResolutionTabularAttention
 from mrta.nn.model import TabularAttentionModel
 from mrta.nn.set_model import SetAttentionModel
-from mrta.runs.run import Run, train_run
+from mrta.pipelines.train_run import train_run
+from mrta.runs.run import Run
 from mrta.training.loop import Progress, TrainResult, fit
 
 __all__ = [

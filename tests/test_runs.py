@@ -11,7 +11,9 @@ from test_train import QUICK, TINY_MODEL, tiny_frame
 
 from mrta.errors import RunError, TableError
 from mrta.nn.model import TabularAttentionModel
-from mrta.runs.run import FORMAT_VERSION, MANIFEST, Run, train_run
+from mrta.pipelines.train_run import train_run
+from mrta.runs.manifest import FORMAT_VERSION, MANIFEST
+from mrta.runs.run import Run
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ from mrta.analysis.rollout import pooled_importance, rollout_importance
 from mrta.analysis.sets import ROLLOUT, measure_name
 from mrta.data.sets import SetOptions
 from mrta.pipelines.explain_sets import explain_sets, set_maps
+from mrta.pipelines.train_run import train_run
 from mrta.report.set_exports import write_set_exports
-from mrta.runs.run import train_run
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from mrta.report import figures
+from mrta.report import set_figures
 
 
 def spec(fig) -> dict:
@@ -28,7 +28,7 @@ def test_a_set_map_has_rows_on_both_axes_and_both_rows_values_on_hover():
     weights = np.array([[0.5, 0.25, 0.25], [0.1, 0.8, 0.1], [1 / 3, 1 / 3, 1 / 3]])
     labels = ["2024-01-01", "2024-02-01", "<b>x</b>"]
     hover = ["amount=1, kind=a", "amount=2, kind=b", "amount=3, kind=<i>c</i>"]
-    fig = figures.set_heatmap(weights, labels, hover, title="Set P1: layer 0")
+    fig = set_figures.set_heatmap(weights, labels, hover, title="Set P1: layer 0")
     data = spec(fig)
     (trace,) = data["data"]
     np.testing.assert_allclose(typed(trace["z"]), weights)
@@ -45,7 +45,7 @@ def test_a_set_map_has_rows_on_both_axes_and_both_rows_values_on_hover():
     assert layout["xaxis"]["ticktext"] == ["2024-01-01", "2024-02-01", "&lt;b&gt;x&lt;/b&gt;"]
     assert layout["yaxis"]["autorange"] == "reversed", "queries down, as every map"
     assert layout["coloraxis"]["cmin"] == 0 and layout["coloraxis"]["cmax"] == 0.8
-    fitted = spec(figures.set_heatmap(weights, labels, hover, fit=True))["layout"]["coloraxis"]
+    fitted = spec(set_figures.set_heatmap(weights, labels, hover, fit=True))["layout"]["coloraxis"]
     assert fitted["cmin"] == pytest.approx(0.1)
 
 
@@ -53,7 +53,7 @@ def test_a_large_set_map_labels_every_kth_row_and_keeps_all_cells():
     n = 130
     weights = np.full((n, n), 1 / n)
     labels = [f"row {i}" for i in range(n)]
-    fig = figures.set_heatmap(weights, labels, labels, max_ticks=40)
+    fig = set_figures.set_heatmap(weights, labels, labels, max_ticks=40)
     data = spec(fig)
     assert typed(data["data"][0]["z"]).shape == (n, n)
     ticks = data["layout"]["xaxis"]["tickvals"]
@@ -63,13 +63,13 @@ def test_a_large_set_map_labels_every_kth_row_and_keeps_all_cells():
 
 def test_a_set_map_refuses_labels_or_hover_that_do_not_fit():
     with pytest.raises(ValueError, match="hover needs one line per row: 2, got 3"):
-        figures.set_heatmap(np.eye(2), ["a", "b"], ["x", "y", "z"])
+        set_figures.set_heatmap(np.eye(2), ["a", "b"], ["x", "y", "z"])
     with pytest.raises(ValueError, match="needs 3 query and 3 key names, got 1 and 1"):
-        figures.set_heatmap(np.eye(3), ["a"], ["x"])
+        set_figures.set_heatmap(np.eye(3), ["a"], ["x"])
 
 
 def test_summary_bars_run_from_an_even_share_to_the_means_with_standard_errors():
-    fig = figures.summary_bars(
+    fig = set_figures.summary_bars(
         ["equity", "bond", "<cash>"],
         [1.4, 0.9, 0.7],
         [0.05, np.nan, 0.1],
@@ -88,11 +88,11 @@ def test_summary_bars_run_from_an_even_share_to_the_means_with_standard_errors()
     assert [shape["y0"] for shape in data["layout"]["shapes"]] == [1.0], "the even share"
     assert data["layout"]["title"]["text"] == "rollout by asset_class"
     with pytest.raises(ValueError, match="one entry per group"):
-        figures.summary_bars(["a"], [1.0, 2.0], [0.1], [3], column="c", measure="m")
+        set_figures.summary_bars(["a"], [1.0, 2.0], [0.1], [3], column="c", measure="m")
 
 
 def test_row_bars_put_the_first_row_on_top_with_its_values_on_hover():
-    fig = figures.row_bars(
+    fig = set_figures.row_bars(
         [3.2, 1.5, 0.4], ["PF1 #2", "PF1 #0", "PF1 #1"], ["a=1", "a=2", "a=<3>"], measure="rollout"
     )
     data = spec(fig)
@@ -105,4 +105,4 @@ def test_row_bars_put_the_first_row_on_top_with_its_values_on_hover():
     assert bar["customdata"][2] == ["PF1 #1<br>a=&lt;3&gt;", 0.4]
     assert [shape["x0"] for shape in data["layout"]["shapes"]] == [1.0]
     with pytest.raises(ValueError, match="one entry per row"):
-        figures.row_bars([1.0], ["a", "b"], ["x"], measure="m")
+        set_figures.row_bars([1.0], ["a", "b"], ["x"], measure="m")

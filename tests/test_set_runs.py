@@ -14,7 +14,8 @@ from mrta.data.sets import SET_BATCH_SIZE, SetOptions
 from mrta.data.splits import SplitOptions, make_group_splits
 from mrta.errors import TableError
 from mrta.nn.set_model import SetAttentionModel
-from mrta.runs.run import Run, train_run
+from mrta.pipelines.train_run import train_run
+from mrta.runs.run import Run
 
 TINY = ModelConfig(d_token=4, d_model=16, num_layers=1, num_heads=2, dropout=0.0)
 QUICK = TrainConfig(time_budget=None, max_epochs=3, batch_size=32, threads=1)

@@ -24,7 +24,8 @@ from mrta.pipelines.streamed import (
     read_or_stream,
     train_run_from_file,
 )
-from mrta.runs.run import Run, train_run
+from mrta.pipelines.train_run import train_run
+from mrta.runs.run import Run
 
 ROWS = 300
 TINY_ARGS = ["--time-budget", "0", "--epochs", "3", "--layers", "1", "--d-model", "16",

@@ -15,7 +15,7 @@ from mrta.config import ModelConfig, TrainConfig, default_threads
 from mrta.data.preprocessing import Preprocessor
 from mrta.data.schema import infer_schema
 from mrta.nn.model import build_model
-from mrta.runs.run import train_run
+from mrta.pipelines.train_run import train_run
 from mrta.training.loop import ThreadChoice, fit, learning_rate_at, parameter_groups, resolve_device
 
 TINY_MODEL = ModelConfig(d_token=8, d_model=16, num_layers=1, num_heads=2, dropout=0.1)

@@ -32,7 +32,7 @@ from mrta.training.inference import batches, evaluating, model_device
 from mrta.training.losses import ScoreFn
 
 #: ``fn(logits, targets)`` -> a number (a tensor of one element is fine), over all rows at once.
-DEFAULT_MAX_ROWS = 2000  # rows of the sample: deltas of a few 0.001 are visible, runs stay short
+CHECK_ROWS = 2000  # rows of the sample: deltas of a few 0.001 are visible, runs stay short
 DEFAULT_REPEATS = 3  # shuffles per column: enough for a spread, cheap enough for 30 columns
 
 
@@ -50,7 +50,7 @@ class Sample:
 def bounded_sample(
     data: Inputs,
     targets: Tensor | np.ndarray | None = None,
-    max_rows: int = DEFAULT_MAX_ROWS,
+    max_rows: int = CHECK_ROWS,
     seed: int = 0,
 ) -> Sample:
     """At most ``max_rows`` rows of ``data``, drawn without replacement with ``seed``, in order."""
@@ -143,7 +143,7 @@ def ablate_heads(
     *,
     loss_fn: ScoreFn,
     metric_fn: ScoreFn | None = None,
-    max_rows: int = DEFAULT_MAX_ROWS,
+    max_rows: int = CHECK_ROWS,
     seed: int = 0,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: ProgressFn | None = None,
@@ -230,7 +230,7 @@ def permutation_importance(
     loss_fn: ScoreFn,
     metric_fn: ScoreFn | None = None,
     repeats: int = DEFAULT_REPEATS,
-    max_rows: int = DEFAULT_MAX_ROWS,
+    max_rows: int = CHECK_ROWS,
     seed: int = 0,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: ProgressFn | None = None,

@@ -34,15 +34,12 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
+from mrta.analysis.explanation import Explanation
 from mrta.errors import ArchiveError, RunError, TableError
-from mrta.pipelines.explain import (
-    ANALYSIS_DIR,
-    DEFAULT_MAX_ROWS,
-    Explanation,
-    load_explanation,
-    save_explanation,
-)
-from mrta.runs.run import FORMAT, FORMAT_VERSION, MANIFEST, Run
+from mrta.pipelines.analysis_cache import ANALYSIS_DIR, load_explanation, save_explanation
+from mrta.pipelines.explain import DEFAULT_MAX_ROWS
+from mrta.runs.manifest import FORMAT, FORMAT_VERSION, MANIFEST
+from mrta.runs.run import Run
 from mrta.task import Task
 
 MAX_FILES = 200  # a run has at most ~10 files and its analysis 5: room for stray extras

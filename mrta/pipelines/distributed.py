@@ -23,17 +23,19 @@ import pandas as pd
 import torch.distributed as dist
 
 from mrta.analysis.collect import ProgressFn, Shard
+from mrta.analysis.explanation import Explanation
 from mrta.config import ModelConfig, TrainConfig
 from mrta.data.preprocessing import PreprocessingOptions, Preprocessor
 from mrta.data.schema import Role
 from mrta.data.sets import SetOptions
 from mrta.data.splits import SplitOptions
 from mrta.errors import WorkerError, one_line
-from mrta.pipelines.explain import DEFAULT_MAX_ROWS, Explanation
+from mrta.pipelines.explain import DEFAULT_MAX_ROWS
 from mrta.pipelines.explain import explain as explain_rows
-from mrta.runs.run import Run, RunPlan, default_train_config
+from mrta.pipelines.train_run import RunPlan, default_train_config, train_model
+from mrta.runs.run import Run
 from mrta.task import Task
-from mrta.training.loop import Progress, fit
+from mrta.training.loop import Progress
 from mrta.training.world import env_int, process_group
 
 
@@ -114,13 +116,12 @@ def train_run_on_workers(
             else:
                 preprocessor = Preprocessor.from_dict(world.broadcast_json())
             model, train, validation = plan.build(preprocessor, model_config, train_config.seed)
-            training = fit(
+            training = train_model(
                 model,
+                preprocessor,
                 train,
                 validation,
                 train_config,
-                target_mean=preprocessor.target_mean,
-                target_std=preprocessor.target_std,
                 callback=callback,
                 distributed=True,
             )

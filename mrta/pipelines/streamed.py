@@ -48,9 +48,10 @@ from mrta.data.stream import (
 from mrta.errors import TableError
 from mrta.nn.model import build_model
 from mrta.pipelines.explain import analysed_rows
-from mrta.runs.run import Run, RunPlan, default_train_config
+from mrta.pipelines.train_run import RunPlan, default_train_config, train_model
+from mrta.runs.run import Run
 from mrta.task import Task
-from mrta.training.loop import Cancel, Progress, fit
+from mrta.training.loop import Cancel, Progress
 
 #: Training (and validation) rows the baselines learn from, held in memory as DataFrames: a
 #: bound on memory and on HistGradientBoosting's time (42 iterations on 200,000 rows: 5 s).
@@ -137,15 +138,8 @@ def train_run_from_file(
         for rows in (splits.train, picked["stopping"])
     )
     model = build_model(preprocessor.model_spec(model_config), seed)
-    training = fit(
-        model,
-        train,
-        validation,
-        train_config,
-        target_mean=preprocessor.target_mean,
-        target_std=preprocessor.target_std,
-        callback=callback,
-        cancel=cancel,
+    training = train_model(
+        model, preprocessor, train, validation, train_config, callback=callback, cancel=cancel
     )
     del train, validation
     plan = RunPlan(

@@ -1,8 +1,8 @@
-"""Plotly figures of attention and the self-contained HTML report of a run.
+"""Plotly figures of attention, importances and model quality.
 
-The only module of the library that imports plotly. Every function is pure: arrays and names in,
-a :class:`plotly.graph_objects.Figure` (or HTML text) out, so the dashboard and the command line
-draw the same pictures and tests can read them as JSON.
+The only package of the library that imports plotly is :mod:`mrta.report`. Every function is
+pure: arrays and names in, a :class:`plotly.graph_objects.Figure` out, so the dashboard and the
+command line draw the same pictures and tests can read them as JSON.
 
 Conventions: heatmap rows are queries, columns keys; long names are shortened on the axes with
 the full name on hover; every name is HTML-escaped (plotly renders a subset of HTML in labels).
@@ -11,7 +11,6 @@ the full name on hover; every name is HTML-escaped (plotly renders a subset of H
 from __future__ import annotations
 
 import html
-import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -21,11 +20,16 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from mrta.analysis.cohorts import MapDifference
-from mrta.jsonable import json_ready
 
 MAX_LABEL = 24  # characters of a name on an axis; the full name is on hover
+
+
 WEIGHT_SCALE = "Viridis"  # sequential, readable in grey and by colour-blind readers
+
+
 DIFFERENCE_SCALE = "RdBu_r"  # diverging: red where the first cohort attends more
+
+
 MUTED_COLOUR = "#d9d9d9"
 
 
@@ -40,7 +44,7 @@ def shorten(name: str, max_chars: int = MAX_LABEL) -> str:
     return escape(name if len(name) <= max_chars else name[: max_chars - 1] + "…")
 
 
-def _pairs(queries: Sequence[str], keys: Sequence[str], *extra: np.ndarray) -> np.ndarray:
+def pairs(queries: Sequence[str], keys: Sequence[str], *extra: np.ndarray) -> np.ndarray:
     """Hover data per cell: escaped query and key names, then ``extra`` arrays.
 
     Shape: ``(Tq, Tk, 2 + len(extra))`` object.
@@ -78,7 +82,7 @@ def _weight_trace(
         z=np.asarray(weights, dtype=np.float64),
         x=list(range(len(keys))),
         y=list(range(len(queries))),
-        customdata=_pairs(queries, keys),
+        customdata=pairs(queries, keys),
         hovertemplate="query: %{customdata[0]}<br>key: %{customdata[1]}<br>"
         "weight: %{z:.4f}<extra>" + escape(name) + "</extra>",
         coloraxis="coloraxis",
@@ -86,7 +90,7 @@ def _weight_trace(
     )
 
 
-def _weight_axis(weights: np.ndarray, fit: bool, zmax: float | None = None) -> dict[str, Any]:
+def weight_axis(weights: np.ndarray, fit: bool, zmax: float | None = None) -> dict[str, Any]:
     """The shared colour axis: from 0 to the largest weight, or ``fit`` to the values' range
     (which shows the structure of near-uniform maps, at the price of exaggerating it)."""
     return {
@@ -113,11 +117,11 @@ def heatmap(
     weight) to ``zmax`` (default the largest).
     """
     weights = np.asarray(weights)
-    _check_shape(weights, queries, keys)
+    check_shape(weights, queries, keys)
     fig = go.Figure(_weight_trace(weights, queries, keys))
     fig.update_layout(
         title=escape(title),
-        coloraxis=_weight_axis(weights, fit, zmax),
+        coloraxis=weight_axis(weights, fit, zmax),
         xaxis_title="keys",
         yaxis_title="queries",
     )
@@ -142,7 +146,7 @@ def head_grid(
     """
     weights = np.asarray(weights)
     heads = weights.shape[0]
-    _check_shape(weights[0], queries, keys)
+    check_shape(weights[0], queries, keys)
     columns = min(columns, heads)
     rows = math.ceil(heads / columns)
     fig = make_subplots(
@@ -157,7 +161,7 @@ def head_grid(
         fig.add_trace(_weight_trace(weights[h], queries, keys, f"head {h}"), row + 1, col + 1)
     fig.update_layout(
         title=escape(title),
-        coloraxis=_weight_axis(weights, fit),
+        coloraxis=weight_axis(weights, fit),
         height=max(300, 260 * rows),
     )
     _name_axes(fig, queries, keys, max_label)
@@ -180,8 +184,8 @@ def difference_heatmap(
     standard error. Shape: ``difference``'s arrays ``(Tq, Tk)``.
     """
     diff, se, muted = difference.diff, difference.se, difference.muted
-    _check_shape(diff, queries, keys)
-    hover = _pairs(
+    check_shape(diff, queries, keys)
+    hover = pairs(
         queries,
         keys,
         np.vectorize(lambda d: f"{d:+.4f}", otypes=[object])(diff),
@@ -383,274 +387,9 @@ def training_curves(history: Sequence[Mapping[str, Any]]) -> go.Figure:
     return fig
 
 
-def _check_shape(weights: np.ndarray, queries: Sequence[str], keys: Sequence[str]) -> None:
+def check_shape(weights: np.ndarray, queries: Sequence[str], keys: Sequence[str]) -> None:
     if weights.shape != (len(queries), len(keys)):
         raise ValueError(
             f"a map of shape {weights.shape} needs {weights.shape[0]} query and "
             f"{weights.shape[-1]} key names, got {len(queries)} and {len(keys)}"
         )
-
-
-# -- the report ------------------------------------------------------------------------------
-_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
-th { background: #f3f3f3; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-"""
-
-
-def _cell(value: Any) -> str:
-    value = json_ready(value)
-    if value is None:
-        return "<td>–</td>"
-    if isinstance(value, bool):
-        return f"<td>{value}</td>"
-    if isinstance(value, float):
-        return f'<td class="num">{value:.4g}</td>'
-    if isinstance(value, int):
-        return f'<td class="num">{value:,}</td>'
-    if isinstance(value, dict | list):
-        return f"<td><code>{html.escape(json.dumps(value, ensure_ascii=False))}</code></td>"
-    return f"<td>{html.escape(str(value))}</td>"
-
-
-def _key_value_table(data: Mapping[str, Any]) -> str:
-    rows = "".join(f"<tr><th>{html.escape(str(k))}</th>{_cell(v)}</tr>" for k, v in data.items())
-    return f"<table>{rows}</table>"
-
-
-def _any_table(value: Any) -> str:
-    """A list of records, a mapping, or a single value, as HTML."""
-    if isinstance(value, list | tuple):
-        return _records_table(value)
-    if isinstance(value, Mapping):
-        return _key_value_table(value)
-    return "<p>Not measured.</p>" if value is None else f"<p>{html.escape(str(value))}</p>"
-
-
-def _records_table(records: Sequence[Any]) -> str:
-    rows = [json_ready(record) for record in records]
-    if not rows:
-        return "<p>None.</p>"
-    columns = list(rows[0])
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(_cell(r.get(c)) for c in columns) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def run_report(
-    *,
-    title: str,
-    data_summary: Mapping[str, Any],
-    metrics: Mapping[str, Any],
-    baselines: Mapping[str, Mapping[str, Any]],
-    figures: Sequence[tuple[str, go.Figure]],
-    heads: Sequence[Any],
-    sanity: Mapping[str, Any],
-) -> str:
-    """A self-contained HTML page of a run: it embeds plotly.js once, so it opens offline.
-
-    Args:
-        data_summary: facts about the table (rows, columns, target...).
-        metrics: the model's metrics; baselines: per baseline name, its metrics.
-        figures: ``(caption, figure)`` pairs: the chosen maps, importances, sanity figures.
-        heads: the head table (:class:`~mrta.analysis.heads.HeadStats` or dicts).
-        sanity: the sanity checks (see :func:`mrta.analysis.checks.sanity_checks`).
-    """
-    parts = [
-        f"<h2>Data</h2>{_key_value_table(data_summary)}",
-        f"<h2>Metrics</h2>{_key_value_table(metrics)}",
-        "<h2>Baselines</h2>"
-        + "".join(
-            f"<h3>{html.escape(name)}</h3>{_key_value_table(values)}"
-            for name, values in baselines.items()
-        ),
-        "<h2>Figures</h2>",
-    ]
-    for i, (caption, fig) in enumerate(figures):
-        plot = fig.to_html(
-            full_html=False,
-            include_plotlyjs=i == 0,
-            default_height=f"{fig.layout.height or 480}px",
-            config={"responsive": True},
-        )
-        parts.append(f"<figure>{plot}<figcaption>{html.escape(caption)}</figcaption></figure>")
-    parts.append(f"<h2>Heads</h2>{_records_table(heads)}")
-    parts.append(
-        "<h2>Sanity checks</h2>"
-        + "".join(
-            f"<h3>{html.escape(name)}</h3>{_any_table(value)}" for name, value in sanity.items()
-        )
-    )
-    body = "\n".join(parts)
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
-        f"<body><h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n"
-    )
-
-
-# -- set resolution: rows of one set, and rows across sets -------------------------------------
-#: Tick labels on each axis of a row × row map at most; the rest are on hover.
-MAX_ROW_TICKS = 40
-
-
-def set_heatmap(
-    weights: np.ndarray,
-    labels: Sequence[str],
-    hover: Sequence[str],
-    *,
-    title: str = "",
-    fit: bool = False,
-    max_label: int = MAX_LABEL,
-    max_ticks: int = MAX_ROW_TICKS,
-) -> go.Figure:
-    """One set's row × row map: its rows attending (queries, down) to its rows (keys, across).
-
-    ``labels`` name the rows on the axes (every k-th where there are more than ``max_ticks``);
-    ``hover`` holds each row's values as one line, shown with the weight of a cell for both
-    of its rows. Shape: weights ``(n, n)``; labels and hover ``(n,)``.
-    """
-    weights = np.asarray(weights)
-    _check_shape(weights, labels, labels)
-    if len(hover) != len(labels):
-        raise ValueError(f"hover needs one line per row: {len(labels)}, got {len(hover)}")
-    n = len(labels)
-    lines = np.array([escape(h) for h in hover], dtype=object)
-    trace = go.Heatmap(
-        z=np.asarray(weights, dtype=np.float64),
-        x=list(range(n)),
-        y=list(range(n)),
-        customdata=_pairs(labels, labels, lines[:, None], lines[None, :]),
-        hovertemplate="query row: %{customdata[0]}<br>%{customdata[2]}<br>"
-        "key row: %{customdata[1]}<br>%{customdata[3]}<br>weight: %{z:.4f}<extra></extra>",
-        coloraxis="coloraxis",
-    )
-    fig = go.Figure(trace)
-    step = max(1, math.ceil(n / max(max_ticks, 1)))
-    ticks = list(range(0, n, step))
-    text = [shorten(labels[i], max_label) for i in ticks]
-    fig.update_layout(
-        title=escape(title),
-        coloraxis=_weight_axis(weights, fit),
-        height=int(min(900, max(420, 160 + 14 * n))),
-    )
-    fig.update_xaxes(
-        title={"text": "rows attended (keys)"},
-        tickmode="array",
-        tickvals=ticks,
-        ticktext=text,
-        tickangle=-45,
-    )
-    fig.update_yaxes(
-        title={"text": "rows attending (queries)"},
-        tickmode="array",
-        tickvals=ticks,
-        ticktext=text,
-        autorange="reversed",
-    )
-    return fig
-
-
-def summary_bars(
-    groups: Sequence[str],
-    means: Sequence[float],
-    sems: Sequence[float],
-    rows: Sequence[int],
-    *,
-    column: str,
-    measure: str,
-    title: str = "",
-    max_label: int = MAX_LABEL,
-) -> go.Figure:
-    """Mean attention measure of the rows by what they hold in one column (its levels or
-    quantile bins, in the order given), with standard-error bars: each bar runs from 1, an
-    even share, up or down to the mean (the rows of
-    :meth:`mrta.analysis.sets.SetExplanation.summary`).
-
-    Shape: all four ``(K,)``.
-    """
-    if not len(groups) == len(means) == len(sems) == len(rows):
-        raise ValueError(
-            f"groups, means, sems and rows need one entry per group, got {len(groups)}, "
-            f"{len(means)}, {len(sems)} and {len(rows)}"
-        )
-    errors = np.nan_to_num(np.asarray(sems, dtype=np.float64), nan=0.0)
-    means = np.asarray(means, dtype=np.float64)
-    names = [escape(g) for g in groups]
-    fig = go.Figure(
-        go.Bar(  # from the even share up or down to the mean: above 1 draws more than even
-            x=list(range(len(groups))),
-            y=means - 1.0,
-            base=1.0,
-            error_y={"type": "data", "array": errors, "visible": True},
-            customdata=[
-                [name, int(count), float(error), float(mean)]
-                for name, count, error, mean in zip(names, rows, errors, means, strict=True)
-            ],
-            hovertemplate="%{customdata[0]}<br>mean: %{customdata[3]:.3f} ± "
-            "%{customdata[2]:.3f} (SE)<br>rows: %{customdata[1]:,}<extra></extra>",
-        )
-    )
-    fig.add_hline(y=1.0, line_dash="dot", line_color="grey", annotation_text="even share")
-    fig.update_layout(
-        title=escape(title or f"{measure} by {column}"),
-        yaxis={"title": {"text": escape(measure)}},
-    )
-    fig.update_xaxes(
-        title={"text": escape(column)},
-        tickmode="array",
-        tickvals=list(range(len(groups))),
-        ticktext=[shorten(g, max_label) for g in groups],
-    )
-    return fig
-
-
-def row_bars(
-    values: Sequence[float],
-    labels: Sequence[str],
-    hover: Sequence[str],
-    *,
-    measure: str,
-    title: str = "",
-    max_label: int = MAX_LABEL,
-) -> go.Figure:
-    """Rows of one set by an attention measure, in the order given (the first on top), each
-    with its values on hover; each bar runs from 1, an even share, to the row's value.
-    Shape: all three ``(n,)``."""
-    if not len(values) == len(labels) == len(hover):
-        raise ValueError(
-            f"values, labels and hover need one entry per row, got {len(values)}, "
-            f"{len(labels)} and {len(hover)}"
-        )
-    values = np.asarray(values, dtype=np.float64)
-    fig = go.Figure(
-        go.Bar(  # from the even share to the row's value, as the summaries
-            x=values - 1.0,
-            base=1.0,
-            y=list(range(len(values))),
-            orientation="h",
-            customdata=[
-                [f"{escape(label)}<br>{escape(line)}", float(value)]
-                for label, line, value in zip(labels, hover, values, strict=True)
-            ],
-            hovertemplate="%{customdata[0]}<br>"
-            + escape(measure)
-            + ": %{customdata[1]:.3f}<extra></extra>",
-        )
-    )
-    fig.add_vline(x=1.0, line_dash="dot", line_color="grey")
-    fig.update_layout(
-        title=escape(title),
-        xaxis={"title": {"text": escape(measure) + " (1: an even share)"}},
-        height=140 + 22 * len(values),
-    )
-    fig.update_yaxes(
-        tickmode="array",
-        tickvals=list(range(len(values))),
-        ticktext=[shorten(label, max_label) for label in labels],
-        autorange="reversed",
-    )
-    return fig
