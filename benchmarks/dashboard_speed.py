@@ -6,7 +6,7 @@ full page rerun on the Explore page when switching layer, map, head and cohort (
 well under a second). AppTest runs the page script as a browser would trigger it, minus the
 network and the drawing in the browser.
 
-Run: ``python benchmarks/dashboard_speed.py`` (about a minute); it writes
+Run: ``python -m benchmarks.dashboard_speed`` (about a minute); it writes
 ``benchmarks/results/dashboard_speed.json`` and prints a table.
 """
 
@@ -34,7 +34,7 @@ def timed(at: AppTest, change) -> float:
 
 
 def main() -> None:
-    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=300)
+    at = AppTest.from_file(str(ROOT / "mrta_dashboard" / "app.py"), default_timeout=300)
     at.run()
     at.selectbox(key="sample").set_value(next(t for t in row_tables() if t.file == TABLE)).run()
     at.switch_page("views/train.py").run()

@@ -1,6 +1,6 @@
 """Time the data pipeline on a 100,000-row, 30-column mixed CSV, stage by stage.
 
-Run `python benchmarks/data_speed.py`; it prints a table and writes
+Run `python -m benchmarks.data_speed`; it prints a table and writes
 `benchmarks/results/data_speed.json`. The CSV is generated in memory from a fixed seed: numbers
 with missing values, numbers written as text ("$1,234.50", "45%"), yes/no, codes, categories up
 to 5,000 levels, dates, an identifier and a binary target.

@@ -1,6 +1,6 @@
 """Reading and preprocessing a 2,000,000-row table in chunks, as CSV and as Parquet.
 
-Run `python benchmarks/large_input.py` (about 6 minutes on 2 cores); it prints a table and
+Run `python -m benchmarks.large_input` (about 6 minutes on 2 cores); it prints a table and
 writes `benchmarks/results/large_input.json`. The table is `data_speed.make_csv`'s 30 mixed
 columns, generated in blocks of 200,000 rows (each block from its own seed) into a temporary
 directory, then converted to Parquet (types as the CSV reader infers them). For each format,
@@ -44,10 +44,8 @@ import pyarrow.parquet as pq
 import sklearn
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from data_speed import make_csv
-from memory import memory_mb
-
+from benchmarks.data_speed import make_csv
+from benchmarks.memory import memory_mb
 from mrta import cli
 from mrta.data.preprocessing import Preprocessor
 from mrta.data.read import ReadingOptions, convert_options, read_table
@@ -172,8 +170,10 @@ def measure(kind: str, path: str, chunk_rows: int, state: str) -> dict[str, floa
 
 def run(kind: str, path: Path, chunk_rows: int, state: Path) -> dict[str, float]:
     """`measure` in a fresh Python process (so that its peak memory is its own)."""
-    command = [sys.executable, __file__, "--measure", kind, str(path), str(chunk_rows), str(state)]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    command = [sys.executable, "-m", "benchmarks.large_input", "--measure", kind, str(path)]
+    command += [str(chunk_rows), str(state)]
+    root = Path(__file__).resolve().parents[1]
+    output = subprocess.run(command, check=True, capture_output=True, text=True, cwd=root).stdout
     result = json.loads(output.strip().splitlines()[-1])
     print(
         f"  {kind:<7} {path.name:<14} chunk {chunk_rows:>7,}: {result['seconds']:7.1f} s, "

@@ -11,7 +11,7 @@ Configurations (8 heads, d_model 64, dropout 0.1):
 - seed example 1: batch 32, 1,000 tokens, 8 and 6 features; inference only;
 - recording: our inference at the quick-start shapes with a streaming recorder attached.
 
-Run: ``python benchmarks/layer_speed.py`` (about two minutes on 2 cores); it writes
+Run: ``python -m benchmarks.layer_speed`` (about two minutes on 2 cores); it writes
 ``benchmarks/results/layer_speed.json`` and prints the README's table.
 """
 
@@ -31,7 +31,8 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import numpy as np
 import torch
-from memory import memory_mb
+
+from benchmarks.memory import memory_mb
 
 RESULTS = Path(__file__).parent / "results" / "layer_speed.json"
 HEADS, D_MODEL, DROPOUT = 8, 64, 0.1
@@ -152,11 +153,12 @@ def memory_child(impl: str, shape: tuple[int, int, int, int]) -> None:
 
 def measure_memory(impl: str, shape: tuple[int, int, int, int]) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--memory-child", impl, "--shape", *map(str, shape)],
+        [sys.executable, "-m", "benchmarks.layer_speed", "--memory-child", impl, "--shape"]
+        + [str(size) for size in shape],
         check=True,
         capture_output=True,
         text=True,
-        env=os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        cwd=Path(__file__).resolve().parents[1],
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 

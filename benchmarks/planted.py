@@ -25,7 +25,7 @@ Ranks within a stream are reported because the rollout gives each stream exactly
 importance whatever the maps (every row of a layer's flow puts 0.5 on each stream), so a column
 of the smaller stream outranks those of the larger one on stream size alone.
 
-Run ``python benchmarks/planted.py [--seeds N]`` (seeds 0 to N-1, default 5; about 40 s per
+Run ``python -m benchmarks.planted [--seeds N]`` (seeds 0 to N-1, default 5; about 40 s per
 table and seed on 2 cores, so about 7 minutes for 5 seeds); it writes
 ``benchmarks/results/planted.json`` (per seed and aggregated) and prints the README's tables.
 """
@@ -44,11 +44,11 @@ import numpy as np
 import torch
 
 from mrta.analysis.cohorts import ALL_ROWS
+from mrta.analysis.explanation import Explanation
 from mrta.config import ModelConfig, TrainConfig
 from mrta.data.read import read_table
 from mrta.data.samples import SAMPLE_TABLES
 from mrta.pipelines.explain import CHECK_ROWS, explain, run_checks
-from mrta.analysis.explanation import Explanation
 from mrta.pipelines.train_run import train_run
 
 RESULT = Path(__file__).resolve().parent / "results" / "planted.json"

@@ -34,7 +34,7 @@ in a fresh subprocess, so that its peak resident memory (``VmHWM``) is its own:
 Each step reports its seconds and its peak memory, and the memory after its imports (before
 any work) so that the memory the step added is visible. All on one thread (``--threads``).
 
-Run ``python benchmarks/sets.py`` (about 10 minutes for the quality part and 2.5 for the scale
+Run ``python -m benchmarks.sets`` (about 10 minutes for the quality part and 2.5 for the scale
 part on 2 cores); it writes ``benchmarks/results/sets.json`` (a part run alone replaces only
 its own section) and prints the README's tables.
 """
@@ -60,10 +60,9 @@ import pandas as pd
 import sklearn
 import torch
 import torch._dynamo  # torch.optim imports it on its first optimizer: ~2 s, ~65 MB
-from memory import memory_mb
 from sklearn.metrics import log_loss, roc_auc_score
 
-from mrta.pipelines.explain_sets import explain_sets
+from benchmarks.memory import memory_mb
 from mrta.config import ModelConfig, TrainConfig
 from mrta.data.preprocessing import Preprocessor
 from mrta.data.read import read_table
@@ -72,8 +71,9 @@ from mrta.data.sets import SetOptions
 from mrta.data.splits import SplitOptions, Splits
 from mrta.nn.model import build_model
 from mrta.nn.set_model import SetAttentionModel
-from mrta.runs.run import Run
+from mrta.pipelines.explain_sets import explain_sets
 from mrta.pipelines.train_run import default_train_config, train_run
+from mrta.runs.run import Run
 from mrta.training.loop import Progress, fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -365,8 +365,9 @@ def in_child(step: str, rows: int, sets: int, run_dir: Path, threads: int) -> di
     """:func:`child` in a fresh interpreter; its JSON."""
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, __file__, "--child", step, "--rows", str(rows), "--sets", str(sets),
-         "--run-dir", str(run_dir), "--threads", str(threads)],
+        [sys.executable, "-m", "benchmarks.sets", "--child", step, "--rows", str(rows),
+         "--sets", str(sets), "--run-dir", str(run_dir), "--threads", str(threads)],
+        cwd=Path(__file__).resolve().parents[1],
         check=True,
         capture_output=True,
         text=True,
@@ -416,7 +417,7 @@ def scale(sizes: tuple[int, ...], sets: int, threads: int) -> dict[str, Any]:
 def command(part: str) -> str:
     """The command line that ran `part` (its arguments as given, the part named)."""
     given = [a for a in sys.argv[1:] if a not in ("--part", "quality", "scale", "all")]
-    return " ".join(["python", "benchmarks/sets.py", "--part", part, *given])
+    return " ".join(["python", "-m", "benchmarks.sets", "--part", part, *given])
 
 
 def machine(load_before: tuple[float, ...]) -> dict[str, Any]:

@@ -1,27 +1,22 @@
 """MRTA Explorer: the MultiResolutionTabularAttention layer in PyTorch, with recorded attention.
 
-The layer and its recorder are imported here; the rest lives in one module per idea:
-``mrta.data.read``, ``mrta.data.stream``, ``mrta.data.schema``, ``mrta.data.preprocessing``, ``mrta.data.splits``
-(tables), ``mrta.nn.model``, ``mrta.training.loop``, ``mrta.training.evaluate``, ``mrta.runs.run``,
-``mrta.pipelines.streamed``, ``mrta.pipelines.distributed``, ``mrta.pipelines.archive`` (training and saved runs),
-``mrta.analysis.atlas``, ``mrta.analysis.rollout``, ``mrta.analysis.heads``, ``mrta.analysis.checks``, ``mrta.pipelines.explain``
-(attention analysis), ``mrta.data.sets``, ``mrta.nn.set_model``, ``mrta.analysis.sets`` (set
-resolution: one example per group of rows), ``mrta.report.figures`` and ``mrta.report.exports`` (outputs),
-``mrta.cli``.
+``import mrta`` loads the layer and the models (torch only); the recorder, the training and the
+run names load when first used. The packages, lowest level first (a module imports only from its
+own level or below): ``mrta.errors``, ``mrta.config``, ``mrta.task``, ``mrta.streams``,
+``mrta.jsonable``; ``mrta.nn`` and ``mrta.data``; ``mrta.training``; ``mrta.runs``;
+``mrta.analysis``; ``mrta.report``; ``mrta.pipelines``; ``mrta.cli``.
 """
 
-from mrta.analysis.recorder import AttentionRecorder
+from typing import Any
+
 from mrta.config import ModelConfig, TrainConfig
-from mrta.data.sets import SetOptions
-from mrta.errors import RecordingLimitError, RunError
+from mrta.errors import MrtaError, RecordingLimitError, RunError
 from mrta.nn.attention import AttentionBlock
 from mrta.nn.interop import copy_keras_weights, layer_from_keras
-from mrta.nn.layer import MAP_IDS, MAP_LABELS, MultiResolutionTabularAttention
+from mrta.nn.layer import MultiResolutionTabularAttention
 from mrta.nn.model import TabularAttentionModel
 from mrta.nn.set_model import SetAttentionModel
-from mrta.pipelines.train_run import train_run
-from mrta.runs.run import Run
-from mrta.training.loop import Progress, TrainResult, fit
+from mrta.streams import MAP_IDS, MAP_LABELS
 
 __all__ = [
     "MAP_IDS",
@@ -29,6 +24,7 @@ __all__ = [
     "AttentionBlock",
     "AttentionRecorder",
     "ModelConfig",
+    "MrtaError",
     "MultiResolutionTabularAttention",
     "Progress",
     "RecordingLimitError",
@@ -44,3 +40,28 @@ __all__ = [
     "layer_from_keras",
     "train_run",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The names that need more than torch, imported on first use."""
+    if name == "AttentionRecorder":
+        from mrta.analysis.recorder import AttentionRecorder
+
+        return AttentionRecorder
+    if name == "SetOptions":
+        from mrta.data.sets import SetOptions
+
+        return SetOptions
+    if name in ("Progress", "TrainResult", "fit"):
+        from mrta.training import loop
+
+        return getattr(loop, name)
+    if name == "Run":
+        from mrta.runs.run import Run
+
+        return Run
+    if name == "train_run":
+        from mrta.pipelines.train_run import train_run
+
+        return train_run
+    raise AttributeError(f"module 'mrta' has no attribute {name!r}")

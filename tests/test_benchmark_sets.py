@@ -1,28 +1,18 @@
 """benchmarks/sets.py at toy size, so that the set benchmark keeps running: one quality run, the
 summary over seeds, the planted rule's ceiling, and the scale steps (one in a subprocess)."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(BENCHMARKS))  # the benchmark imports its sibling `memory`
-    try:
-        spec = importlib.util.spec_from_file_location("benchmark_sets", BENCHMARKS / "sets.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return module
+    from benchmarks import sets
+
+    return sets
 
 
 @pytest.fixture(scope="module")

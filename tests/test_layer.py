@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from mrta import MAP_IDS, AttentionRecorder, MultiResolutionTabularAttention
+from mrta.streams import MAP_IDS
+from mrta import AttentionRecorder, MultiResolutionTabularAttention
 from mrta.nn.layer import LAYER_NORM_EPS
 
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from mrta import MAP_IDS, AttentionRecorder, MultiResolutionTabularAttention, RecordingLimitError
+from mrta.streams import MAP_IDS
+from mrta import AttentionRecorder, MultiResolutionTabularAttention, RecordingLimitError
 
 
 class Stack(nn.Module):

@@ -1,1 +1,17 @@
-"""analysis"""
+"""Reading attention: the recorder (forward hooks), atlases of cohorts, rollout, per-head
+statistics, interventions and checks. Takes models and tensors, never runs."""
+
+from mrta.analysis.atlas import AttentionAtlas
+from mrta.analysis.cohorts import ALL_ROWS, CohortSpec
+from mrta.analysis.collect import collect_attention
+from mrta.analysis.explanation import Explanation
+from mrta.analysis.recorder import AttentionRecorder
+
+__all__ = [
+    "ALL_ROWS",
+    "AttentionAtlas",
+    "AttentionRecorder",
+    "CohortSpec",
+    "Explanation",
+    "collect_attention",
+]

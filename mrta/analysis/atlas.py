@@ -15,9 +15,7 @@ import numpy as np
 
 from mrta.analysis.cohorts import ALL_ROWS, CohortKey, CohortMap, MapDifference, cohort_difference
 from mrta.analysis.rollout import rollout_importance
-from mrta.nn.layer import MAP_IDS
-
-MapKey = tuple[int, str]  # (layer index, map id)
+from mrta.streams import MAP_IDS, MapKey
 
 
 @dataclass(frozen=True, eq=False)

@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from mrta.analysis.atlas import AttentionAtlas, MapKey
+from mrta.analysis.atlas import AttentionAtlas
 from mrta.analysis.cohorts import (
     ALL_ROWS,
     CohortFamily,
@@ -37,6 +37,7 @@ from mrta.analysis.recorder import ALL, AttentionRecorder, StreamStats
 from mrta.analysis.rollout import rollout_importance
 from mrta.analysis.stats import normalized_entropy
 from mrta.nn.layer import MultiResolutionTabularAttention
+from mrta.streams import MapKey
 from mrta.training.inference import evaluating, model_device
 
 #: ``progress(done, total, message)``, called as work advances.

@@ -39,8 +39,8 @@ from torch import Tensor, nn
 from mrta.errors import RecordingLimitError
 from mrta.nn.attention import AttentionBlock
 from mrta.nn.layer import MultiResolutionTabularAttention
+from mrta.streams import MapKey
 
-MapKey = tuple[int, str]  # (layer index, map id)
 ALL = "all"  # the cohort every streamed row belongs to
 DEFAULT_MAX_BYTES = 1 << 30  # keep-mode cap: 1 GiB of weights is far more than a screen shows
 

@@ -99,7 +99,6 @@ _NULL_SET = pa.array(NULL_VALUES)
 _QUOTED = re.compile(r'"(?:[^"]|"")*"')
 _DECIMAL_COMMA = re.compile(r"\s*[+-]?\d+,\d+\s*")
 _DECIMAL_POINT = re.compile(r"\s*[+-]?\d+\.\d+\s*")
-_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 # What pyarrow's message on an unreadable Parquet file starts with, of no use to the user.
 _PARQUET_SOURCE = re.compile(r"^Could not open Parquet input source '[^']*': ")
 # The column pyarrow writes for pandas' unnamed index; pandas' CSV gives it an empty name.

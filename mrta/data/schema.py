@@ -20,6 +20,7 @@ import pandas as pd
 
 from mrta.data import values
 from mrta.errors import TableError
+from mrta.streams import present_streams
 from mrta.task import Task
 
 
@@ -194,14 +195,7 @@ class TableSchema:
     @property
     def streams(self) -> tuple[str, ...]:
         """Which of the streams "numerical" and "categorical" have at least one token."""
-        return tuple(
-            stream
-            for stream, tokens in (
-                ("numerical", self.numerical_tokens),
-                ("categorical", self.categorical_tokens),
-            )
-            if tokens
-        )
+        return present_streams(self.numerical_tokens, self.categorical_tokens)
 
     @property
     def feature_columns(self) -> tuple[str, ...]:

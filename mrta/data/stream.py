@@ -262,7 +262,7 @@ def iter_chunks(
     a first pass finds the layout; pass `scan.layout` to skip it.
     """
     positive_int(chunk_rows, "chunk_rows")
-    layout = _layout(source, chunk_rows)
+    layout = as_layout(source, chunk_rows)
     selected = _select(layout, columns)
     for start, chunk in _text_chunks(layout, chunk_rows, selected):
         yield _to_frame(chunk, layout, selected, np.arange(start, start + chunk.num_rows))
@@ -289,7 +289,7 @@ def encode_file(
         target: (n,) or None; n is `len(rows)`, or the file's row count.
     """
     positive_int(chunk_rows, "chunk_rows")
-    layout = _layout(source, chunk_rows)
+    layout = as_layout(source, chunk_rows)
     schema = preprocessor.schema
     schema.require_columns(pd.DataFrame(columns=list(layout.columns)))
     wanted = set(schema.feature_columns)
@@ -336,7 +336,7 @@ def read_rows(
     frame, with a gap elsewhere, has float64.
     """
     positive_int(chunk_rows, "chunk_rows")
-    layout = _layout(source, chunk_rows)
+    layout = as_layout(source, chunk_rows)
     selected = _select(layout, columns)
     positions, order = _positions(rows, layout.rows)
     assert positions is not None
@@ -521,7 +521,8 @@ def _next_encoding(layout: TableLayout) -> TableLayout:
     return replace(layout, dialect=dialect)
 
 
-def _layout(source: str | os.PathLike[str] | TableLayout, chunk_rows: int) -> TableLayout:
+def as_layout(source: str | os.PathLike[str] | TableLayout, chunk_rows: int) -> TableLayout:
+    """`source` itself when it is a layout already, else the layout read from its file."""
     if isinstance(source, TableLayout):
         return source
     return read_layout(source, chunk_rows=chunk_rows)

@@ -28,16 +28,8 @@ from torch import Tensor, nn
 from mrta.errors import positive_int
 from mrta.nn.attention import AttentionBlock
 from mrta.nn.dropout import fast_dropout
+from mrta.streams import MAP_IDS
 
-#: The four attention maps of a layer, query side first.
-MAP_IDS: tuple[str, ...] = ("num_num", "cat_cat", "cat_num", "num_cat")
-#: Human labels for the map ids, as shown on figures.
-MAP_LABELS: dict[str, str] = {
-    "num_num": "numerical → numerical",
-    "cat_cat": "categorical → categorical",
-    "cat_num": "categorical → numerical",
-    "num_cat": "numerical → categorical",
-}
 LAYER_NORM_EPS = 1e-3  # Keras' LayerNormalization default, needed for parity
 _UNSET = object()
 

@@ -1,6 +1,6 @@
 """The row-resolution model: a token per column, stacked MRTA layers, a pooled readout, a head.
 
-One CSV row is one example (DESIGN section 2). Each numerical column becomes one token through
+One CSV row is one example (row resolution, the dashboard's default). Each numerical column becomes one token through
 its own linear embedding, with its missing-indicator folded into the same token; each
 categorical column one token through its own embedding table (index 0: missing, unseen or
 rare). The :class:`~mrta.nn.layer.MultiResolutionTabularAttention` layers then attend between
@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from mrta.config import ModelConfig
 from mrta.nn.layer import MultiResolutionTabularAttention
+from mrta.streams import present_maps, present_streams
 from mrta.task import Task
 
 
@@ -118,6 +119,16 @@ class TaskModel(nn.Module):
         self.n_classes = n_classes if task == Task.MULTICLASS else None
         self.n_outputs = n_classes if task == Task.MULTICLASS else 1
 
+    @property
+    def streams(self) -> tuple[str, ...]:
+        """Which of "numerical" and "categorical" the model has tokens for."""
+        return present_streams(self.numerical_tokens, self.categorical_tokens)
+
+    @property
+    def map_ids(self) -> list[str]:
+        """The attention maps that exist: cross-type maps need both streams."""
+        return present_maps(self.numerical_tokens, self.categorical_tokens)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON: everything the constructor needs (the weights are saved apart); the
         keys of :meth:`mrta.data.preprocessing.Preprocessor.model_spec`."""
@@ -167,24 +178,8 @@ class TabularAttentionModel(TaskModel):
     Building it twice after the same ``torch.manual_seed`` gives the same initial weights.
     """
 
-    def __init__(
-        self,
-        config: ModelConfig,
-        *,
-        task: Task | str,
-        numerical_tokens: Sequence[str],
-        categorical_tokens: Sequence[str],
-        vocabulary_sizes: Sequence[int],
-        n_classes: int | None = None,
-    ) -> None:
-        super().__init__(
-            config,
-            task=task,
-            numerical_tokens=numerical_tokens,
-            categorical_tokens=categorical_tokens,
-            vocabulary_sizes=vocabulary_sizes,
-            n_classes=n_classes,
-        )
+    def __init__(self, config: ModelConfig, **task: Any) -> None:
+        super().__init__(config, **task)  # task, tokens, vocabularies: see TaskModel
 
         has_num, has_cat = bool(self.numerical_tokens), bool(self.categorical_tokens)
         self.tokenizer = FeatureTokenizer(
@@ -212,13 +207,6 @@ class TabularAttentionModel(TaskModel):
             nn.Dropout(config.dropout),
             nn.Linear(config.d_model, self.n_outputs),
         )
-
-    @property
-    def map_ids(self) -> list[str]:
-        """The attention maps that exist for this table: cross-type maps need both streams."""
-        if self.numerical_tokens and self.categorical_tokens:
-            return ["num_num", "cat_cat", "cat_num", "num_cat"]
-        return ["num_num"] if self.numerical_tokens else ["cat_cat"]
 
     def forward(self, numerical: Tensor, indicators: Tensor, categorical: Tensor) -> Tensor:
         self._check_inputs(numerical, indicators, categorical)

@@ -1,6 +1,6 @@
 """The set-resolution model: rows as tokens, stacked MRTA layers with masks, a pooled head.
 
-One example is a set of rows (DESIGN section 2). Per row, the numerical stream's features are
+One example is a set of rows (set resolution: see the README's group mode). Per row, the numerical stream's features are
 the row's numbers beside their missing-indicators (``2 * n_num``), and the categorical stream's
 are the per-column learned embeddings of its codes, concatenated (``n_cat * d_token``): the
 seed's input shapes ``(B, rows, features)``. Both streams have the same rows, so one key-padding
@@ -18,7 +18,7 @@ rule's accuracy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -55,24 +55,8 @@ class SetAttentionModel(TaskModel):
     Building it twice after the same ``torch.manual_seed`` gives the same initial weights.
     """
 
-    def __init__(
-        self,
-        config: ModelConfig,
-        *,
-        task: str,
-        numerical_tokens: Sequence[str],
-        categorical_tokens: Sequence[str],
-        vocabulary_sizes: Sequence[int],
-        n_classes: int | None = None,
-    ) -> None:
-        super().__init__(
-            config,
-            task=task,
-            numerical_tokens=numerical_tokens,
-            categorical_tokens=categorical_tokens,
-            vocabulary_sizes=vocabulary_sizes,
-            n_classes=n_classes,
-        )
+    def __init__(self, config: ModelConfig, **task: Any) -> None:
+        super().__init__(config, **task)  # task, tokens, vocabularies: see TaskModel
 
         n_num, n_cat = len(self.numerical_tokens), len(self.categorical_tokens)
         self.tokenizer = nn.ModuleList(  # one embedding table per categorical column
@@ -101,25 +85,6 @@ class SetAttentionModel(TaskModel):
             nn.Dropout(config.dropout),
             nn.Linear(config.d_model, self.n_outputs),
         )
-
-    @property
-    def streams(self) -> tuple[str, ...]:
-        """Which of "numerical" and "categorical" the model has columns for."""
-        return tuple(
-            stream
-            for stream, tokens in (
-                ("numerical", self.numerical_tokens),
-                ("categorical", self.categorical_tokens),
-            )
-            if tokens
-        )
-
-    @property
-    def map_ids(self) -> list[str]:
-        """The attention maps (row × row) that exist: cross-type maps need both streams."""
-        if len(self.streams) == 2:
-            return ["num_num", "cat_cat", "cat_num", "num_cat"]
-        return ["num_num"] if self.numerical_tokens else ["cat_cat"]
 
     def row_features(
         self, numerical: Tensor, indicators: Tensor, categorical: Tensor, mask: Tensor

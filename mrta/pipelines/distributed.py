@@ -16,8 +16,9 @@ single process's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pandas as pd
 import torch.distributed as dist
@@ -26,15 +27,11 @@ from mrta.analysis.collect import ProgressFn, Shard
 from mrta.analysis.explanation import Explanation
 from mrta.config import ModelConfig, TrainConfig
 from mrta.data.preprocessing import PreprocessingOptions, Preprocessor
-from mrta.data.schema import Role
-from mrta.data.sets import SetOptions
-from mrta.data.splits import SplitOptions
 from mrta.errors import WorkerError, one_line
 from mrta.pipelines.explain import DEFAULT_MAX_ROWS
 from mrta.pipelines.explain import explain as explain_rows
 from mrta.pipelines.train_run import RunPlan, default_train_config, train_model
 from mrta.runs.run import Run
-from mrta.task import Task
 from mrta.training.loop import Progress
 from mrta.training.world import env_int, process_group
 
@@ -79,37 +76,27 @@ def train_run_on_workers(
     *,
     model_config: ModelConfig | None = None,
     train_config: TrainConfig | None = None,
-    task: Task | str | None = None,
-    roles: Mapping[str, Role | str] | None = None,
-    test_frame: pd.DataFrame | None = None,
-    callback: Callable[[Progress], None] | None = None,
-    split_options: SplitOptions | None = None,
     preprocessing_options: PreprocessingOptions | None = None,
-    sets: SetOptions | None = None,
+    callback: Callable[[Progress], None] | None = None,
+    **plan_options: Any,
 ) -> Run | None:
-    """:func:`mrta.runs.run.train_run` on the workers of a torchrun launch (call it on each).
+    """:func:`mrta.pipelines.train_run.train_run` on the workers of a torchrun launch (call it
+    on each); `plan_options` (``task``, ``roles``, ``test_frame``, ``split_options``, ``sets``)
+    are those of :meth:`~mrta.pipelines.train_run.RunPlan.prepare`.
 
     Every worker reads the same table and derives the same schema and split; rank 0 fits the
     preprocessor and broadcasts it; every worker builds the same initial model from
     ``train_config.seed`` and trains it with DDP on its shard of the training examples (rows,
     or sets with `sets`); rank 0 evaluates against the baselines and returns the run, the
     other workers return ``None``. Each worker calls its own `callback` (the command line
-    gives one to rank 0 only). An error on any worker
-    is raised as :class:`WorkerError` naming the worker.
+    gives one to rank 0 only). An error on any worker is raised as
+    :class:`~mrta.errors.WorkerError` naming the worker.
     """
     model_config = model_config or ModelConfig()
-    train_config = train_config or default_train_config(sets)
+    train_config = train_config or default_train_config(plan_options.get("sets"))
     with _reported(env_int("RANK", 0), env_int("WORLD_SIZE", 1)):
         with process_group(train_config.device) as world:
-            plan = RunPlan.prepare(
-                frame,
-                target,
-                task=task,
-                roles=roles,
-                test_frame=test_frame,
-                split_options=split_options,
-                sets=sets,
-            )
+            plan = RunPlan.prepare(frame, target, **plan_options)
             if world.leader:
                 preprocessor = Preprocessor.fit(plan.train_rows, plan.schema, preprocessing_options)
                 world.broadcast_json(preprocessor.to_dict())

@@ -39,9 +39,9 @@ from mrta.data.stream import (
     DEFAULT_CHUNK_ROWS,
     DEFAULT_SAMPLE_ROWS,
     TableLayout,
+    as_layout,
     encode_file,
     iter_chunks,
-    read_layout,
     read_rows,
     scan_table,
 )
@@ -240,7 +240,7 @@ def predict_file(
             "a set run predicts whole groups, which need the table in memory: predict a file "
             "within the reading limits"
         )
-    layout = _layout(source, chunk_rows)
+    layout = as_layout(source, chunk_rows)
     run.schema.require_columns(pd.DataFrame(columns=list(layout.columns)))
     wanted = set(run.schema.feature_columns)
     features = [name for name in layout.columns if name in wanted]
@@ -267,7 +267,7 @@ def explained_rows(
     Reads the target column, then the chosen rows: memory is bounded by the chunk size, the
     target column and the rows returned.
     """
-    layout = _layout(source, chunk_rows)
+    layout = as_layout(source, chunk_rows)
     target = run.schema.target
     if target not in layout.columns:
         raise TableError(
@@ -285,5 +285,3 @@ def file_digest(path: str | os.PathLike[str]) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def _layout(source: str | os.PathLike[str] | TableLayout, chunk_rows: int) -> TableLayout:
-    return source if isinstance(source, TableLayout) else read_layout(source, chunk_rows=chunk_rows)

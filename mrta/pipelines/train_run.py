@@ -22,7 +22,7 @@ from mrta.nn.model import TabularAttentionModel, build_model
 from mrta.nn.set_model import SetAttentionModel
 from mrta.runs.run import Run
 from mrta.task import Task
-from mrta.training.evaluate import compare_sets_with_baselines, compare_with_baselines
+from mrta.training.evaluate import compare_with_baselines
 from mrta.training.loop import Cancel, Progress, TrainResult, fit
 
 
@@ -175,10 +175,7 @@ class RunPlan:
         """The trained model scored on the test split beside the baselines, as a :class:`Run`."""
         rows = (self.train_rows, self.validation_rows, self.test_rows)
         compare = {"seed": train_config.seed, "threads": training.threads}
-        if self.sets is None:
-            scores = compare_with_baselines(model, preprocessor, *rows, **compare)
-        else:
-            scores = compare_sets_with_baselines(model, preprocessor, self.sets, *rows, **compare)
+        scores = compare_with_baselines(model, preprocessor, *rows, sets=self.sets, **compare)
         return Run(
             model,
             preprocessor,

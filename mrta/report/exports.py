@@ -20,7 +20,7 @@ from mrta.analysis.checks import AblationResult, PermutationImportance
 from mrta.analysis.cohorts import ALL_ROWS, CohortKey
 from mrta.analysis.heads import HeadStats
 from mrta.jsonable import json_ready, write_json
-from mrta.nn.layer import MAP_IDS
+from mrta.streams import MAP_IDS
 
 ATLAS_FORMAT = "mrta-attention-atlas"
 SUMMARY_FORMAT = "mrta-analysis-summary"

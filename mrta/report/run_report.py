@@ -8,10 +8,10 @@ from typing import Any
 
 from mrta.analysis.cohorts import ALL_ROWS
 from mrta.analysis.explanation import Explanation
-from mrta.nn.layer import MAP_LABELS
 from mrta.report import figures
 from mrta.report.html import run_report
 from mrta.runs.run import Run
+from mrta.streams import MAP_LABELS
 
 
 def report_figures(explanation: Explanation, layer: int = 0) -> list[tuple[str, Any]]:

@@ -192,67 +192,66 @@ def compare_with_baselines(
     validation: pd.DataFrame,
     evaluation: pd.DataFrame,
     *,
+    sets: SetOptions | None = None,
     seed: int = 0,
     threads: int | None = None,
 ) -> dict[str, Any]:
-    """The model's, HistGradientBoosting's and the trivial baseline's metrics on `evaluation`.
+    """The model's, HistGradientBoosting's and the trivial baseline's metrics on `evaluation`:
+    per row, or per group with `sets` (set resolution).
 
-    The baselines learn from `train` (HistGradientBoosting stops early on `validation`).
+    The baselines learn from `train` (HistGradientBoosting stops early on `validation`). For
+    sets, HistGradientBoosting learns from per-group aggregates
+    (:func:`~mrta.data.sets.set_baseline_features`, over all of a group's rows, levels from the
+    preprocessor).
     """
     schema = preprocessor.schema
-    task = schema.task.value
-    y = schema.encode_target(evaluation)
-    logits = predict_logits(model, preprocessor.transform(evaluation, with_target=False))
+    task = schema.task
+    if sets is None:
+        examples = preprocessor.transform(evaluation, with_target=False)
+        y = y_hgb = schema.encode_target(evaluation)
+        y_train = schema.encode_target(train)
+        hgb, hgb_info = hgb_predictions(
+            preprocessor, train, validation, evaluation, seed=seed, threads=threads
+        )
+    else:
+        examples = sets.make(evaluation, preprocessor, seed=seed)
+        y = examples.target.numpy()
+        (y_train, y_hgb), hgb, hgb_info = _aggregate_baseline(
+            preprocessor, sets, (train, validation, evaluation), seed=seed, threads=threads
+        )
+    logits = predict_logits(model, examples)
     predicted = to_predictions(task, logits, preprocessor.target_mean, preprocessor.target_std)
-    hgb, hgb_info = hgb_predictions(
-        preprocessor, train, validation, evaluation, seed=seed, threads=threads
-    )
-    trivial = trivial_predictions(
-        task, schema.encode_target(train), len(evaluation), len(schema.class_labels)
-    )
     labels = schema.class_labels
+    trivial = trivial_predictions(task, y_train, len(y), len(labels))
     return {
         "model": metrics(task, y, predicted, labels),
-        "hgb": {**metrics(task, y, hgb, labels), **hgb_info},
+        "hgb": {**metrics(task, y_hgb, hgb, labels), **hgb_info},
         "trivial": metrics(task, y, trivial, labels),
     }
 
 
-def compare_sets_with_baselines(
-    model: nn.Module,
+def _aggregate_baseline(
     preprocessor: Preprocessor,
-    options: SetOptions,
-    train: pd.DataFrame,
-    validation: pd.DataFrame,
-    evaluation: pd.DataFrame,
+    sets: SetOptions,
+    frames: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
     *,
-    seed: int = 0,
-    threads: int | None = None,
-) -> dict[str, Any]:
-    """The set model's, the aggregate baseline's and the trivial baseline's metrics on the
-    groups of `evaluation`: one prediction per group.
-
-    The baseline is HistGradientBoosting on per-group aggregates
-    (:func:`~mrta.data.sets.set_baseline_features`, over all of a group's rows, levels from the
-    preprocessor), learnt on the groups of `train` and stopped early on those of `validation`.
-    """
+    seed: int,
+    threads: int | None,
+) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray, dict[str, Any]]:
+    """HistGradientBoosting on per-group aggregates of the training, validation and evaluation
+    rows: ``((training targets, evaluation targets), predictions, facts about the fit)``."""
     schema = preprocessor.schema
-    task = schema.task.value
-    sets = options.make(evaluation, preprocessor, seed=seed)
-    logits = predict_logits(model, sets)
-    predicted = to_predictions(task, logits, preprocessor.target_mean, preprocessor.target_std)
-    y = sets.target.numpy()
     features = []
-    for frame in (train, validation, evaluation):
-        targets = group_targets(frame, schema, options.group_by).dropna()
+    for frame in frames:
+        targets = group_targets(frame, schema, sets.group_by).dropna()
         table = set_baseline_features(
-            frame, schema, options.group_by, levels=preprocessor.vocabularies
+            frame, schema, sets.group_by, levels=preprocessor.vocabularies
         ).loc[targets.index]
         features.append((table.to_numpy(np.float64), targets.to_numpy()))
-    if task != Task.REGRESSION:
-        features = [(x, t.astype(np.int64)) for x, t in features]
-    hgb, hgb_info = fit_hgb(
-        task,
+    if schema.task.is_classification:
+        features = [(x, y.astype(np.int64)) for x, y in features]
+    hgb, info = fit_hgb(
+        schema.task,
         features[0],
         features[1],
         features[2][0],
@@ -260,10 +259,4 @@ def compare_sets_with_baselines(
         seed=seed,
         threads=threads,
     )
-    trivial = trivial_predictions(task, features[0][1], len(y), len(schema.class_labels))
-    labels = schema.class_labels
-    return {
-        "model": metrics(task, y, predicted, labels),
-        "hgb": {**metrics(task, features[2][1], hgb, labels), **hgb_info, "input": "aggregates"},
-        "trivial": metrics(task, y, trivial, labels),
-    }
+    return (features[0][1], features[2][1]), hgb, {**info, "input": "aggregates"}

@@ -47,7 +47,6 @@ from mrta.training.losses import model_target, task_loss
 from mrta.training.world import World
 
 #: Why training ended.
-STOP_REASONS = ("max_epochs", "time_budget", "early_stopping", "cancelled", "nan_loss")
 MIN_STEPS_PER_EPOCH = 4  # a small table gets smaller batches rather than one step per epoch
 #: Query-key pairs per attention map and head in one training batch: 4 sets of 1,000 rows.
 TRAIN_PAIRS = 2**22
