@@ -33,7 +33,9 @@ from mrta.pipelines.archive import (
     zip_run,
 )
 from mrta.pipelines.explain import DEFAULT_MAX_ROWS, explain
-from mrta.runs.run import MANIFEST, Run, train_run
+from mrta.pipelines.train_run import train_run
+from mrta.runs.manifest import MANIFEST
+from mrta.runs.run import Run
 
 ONE_EPOCH = replace(QUICK, max_epochs=1)
 
@@ -285,10 +287,12 @@ def test_mrta_dashboard_passes_its_runs_folder_to_the_app(tmp_path, monkeypatch,
     class Done:
         returncode = 0
 
-    monkeypatch.setattr(cli.subprocess, "run", lambda command, check: calls.append(command) or Done)
+    monkeypatch.setattr(
+        cli.dashboard.subprocess, "run", lambda command, check: calls.append(command) or Done
+    )
     assert cli.main(["dashboard", "--runs-dir", str(tmp_path), "--server.port", "8502"]) == 0
-    assert calls[0][5:] == ["--server.port", "8502"]
-    assert cli.os.environ[RUNS_DIR_ENV] == str(tmp_path.resolve())
+    assert calls[0][-2:] == ["--server.port", "8502"]
+    assert cli.dashboard.os.environ[RUNS_DIR_ENV] == str(tmp_path.resolve())
     assert cli.main(["dashboard", "--runs-dir", str(tmp_path / "missing")]) == 1
     assert "is not a folder" in capsys.readouterr().err
 

@@ -1,7 +1,9 @@
 """The command line: train and predict through a subprocess, errors without tracebacks."""
 
+import importlib.util
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,8 @@ from test_train import tiny_frame
 
 from mrta import cli
 from mrta.errors import TableError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TINY_ARGS = ["--time-budget", "0", "--epochs", "4", "--layers", "1", "--d-model", "16",
              "--num-heads", "2", "--threads", "1"]  # fmt: skip
@@ -102,18 +106,69 @@ def test_an_unavailable_device_fails_clearly(trained, capsys):
     assert "device 'cuda' is not available" in capsys.readouterr().err
 
 
-def test_dashboard_runs_streamlit_on_the_app(monkeypatch):
+def dashboard_command(monkeypatch, *args: str) -> list[str]:
+    """The command `mrta dashboard ARGS` runs (nothing is started)."""
     calls = []
 
     class Done:
         returncode = 0
 
-    monkeypatch.setattr(cli.subprocess, "run", lambda command, check: calls.append(command) or Done)
-    assert cli.main(["dashboard", "--server.port", "8502"]) == 0
-    command = calls[0]
+    monkeypatch.setattr(
+        cli.dashboard.subprocess, "run", lambda command, check: calls.append(command) or Done
+    )
+    assert cli.main(["dashboard", *args]) == 0
+    return calls[0]
+
+
+def test_dashboard_runs_streamlit_on_the_app_with_its_settings_from_any_folder(
+    monkeypatch, tmp_path
+):
+    monkeypatch.chdir(tmp_path)  # no .streamlit/config.toml here
+    command = dashboard_command(monkeypatch, "--server.port", "8502")
     assert command[1:4] == ["-m", "streamlit", "run"]
-    assert Path(command[4]) == Path(cli.__file__).resolve().parent.parent / "dashboard" / "app.py"
-    assert command[5:] == ["--server.port", "8502"]
+    app = Path(importlib.util.find_spec("mrta_dashboard").origin).parent / "app.py"
+    assert Path(command[4]) == app.resolve() == ROOT / "mrta_dashboard" / "app.py"
+    options = command[5:-2]
+    assert dict(zip(options[::2], options[1::2], strict=True)) == {
+        "--server.enableXsrfProtection": "true",
+        "--server.enableCORS": "true",
+        "--server.maxUploadSize": "200",
+        "--browser.gatherUsageStats": "false",
+        "--server.headless": "true",
+        "--client.toolbarMode": "minimal",
+    }
+    assert command[-2:] == ["--server.port", "8502"]
+
+
+def test_dashboard_settings_given_by_the_user_replace_ours(monkeypatch):
+    command = dashboard_command(
+        monkeypatch, "--server.headless=false", "--server.maxUploadSize", "50", "--", "--x"
+    )
+    assert "--server.headless" not in command and command.count("--server.maxUploadSize") == 1
+    assert command[-5:] == ["--server.headless=false", "--server.maxUploadSize", "50", "--", "--x"]
+    assert "--server.enableCORS" in command
+
+
+def test_the_streamlit_config_file_holds_the_dashboard_commands_settings():
+    """`streamlit run` by hand in the repository reads the file; `mrta dashboard` passes the
+    same settings as options, so the two cannot drift apart."""
+    with open(ROOT / ".streamlit" / "config.toml", "rb") as handle:
+        config = tomllib.load(handle)
+    settings = {
+        f"{section}.{name}": value
+        for section, table in config.items()
+        for name, value in table.items()
+    }
+    assert settings == cli.dashboard.STREAMLIT_SETTINGS
+
+
+def test_dashboard_without_its_app_is_one_clear_message(monkeypatch, capsys):
+    monkeypatch.setattr(cli.dashboard, "DASHBOARD_PACKAGE", "no_such_dashboard")
+    assert cli.main(["dashboard"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("mrta: error: the dashboard app is not at ") and "no_such_dashboard" in err
+    )
 
 
 def test_explain_writes_every_export_and_the_report(trained):

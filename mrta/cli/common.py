@@ -28,6 +28,15 @@ def subcommand(
     return p
 
 
+def add_run_arguments(
+    p: argparse.ArgumentParser, rows: str, out_metavar: str, out_help: str
+) -> None:
+    """``RUN_DIR DATA.csv --out ...``: a saved run, the rows to use it on, where to write."""
+    p.add_argument("run", metavar="RUN_DIR", help="a run saved by 'mrta train'")
+    p.add_argument("data", metavar="DATA.csv", help=rows)
+    p.add_argument("--out", required=True, metavar=out_metavar, help=out_help)
+
+
 def positive(text: str) -> int:
     """An argparse type: a whole number of at least 1."""
     try:

@@ -1,34 +1,35 @@
 """Every default of the project in one table, generated from the option dataclasses.
 
 Each option class is a frozen dataclass whose fields carry their reason in
-``field.metadata["why"]``. ``python -m mrta.defaults`` prints the README's table; a test checks
-that the README holds exactly this output, so the two never drift apart.
+``field.metadata["why"]``. ``python -m mrta.cli.defaults`` prints the README's table; a test
+checks that the README holds exactly this output, so the two never drift apart.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 
-# (module, class) of each option dataclass, in the order a table flows through the project.
-OPTION_CLASSES: tuple[tuple[str, str], ...] = (
-    ("mrta.data.read", "ReadingOptions"),
-    ("mrta.data.schema", "SchemaOptions"),
-    ("mrta.data.preprocessing", "PreprocessingOptions"),
-    ("mrta.data.splits", "SplitOptions"),
-    ("mrta.config", "ModelConfig"),
-    ("mrta.config", "TrainConfig"),
+from mrta.config import ModelConfig, TrainConfig
+from mrta.data.preprocessing import PreprocessingOptions
+from mrta.data.read import ReadingOptions
+from mrta.data.schema import SchemaOptions
+from mrta.data.splits import SplitOptions
+
+#: The option dataclasses, in the order a table flows through the project.
+OPTION_CLASSES: tuple[type, ...] = (
+    ReadingOptions,
+    SchemaOptions,
+    PreprocessingOptions,
+    SplitOptions,
+    ModelConfig,
+    TrainConfig,
 )
-
-
-def option_classes() -> list[type]:
-    return [getattr(importlib.import_module(m), name) for m, name in OPTION_CLASSES]
 
 
 def markdown_table() -> str:
     """A markdown table: option class, field, default, reason."""
     lines = ["| options | name | default | why |", "|---|---|---|---|"]
-    for cls in option_classes():
+    for cls in OPTION_CLASSES:
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             value = default.value if hasattr(default, "value") else default

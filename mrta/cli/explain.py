@@ -1,0 +1,168 @@
+"""``mrta explain``: record a saved run's attention over a CSV and write the exports."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mrta.analysis.atlas import AttentionAtlas
+from mrta.analysis.cohorts import CohortKey
+from mrta.cli.common import (
+    add_chunk_rows,
+    add_nproc,
+    add_run_arguments,
+    subcommand,
+    table_or_stream,
+)
+from mrta.cli.progress import ProgressBar
+from mrta.data.read import read_table
+from mrta.data.stream import DEFAULT_CHUNK_ROWS
+from mrta.pipelines import launch
+from mrta.pipelines.analysis_cache import load_explanation, save_explanation
+from mrta.pipelines.distributed import explain_on_workers
+from mrta.pipelines.explain import DEFAULT_MAX_ROWS, explain, run_checks
+from mrta.pipelines.explain_sets import DEFAULT_MAX_SETS, explain_sets, set_maps
+from mrta.pipelines.streamed import explained_rows, file_digest
+from mrta.report.run_exports import write_exports
+from mrta.report.set_exports import write_set_exports
+from mrta.runs.run import Run
+from mrta.training import world
+
+
+def add_explain(commands: argparse._SubParsersAction) -> None:
+    p = subcommand(
+        commands,
+        "explain",
+        help="record a saved run's attention over a CSV and write the exports",
+        description="Record the attention of a saved run over DATA.csv (rows with a target, at "
+        "most --max-rows of them) with every cohort in one pass, and write maps.npz + "
+        "maps.json (all maps with labels), maps.csv (tidy: layer, map, head, cohort, query, "
+        "key, weight), summary.json (head table, importances, sanity checks) and, with "
+        "--report, report.html into DIR. The analysis is cached in RUN_DIR/analysis and "
+        "reused when the same DATA.csv is explained again.",
+    )
+    add_run_arguments(p, "the rows to explain the run on", "DIR", "folder for the exports")
+    p.add_argument(
+        "--cohort",
+        action="append",
+        default=[],
+        metavar="LABEL",
+        help="a cohort for the tidy CSV, by its label (e.g. 'predicted: Adelie', 'wrong "
+        "predictions', 'income: decile 3 (...)'); repeatable; 'every' for all of them; "
+        "default: all rows",
+    )
+    p.add_argument("--report", action="store_true", help="also write the HTML report")
+    p.add_argument(
+        "--checks",
+        action="store_true",
+        help="also run head ablation and permutation importance on the validation split "
+        "(needs a run saved with its data)",
+    )
+    p.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS, metavar="N")
+    add_chunk_rows(p)
+    _add_set_arguments(p)
+    add_nproc(p, "explain")
+    p.set_defaults(handler=run_explain)
+
+
+def _add_set_arguments(p: argparse.ArgumentParser) -> None:
+    sets = p.add_argument_group(
+        "set runs",
+        "a run trained with --group-by writes sets.csv (each set's prediction), rows.csv (each "
+        "row's attention received per map and rollout share, 1 = an even share, beside its "
+        "values) and summary.csv (the rollout share by each column's levels or quantiles)",
+    )
+    sets.add_argument(
+        "--max-sets",
+        type=int,
+        default=DEFAULT_MAX_SETS,
+        metavar="N",
+        help="analyse at most N groups, a seeded sample of them (default: %(default)s)",
+    )
+    sets.add_argument(
+        "--set",
+        metavar="KEY",
+        help="also write this group's row x row maps (set_maps.npz, set_maps.csv)",
+    )
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    run = Run.load(args.run)
+    if run.sets is not None:
+        return _explain_sets(run, args)
+    if launch.launches(args.nproc):
+        return launch.launch(args.argv, args.nproc)
+    frame = table_or_stream(args, args.chunk_rows)
+    sampled_from = None
+    if frame is None:  # only the rows analysed are read: a seeded sample, as from the whole
+        chunk_rows = args.chunk_rows or DEFAULT_CHUNK_ROWS
+        frame, sampled_from = explained_rows(run, args.data, args.max_rows, chunk_rows=chunk_rows)
+    bar = ProgressBar(sys.stderr)
+    # results are cached in the run, keyed by the rows they were computed on
+    source = f"sha256:{file_digest(args.data)}:max_rows={args.max_rows}"
+    explanation = load_explanation(args.run, source)
+    cached = explanation is not None and (explanation.ablation is not None or not args.checks)
+    if world.in_worker():  # the workers record a shard each; rank 0 carries on alone
+        explanation = explain_on_workers(
+            run, frame, explanation, max_rows=args.max_rows, progress=bar.phase
+        )
+        if explanation is None:
+            return 0
+    if explanation is None:
+        explanation = explain(run, frame, max_rows=args.max_rows, progress=bar.phase)
+    if sampled_from is not None and explanation.rows < sampled_from:
+        explanation.sampled_from = sampled_from  # the file's rows, not the sample's
+    if args.checks and explanation.ablation is None:
+        run_checks(run, explanation, progress=bar.phase)
+    if not cached:
+        try:
+            save_explanation(explanation, args.run, source)
+        except OSError as error:
+            print(f"mrta: the analysis could not be cached in the run: {error}", file=sys.stderr)
+    atlas = explanation.atlas
+    cohorts = _cohorts(atlas, args.cohort)
+    written = write_exports(run, explanation, args.out, cohorts=cohorts, report=args.report)
+    bar.finish(
+        f"{'Read from the run' if cached else 'Recorded'} {explanation.rows:,} rows "
+        f"({len(atlas.cohorts)} cohorts); wrote "
+        + ", ".join(path.name for path in written)
+        + f" to {args.out}"
+    )
+    return 0
+
+
+def _cohorts(atlas: AttentionAtlas, asked: list[str]) -> list[CohortKey]:
+    """The cohorts of `atlas` that ``--cohort`` asked for by label (all rows when none)."""
+    labels = dict(zip(atlas.cohort_labels, atlas.cohorts, strict=True))
+    if "every" in asked:
+        return list(atlas.cohorts)
+    unknown = [label for label in asked if label not in labels]
+    if unknown:
+        known = ", ".join(repr(label) for label in atlas.cohort_labels[:6])
+        raise ValueError(f"no cohort labelled {unknown[0]!r}; cohorts include {known}, ...")
+    return [labels[label] for label in asked] or [atlas.cohorts[0]]
+
+
+def _explain_sets(run: Run, args: argparse.Namespace) -> int:
+    """`mrta explain` for a run trained with --group-by: per-set and per-row exports."""
+    for flag, given in (
+        ("--cohort", args.cohort),
+        ("--report", args.report),
+        ("--checks", args.checks),
+        ("--nproc", args.nproc != 1 or world.in_worker()),
+    ):
+        if given:
+            raise ValueError(f"{flag} applies to runs of one row per example, not to a set run")
+    frame = read_table(args.data).frame
+    bar = ProgressBar(sys.stderr)
+    explanation = explain_sets(run, frame, max_sets=args.max_sets, progress=bar.phase_of("sets"))
+    maps = set_maps(run, frame, args.set) if args.set is not None else None
+    written = write_set_exports(explanation, args.out, maps)
+    sampled = (
+        f" (a seeded sample of {explanation.sampled_from:,})" if explanation.sampled_from else ""
+    )
+    bar.finish(
+        f"Recorded {len(explanation.sets):,} sets{sampled}, {len(explanation.rows):,} rows; "
+        f"wrote {', '.join(path.name for path in written)} to {args.out}"
+    )
+    return 0

@@ -1,0 +1,43 @@
+"""``mrta predict``: one prediction per row (or per group, for a set run) of a CSV."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mrta.cli.common import add_chunk_rows, add_run_arguments, subcommand, table_or_stream
+from mrta.data.stream import DEFAULT_CHUNK_ROWS
+from mrta.pipelines.streamed import predict_file
+from mrta.runs.run import Run
+
+
+def add_predict(commands: argparse._SubParsersAction) -> None:
+    p = subcommand(
+        commands,
+        "predict",
+        help="predict every row (or every group, for a set run) of a CSV with a saved run",
+        description="Write one prediction per row of DATA.csv, in order: for classification "
+        "one probability column per class (named by the class) and 'prediction'; for "
+        "regression 'prediction'. A run trained with --group-by predicts one row per group, "
+        "in order of first appearance, led by the group key and n_rows (the rows its set "
+        "was made of).",
+    )
+    add_run_arguments(p, "the rows to predict", "PREDICTIONS.csv", "where to write")
+    add_chunk_rows(p)
+    p.set_defaults(handler=run_predict)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    run = Run.load(args.run)
+    frame = table_or_stream(args, args.chunk_rows)
+    if frame is None:  # chunk by chunk, in bounded memory
+        written = predict_file(
+            run, args.data, args.out, chunk_rows=args.chunk_rows or DEFAULT_CHUNK_ROWS
+        )
+    else:
+        predictions = run.predict_frame(frame)
+        predictions.to_csv(args.out, index=False)
+        written = len(predictions)
+    per = "group" if run.sets is not None else "row"
+    print(f"Wrote {written:,} predictions (one per {per}) to {args.out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,220 @@
+"""``mrta train``: train on a CSV, evaluate against the baselines, save the run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from mrta.cli.common import (
+    add_chunk_rows,
+    add_nproc,
+    positive,
+    refuse_streamed,
+    subcommand,
+    table_or_stream,
+)
+from mrta.cli.config_flags import add_config_flags, config_from_args
+from mrta.cli.progress import ProgressBar
+from mrta.config import ModelConfig
+from mrta.data.read import read_table
+from mrta.data.schema import Role
+from mrta.data.sets import MAX_SET_SIZE, SetOptions
+from mrta.data.stream import DEFAULT_CHUNK_ROWS, DEFAULT_SAMPLE_ROWS
+from mrta.pipelines import launch
+from mrta.pipelines.distributed import train_run_on_workers
+from mrta.pipelines.streamed import train_run_from_file
+from mrta.pipelines.train_run import default_train_config, train_run
+from mrta.runs.run import Run
+from mrta.task import Task
+from mrta.training import world
+from mrta.training.evaluate import CLASSIFICATION_METRICS, REGRESSION_METRICS
+
+ROLE_FLAGS = (
+    (Role.IGNORED, "ignore"),
+    (Role.CATEGORICAL, "categorical"),
+    (Role.NUMERICAL, "numerical"),
+)
+
+
+def add_train(commands: argparse._SubParsersAction) -> None:
+    p = subcommand(
+        commands,
+        "train",
+        help="train a model on a CSV, evaluate it against baselines, save the run",
+        description="Train on DATA.csv, evaluate on a held-out split beside HistGradientBoosting "
+        "and the trivial baseline, and save the run to RUN_DIR.",
+    )
+    p.add_argument("data", metavar="DATA.csv", help="the table (CSV, or gzipped CSV)")
+    p.add_argument("--target", required=True, metavar="COL", help="the column to predict")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="where to save the run")
+    sets = _add_set_arguments(p)
+    add_config_flags(p, {"sets": sets})
+    _add_table_arguments(p)
+    add_chunk_rows(p)
+    p.add_argument(
+        "--sample-rows",
+        type=positive,
+        metavar="N",
+        help="a streamed table: infer the column types and fit the preprocessor on a seeded "
+        f"sample of N rows (default: {DEFAULT_SAMPLE_ROWS:,})",
+    )
+    add_nproc(p, "train")
+    p.set_defaults(handler=run_train)
+
+
+def _add_table_arguments(p: argparse.ArgumentParser) -> None:
+    """What to predict, the columns' roles, a separate test table, and saving the rows."""
+    p.add_argument(
+        "--task",
+        choices=("auto", "binary", "multiclass", "regression"),
+        default="auto",
+        help="what to predict (default: inferred from the target)",
+    )
+    for role, flag in ROLE_FLAGS:
+        p.add_argument(
+            f"--{flag}",
+            nargs="+",
+            default=[],
+            metavar="COL",
+            help=f"treat these columns as {role.value}",
+        )
+    p.add_argument(
+        "--test",
+        metavar="DATA.csv",
+        help="a separate test table (default: a held-out split of DATA.csv)",
+    )
+    p.add_argument(
+        "--save-data",
+        action="store_true",
+        help="save the table's rows in the run too (needed to analyse it later without the CSV)",
+    )
+
+
+def _add_set_arguments(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The group of set resolution's arguments (``--no-bind-rows`` joins it from the config)."""
+    sets = p.add_argument_group(
+        "set resolution",
+        "one prediction per group of rows (a portfolio's positions, a patient's visits): the "
+        "rows of a group are the tokens and the target must be the same on all of them",
+    )
+    sets.add_argument("--group-by", metavar="COL", help="the group key: one example per value")
+    sets.add_argument(
+        "--order-by", metavar="COL", help="order a group's rows by this column (e.g. a date)"
+    )
+    sets.add_argument(
+        "--max-set-size",
+        type=int,
+        default=MAX_SET_SIZE,
+        metavar="N",
+        help="larger groups keep a seeded random N of their rows (default: %(default)s)",
+    )
+    return sets
+
+
+def run_train(args: argparse.Namespace) -> int:
+    if args.chunk_rows is not None and args.nproc != 1:
+        refuse_streamed("--nproc", args.data, "--chunk-rows was given", "train in one process")
+    if launch.launches(args.nproc):
+        return launch.launch(args.argv, args.nproc)
+    sets = _set_options(args)
+    model_config = config_from_args(args, ModelConfig())
+    train_config = config_from_args(args, default_train_config(sets))
+    frame = table_or_stream(args, args.chunk_rows)
+    bar = ProgressBar(sys.stderr) if world.is_leader() else None
+    settings: dict[str, Any] = {
+        "model_config": model_config,
+        "train_config": train_config,
+        "task": None if args.task == "auto" else args.task,
+        "roles": _roles(args),
+        "callback": bar,
+    }
+    if frame is None:
+        _check_streamed_training(args)
+        run = train_run_from_file(
+            args.data,
+            args.target,
+            chunk_rows=args.chunk_rows or DEFAULT_CHUNK_ROWS,
+            sample_rows=args.sample_rows or DEFAULT_SAMPLE_ROWS,
+            **settings,
+        )
+    else:
+        if args.sample_rows is not None:
+            raise ValueError(
+                "--sample-rows applies to a streamed table, and this one is read whole: drop "
+                "it, or add --chunk-rows N to stream the table"
+            )
+        test_frame = read_table(args.test).frame if args.test else None
+        train = train_run_on_workers if world.in_worker() else train_run
+        run = train(frame, args.target, test_frame=test_frame, sets=sets, **settings)
+    if run is None:  # a distributed worker other than rank 0, which reports and saves
+        return 0
+    bar.finish(run.training.message)
+    out = run.save(args.out, include_data=args.save_data)
+    # A streamed run's schema and preprocessor say what was fitted on a sample.
+    streamed = (*run.schema.notes, *run.preprocessor.notes) if frame is None else ()
+    for note in (*streamed, *run.splits.notes):
+        print(f"Note: {note}", file=sys.stderr)
+    print(metrics_table(run), file=sys.stdout)
+    print(f"\nSaved the run to {out}", file=sys.stdout)
+    return 0
+
+
+def _check_streamed_training(args: argparse.Namespace) -> None:
+    """Refuse what training on a streamed table cannot do, with a one-line message."""
+    why = "--chunk-rows was given" if args.chunk_rows else "it is over the reading limits"
+    for flag, given, instead in (
+        ("--save-data", args.save_data, "keep the file beside the run instead"),
+        ("--group-by", args.group_by is not None, "train sets on a smaller table"),
+        ("--test", args.test is not None, "append the test rows to the table"),
+        ("--nproc", world.in_worker(), "train in one process"),
+    ):
+        if given:
+            refuse_streamed(flag, args.data, why, instead)
+
+
+def _set_options(args: argparse.Namespace) -> SetOptions | None:
+    if args.group_by is None:
+        for flag, given in (
+            ("--order-by", args.order_by is not None),
+            ("--max-set-size", args.max_set_size != MAX_SET_SIZE),
+        ):
+            if given:
+                raise ValueError(f"{flag} applies to sets: give --group-by COL as well")
+        return None
+    return SetOptions(args.group_by, args.order_by, args.max_set_size)
+
+
+def _roles(args: argparse.Namespace) -> dict[str, Role]:
+    roles: dict[str, Role] = {}
+    for role, flag in ROLE_FLAGS:
+        for column in getattr(args, flag):
+            if column in roles and roles[column] is not role:
+                raise ValueError(
+                    f"column {column!r} was given two roles, {roles[column].value} and "
+                    f"{role.value}: give it one"
+                )
+            roles[column] = role
+    return roles
+
+
+def metrics_table(run: Run) -> str:
+    """The held-out metrics of the model and the baselines, as a plain-text table."""
+    scores = run.metrics
+    regression = run.schema.task == Task.REGRESSION
+    names = REGRESSION_METRICS if regression else CLASSIFICATION_METRICS
+    columns = ("model", "hgb", "trivial")
+    sets = run.sets is not None
+    boosting = "gradient boosting on aggregates" if sets else "gradient boosting"
+    headers = ("metric", "model", boosting, "trivial")
+    rows = [[name, *(_number(scores[column].get(name)) for column in columns)] for name in names]
+    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
+    examples = f"{scores['model']['rows']:,} {'groups' if sets else 'rows'}"
+    lines = [f"Metrics on the {scores['split']} split ({examples}):"]
+    for row in [headers, *rows]:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def _number(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
