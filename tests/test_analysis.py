@@ -13,24 +13,36 @@ from tiny_models import model_for, random_inputs, tiny_model
 from mrta import AttentionRecorder
 from mrta.analysis.atlas import AttentionAtlas
 from mrta.analysis.checks import (
+    AblationResult,
+    MapAblationResult,
     _shuffle_column,
     ablate_heads,
+    ablate_maps,
     bounded_sample,
     map_divergence,
+    mean_head_outputs,
     permutation_importance,
+    removed_heads,
     rollout_agreement,
     sanity_checks,
     score_sample,
 )
 from mrta.analysis.cohorts import ALL_ROWS, CohortMap, CohortSpec, cohort_difference
 from mrta.analysis.collect import collect_attention
-from mrta.analysis.heads import head_table
+from mrta.analysis.heads import head_table, map_labels
 from mrta.analysis.labels import format_value, token_frame, value_labels
 from mrta.analysis.rollout import rollout_importance
 from mrta.analysis.rows import row_attention
-from mrta.analysis.stats import js_divergence, normalized_entropy
+from mrta.analysis.stats import (
+    TRIVIAL_MAP,
+    UNIFORM_MAP,
+    js_divergence,
+    map_label,
+    normalized_entropy,
+)
 from mrta.data.preprocessing import Preprocessor
 from mrta.data.schema import infer_schema
+from mrta.jsonable import json_ready
 
 ROWS = 105
 CLASSES = ("Adelie", "Chinstrap", "Gentoo")
@@ -360,6 +372,37 @@ def test_head_table_from_hand_built_maps():
     assert uniform.loss_delta is None
 
 
+def test_map_labels_uniform_and_trivial_maps():
+    assert map_label(np.full((3, 4), 0.25)) == UNIFORM_MAP
+    assert map_label(np.ones((2, 3, 1))) == TRIVIAL_MAP, "a single key: trivial whatever it shows"
+    # within 0.01 of the uniform entropy on every row, however the colour scale shows it
+    near = np.array([[0.27, 0.25, 0.24, 0.24], [0.25, 0.25, 0.25, 0.25]])
+    assert 1 - normalized_entropy(near).min() < 0.01 and map_label(near) == UNIFORM_MAP
+    one_row_off = np.array([[0.25] * 4, [0.4, 0.2, 0.2, 0.2]])
+    assert 1 - normalized_entropy(one_row_off)[1] > 0.01 and map_label(one_row_off) is None
+    heads = np.stack([np.full((2, 2), 0.5), [[0.9, 0.1], [0.5, 0.5]]])
+    assert map_label(heads) is None, "one head that chooses makes the map not uniform"
+    assert map_label(heads[:1]) == UNIFORM_MAP
+    assert map_labels(hand_atlas([[0.5, 0.5], [0.5, 0.5]])) == {(0, "num_num"): UNIFORM_MAP}
+    assert map_labels(hand_atlas([[0.0, 1.0], [0.5, 0.5]])) == {(0, "num_num"): None}
+
+
+@pytest.mark.parametrize(
+    ("mean", "message"),
+    [
+        (np.ones(3), "shape"),
+        (np.ones((2, 0)), "shape"),
+        (np.array([[0.5, np.nan]]), "finite, non-negative"),
+        (np.array([[1.5, -0.5]]), "finite, non-negative"),
+    ],
+)
+def test_map_label_names_bad_maps(mean, message):
+    with pytest.raises(ValueError, match=message):
+        map_label(mean)
+    with pytest.raises(ValueError, match="tolerance"):
+        map_label(np.full((1, 2), 0.5), tolerance=1.0)
+
+
 # -- interventions ---------------------------------------------------------------------------
 def zero_head_columns(model, layer, map_id, head):
     block = model.layers[layer].attention_blocks()[map_id]
@@ -406,6 +449,170 @@ def test_an_existing_head_mask_is_kept_and_restored(model, data):
     result = ablate_heads(model, (num, ind, cat), y, loss_fn=cross_entropy)
     assert torch.equal(block.head_mask, torch.tensor([0.0, 1.0]))
     assert result.effect(0, "num_num", 0).loss_delta == 0.0  # already off
+
+
+def small_data(rows=24):
+    num, ind, cat = random_inputs(rows, 3, 2, seed=2)
+    y = torch.randint(0, 3, (rows,), generator=torch.Generator().manual_seed(3))
+    return (num, ind, cat), y
+
+
+def out_proj_inputs(model, layer, map_id, sample):
+    """The heads' outputs of one block on every row, by a forward hook: ``(n, Tq, d_model)``."""
+    seen = []
+    block = model.layers[layer].attention_blocks()[map_id]
+    handle = block.out_proj.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    try:
+        score_sample(model, sample, cross_entropy)
+    finally:
+        handle.remove()
+    return torch.cat(seen).double()
+
+
+def replacing_heads(model, layer, map_id, heads, value):
+    """A pre-hook that writes `value` over `heads`' columns of the block's output projection's
+    input: the hand-made intervention that :func:`ablate_maps` and mean-ablation must equal."""
+    block = model.layers[layer].attention_blocks()[map_id]
+    d = block.head_dim
+
+    def replace(_module, args):
+        x = args[0].clone()
+        for head in heads:
+            x[..., head * d : (head + 1) * d] = value[..., head * d : (head + 1) * d].to(x)
+        return (x,)
+
+    return block.out_proj.register_forward_pre_hook(replace)
+
+
+def test_zeroing_a_whole_map_equals_masking_all_its_heads(model):
+    inputs, y = small_data()
+    calls = []
+    result = ablate_maps(
+        model,
+        inputs,
+        y,
+        loss_fn=cross_entropy,
+        metric_fn=accuracy,
+        progress=lambda *a: calls.append(a),
+    )
+    assert result.method == "zero" and result.rows == 24 and len(result.maps) == 2 * 4
+    assert calls[-1][:2] == (8, 8) and "zeroing layer 1 num_cat" in calls[-1][2]
+    sample = bounded_sample(inputs, y)
+    assert result.baseline_loss == pytest.approx(score_sample(model, sample, cross_entropy)[0])
+    for layer, map_id in [(0, "num_num"), (1, "cat_num")]:
+        block = model.layers[layer].attention_blocks()[map_id]
+        block.head_mask = torch.zeros(block.num_heads)
+        masked = score_sample(model, sample, cross_entropy, accuracy)
+        block.head_mask = None
+        handle = replacing_heads(model, layer, map_id, [0, 1], torch.zeros(8))
+        by_hand = score_sample(model, sample, cross_entropy, accuracy)
+        handle.remove()
+        effect = result.effect(layer, map_id)
+        assert (effect.loss, effect.metric) == pytest.approx(masked, abs=1e-6)
+        assert (effect.loss, effect.metric) == pytest.approx(by_hand, abs=1e-6)
+        assert effect.loss_delta == pytest.approx(effect.loss - result.baseline_loss)
+    assert result.effect(5, "num_num") is None
+    assert all(
+        b.head_mask is None and b.head_offset is None
+        for layer in model.layers
+        for b in layer.attention_blocks().values()
+    )
+
+
+def test_mean_head_outputs_average_each_head_over_the_rows(model):
+    inputs, y = small_data()
+    sample = bounded_sample(inputs, y)
+    means = mean_head_outputs(model, sample, batch_size=10)  # three batches
+    assert len(means) == 8 and means[(0, "cat_num")].shape == (2, 2, 4)  # (H, Tq = 2 cat, hd)
+    for key in [(0, "num_num"), (1, "num_cat")]:
+        by_hand = out_proj_inputs(model, *key, sample).mean(dim=0)  # (Tq, d_model)
+        expected = by_hand.view(-1, 2, 4).transpose(0, 1).float()
+        torch.testing.assert_close(means[key], expected, atol=1e-6, rtol=1e-6)
+
+
+def test_mean_ablation_replaces_the_head_by_its_precomputed_mean(model):
+    inputs, y = small_data()
+    result = ablate_heads(
+        model, inputs, y, loss_fn=cross_entropy, metric_fn=accuracy, method="mean"
+    )
+    assert result.method == "mean" and len(result.heads) == 16
+    sample = bounded_sample(inputs, y)
+    zeroed = ablate_heads(model, inputs, y, loss_fn=cross_entropy)
+    for layer, map_id, head in [(0, "num_num", 1), (1, "cat_cat", 0)]:
+        mean = out_proj_inputs(model, layer, map_id, sample).mean(dim=0)  # (Tq, d_model)
+        handle = replacing_heads(model, layer, map_id, [head], mean)
+        loss, metric = score_sample(model, sample, cross_entropy, accuracy)
+        handle.remove()
+        effect = result.effect(layer, map_id, head)
+        assert effect.loss == pytest.approx(loss, abs=1e-5)
+        assert effect.metric == pytest.approx(metric)
+        zero = zeroed.effect(layer, map_id, head).loss
+        assert effect.loss != pytest.approx(zero, abs=1e-6), "the mean is not zero"
+
+
+def test_mean_ablating_a_whole_map_makes_its_output_the_same_for_every_row(model):
+    inputs, y = small_data()
+    result = ablate_maps(model, inputs, y, loss_fn=cross_entropy, method="mean")
+    sample = bounded_sample(inputs, y)
+    mean = out_proj_inputs(model, 1, "num_num", sample).mean(dim=0)
+    handle = replacing_heads(model, 1, "num_num", [0, 1], mean)
+    loss, _ = score_sample(model, sample, cross_entropy)
+    outputs = []
+    block = model.layers[1].num_num
+    seen = block.register_forward_hook(lambda _m, _a, out: outputs.append(out[0]))
+    score_sample(model, sample, cross_entropy)
+    handle.remove(), seen.remove()
+    assert result.effect(1, "num_num").loss == pytest.approx(loss, abs=1e-5)
+    rows = torch.cat(outputs)
+    torch.testing.assert_close(rows, rows[:1].expand_as(rows), atol=1e-5, rtol=1e-5)
+
+
+def test_ablation_keeps_and_restores_an_existing_offset(model):
+    inputs, y = small_data()
+    block = model.layers[0].cat_cat
+    offset = torch.full((2, 2, 4), 0.1)
+    block.head_mask, block.head_offset = torch.tensor([1.0, 0.0]), offset
+    result = ablate_heads(model, inputs, y, loss_fn=cross_entropy, method="mean")
+    assert block.head_offset is offset and torch.equal(block.head_mask, torch.tensor([1.0, 0.0]))
+    assert result.effect(0, "cat_cat", 1).loss_delta == pytest.approx(0.0, abs=1e-6), (
+        "head 1 already outputs a constant, which is its mean"
+    )
+    zeroed = ablate_heads(model, inputs, y, loss_fn=cross_entropy).effect(0, "cat_cat", 1)
+    block.head_offset = offset.clone()  # head 1 zeroed by hand, head 0 keeps its offset
+    block.head_offset[1] = 0.0
+    assert zeroed.loss == pytest.approx(
+        score_sample(model, bounded_sample(inputs, y), cross_entropy)[0]
+    )
+    block.head_mask = None
+
+
+def test_removed_heads_combines_with_an_existing_offset_of_any_broadcast_shape():
+    block = tiny_model(["a"], ["b"]).layers[0].num_num
+    previous = torch.full((1, 2, 1, 4), 0.5)
+    block.head_offset = previous
+    mean = torch.arange(24.0).view(2, 3, 4)
+    with removed_heads(block, [0], mean):
+        assert torch.equal(block.head_mask, torch.tensor([0.0, 1.0]))
+        assert block.head_offset.shape == (1, 2, 3, 4)
+        assert torch.equal(block.head_offset[0, 0], mean[0])
+        assert (block.head_offset[0, 1] == 0.5).all()
+    with removed_heads(block, [1]):
+        assert torch.equal(
+            block.head_offset, torch.tensor([0.5, 0.0]).view(1, 2, 1, 1).expand(1, 2, 1, 4)
+        )
+    assert block.head_offset is previous and block.head_mask is None
+
+
+def test_ablation_results_survive_json(model):
+    inputs, y = small_data(rows=6)
+    maps = ablate_maps(model, inputs, y, loss_fn=cross_entropy, method="mean")
+    assert MapAblationResult.from_dict(json_ready(maps)) == maps
+    heads = ablate_heads(model, inputs, y, loss_fn=cross_entropy, method="mean")
+    assert AblationResult.from_dict(json_ready(heads)) == heads
+    old = {k: v for k, v in json_ready(heads).items() if k != "method"}
+    assert AblationResult.from_dict(old).method == "zero", "results cached before methods"
+    with pytest.raises(ValueError, match="method must be one of"):
+        ablate_maps(model, inputs, y, loss_fn=cross_entropy, method="noise")
 
 
 def test_bounded_sample_is_seeded_and_sorted(data):
@@ -457,14 +664,17 @@ def test_shuffling_moves_a_value_with_its_indicator(data):
 # -- sanity checks ---------------------------------------------------------------------------
 def test_rollout_agreement():
     rollout = {"a": 0.1, "b": 0.2, "c": 0.3, "d": 0.4}
-    assert rollout_agreement(rollout, {"a": 1, "b": 2, "c": 3, "d": 9})[
-        "spearman"
-    ] == pytest.approx(1.0)
+    perfect = rollout_agreement(rollout, {"a": 1, "b": 2, "c": 3, "d": 9})
+    assert perfect["spearman"] == pytest.approx(1.0)
+    # exact: 2 of the 24 orders of 4 columns agree this well (scipy's large-sample p says 0)
+    assert perfect["p_value"] == pytest.approx(2 / 24) and perfect["p_value_method"] == "exact"
+    many = {f"c{i}": float(i) for i in range(10)}
+    assert rollout_agreement(many, many)["p_value_method"] == "permutation"
     assert rollout_agreement(rollout, {"a": 4, "b": 3, "c": 2, "d": 1})[
         "spearman"
     ] == pytest.approx(-1.0)
     flat = rollout_agreement(rollout, dict.fromkeys(rollout, 0.0))
-    assert flat == {"spearman": None, "p_value": None, "columns": 4}
+    assert flat == {"spearman": None, "p_value": None, "p_value_method": None, "columns": 4}
     assert rollout_agreement(rollout, {"a": 1.0, "zzz": 2.0})["columns"] == 1
 
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from mrta.streams import MAP_IDS
 from mrta import AttentionRecorder, MultiResolutionTabularAttention
 from mrta.nn.layer import LAYER_NORM_EPS
+from mrta.streams import MAP_IDS
 
 
 def make(num_heads=2, d_model=8, dropout_rate=0.0, **kw) -> MultiResolutionTabularAttention:
@@ -272,3 +272,36 @@ def test_head_mask_removes_exactly_that_heads_contribution():
         )  # (B, Tq, 4)
         contribution = head1 @ block.out_proj.weight[:, 4:].T
     torch.testing.assert_close(full - ablated, contribution, atol=1e-5, rtol=1e-5)
+
+
+def test_head_offset_replaces_a_masked_heads_output():
+    """``out * head_mask + head_offset`` on the heads' outputs, before the output projection:
+    mask 0 and an offset at head 1 put that offset where head 1's output was, on every path."""
+    layer = make(num_heads=2, d_model=8).eval()
+    num, cat = inputs()
+    layer(num, cat)
+    block = layer.num_cat
+    q, kv = torch.randn(3, 5, 8), torch.randn(3, 4, 8)
+    replacement = torch.randn(5, 4)  # (Tq, head_dim)
+    offset = torch.zeros(2, 5, 4)
+    offset[1] = replacement
+    with torch.no_grad():
+        qh, kh, vh = block.project(q, kv)
+        head0 = torch.softmax(qh[:, 0] @ kh[:, 0].transpose(-1, -2) / 2.0, -1) @ vh[:, 0]
+        by_hand = block.out_proj(torch.cat([head0, replacement.expand(3, 5, 4)], dim=-1))
+        block.head_mask, block.head_offset = torch.tensor([1.0, 0.0]), offset
+        explicit, _ = block(q, kv)
+        block.record_weights = 1
+        recorded, weights = block(q, kv)
+        block.record_weights = 0
+        block.head_mask = block.head_offset = None
+        plain, _ = block(q, kv)
+    torch.testing.assert_close(explicit, by_hand, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(recorded, by_hand, atol=1e-5, rtol=1e-5)
+    assert weights.shape == (3, 2, 5, 4)
+    assert not torch.allclose(plain, by_hand, atol=1e-3), "without them the block is as before"
+
+
+def test_head_offset_is_off_by_default():
+    block = make().eval().num_num
+    assert block.head_mask is None and block.head_offset is None

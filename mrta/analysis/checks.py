@@ -3,37 +3,46 @@
 Interventions, on a bounded, seeded sample of validation rows, each reported as the change in
 loss and metric (changed minus baseline):
 
-- :func:`ablate_heads` zeroes one head at a time (through ``block.head_mask``);
+- :func:`ablate_heads` removes one head at a time, :func:`ablate_maps` every head of one map at
+  once (heads of a map are often redundant where the map is not); both either zero the heads'
+  outputs (``method="zero"``, through ``block.head_mask``) or replace them by their mean over the
+  sample's rows (``method="mean"``, through ``block.head_mask`` and ``block.head_offset``:
+  the head then still adds its average, but nothing that depends on the row);
 - :func:`permutation_importance` shuffles one input column at a time.
 
 Sanity checks: :func:`rollout_agreement` (does the rollout rank the columns as the permutation
-importance does?) and :func:`map_divergence` (did training move each map away from the
-untrained model's?). Every result is a dataclass or dict of plain values that serialises to
+importance does? with an exact or permutation p-value from
+:mod:`mrta.analysis.rank_agreement`) and :func:`map_divergence` (did training move each map away
+from the untrained model's?). Every result is a dataclass or dict of plain values that serialises to
 JSON (see :func:`mrta.report.exports.json_ready`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
 from torch import Tensor, nn
 
 from mrta.analysis.atlas import AttentionAtlas
 from mrta.analysis.cohorts import ALL_ROWS, CohortKey
 from mrta.analysis.collect import DEFAULT_BATCH_SIZE, ProgressFn
 from mrta.analysis.inputs import Inputs, attention_layers, split_inputs
+from mrta.analysis.rank_agreement import spearman_agreement
 from mrta.analysis.stats import head_divergence
+from mrta.nn.attention import AttentionBlock
 from mrta.training.inference import batches, evaluating, model_device
 from mrta.training.losses import ScoreFn
 
 #: ``fn(logits, targets)`` -> a number (a tensor of one element is fine), over all rows at once.
 CHECK_ROWS = 2000  # rows of the sample: deltas of a few 0.001 are visible, runs stay short
 DEFAULT_REPEATS = 3  # shuffles per column: enough for a spread, cheap enough for 30 columns
+#: How an ablation removes a head: zero its output, or replace it by its mean over the rows.
+ABLATION_METHODS = ("zero", "mean")
 
 
 @dataclass(frozen=True)
@@ -95,10 +104,10 @@ def _delta(changed: float | None, baseline: float | None) -> float | None:
     return None if changed is None or baseline is None else changed - baseline
 
 
-# -- head ablation ---------------------------------------------------------------------------
+# -- ablation --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class HeadAblation:
-    """Loss and metric with one head zeroed, and their change from the baseline."""
+    """Loss and metric with one head removed, and their change from the baseline."""
 
     layer: int
     map_id: str
@@ -111,12 +120,14 @@ class HeadAblation:
 
 @dataclass(frozen=True)
 class AblationResult:
-    """:func:`ablate_heads`' baseline and one entry per head."""
+    """:func:`ablate_heads`' baseline and one entry per head; ``method`` is ``"zero"`` or
+    ``"mean"`` (results cached before mean-ablation existed read as ``"zero"``)."""
 
     rows: int
     baseline_loss: float
     baseline_metric: float | None
     heads: tuple[HeadAblation, ...]
+    method: str = "zero"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AblationResult:
@@ -126,6 +137,7 @@ class AblationResult:
             baseline_loss=data["baseline_loss"],
             baseline_metric=data["baseline_metric"],
             heads=tuple(HeadAblation(**entry) for entry in data["heads"]),
+            method=data.get("method", "zero"),
         )
 
     def effect(self, layer: int, map_id: str, head: int) -> HeadAblation | None:
@@ -136,6 +148,143 @@ class AblationResult:
         return None
 
 
+@dataclass(frozen=True)
+class MapAblation:
+    """Loss and metric with every head of one map removed, and their change from the baseline."""
+
+    layer: int
+    map_id: str
+    loss: float
+    metric: float | None
+    loss_delta: float
+    metric_delta: float | None
+
+
+@dataclass(frozen=True)
+class MapAblationResult:
+    """:func:`ablate_maps`' baseline and one entry per layer and map; ``method`` as in
+    :class:`AblationResult`."""
+
+    rows: int
+    baseline_loss: float
+    baseline_metric: float | None
+    maps: tuple[MapAblation, ...]
+    method: str = "zero"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MapAblationResult:
+        """Inverse of :func:`mrta.report.exports.json_ready` on a result, for cached runs."""
+        return cls(
+            rows=data["rows"],
+            baseline_loss=data["baseline_loss"],
+            baseline_metric=data["baseline_metric"],
+            maps=tuple(MapAblation(**entry) for entry in data["maps"]),
+            method=data.get("method", "zero"),
+        )
+
+    def effect(self, layer: int, map_id: str) -> MapAblation | None:
+        """The entry of one map, ``None`` if it was not ablated."""
+        for entry in self.maps:
+            if (entry.layer, entry.map_id) == (layer, map_id):
+                return entry
+        return None
+
+
+MapKey = tuple[int, str]
+
+
+def _blocks(model: nn.Module) -> list[tuple[int, str, AttentionBlock]]:
+    return [
+        (index, map_id, block)
+        for index, layer in enumerate(attention_layers(model))
+        for map_id, block in layer.attention_blocks().items()
+    ]
+
+
+def mean_head_outputs(
+    model: nn.Module, sample: Sample, batch_size: int = DEFAULT_BATCH_SIZE
+) -> dict[MapKey, Tensor]:
+    """Every head's output (before the block's output projection, after any ``head_mask`` and
+    ``head_offset`` already set) averaged over the sample's rows, per query token.
+
+    Blocks that do not run on this model (the cross maps of a one-stream model) have no entry.
+
+    Shape: ``{(layer, map_id): (H, Tq, head_dim)}`` float32, on the CPU.
+    """
+    sums: dict[MapKey, Tensor] = {}
+    handles = []
+
+    def hook(key: MapKey) -> Callable[[nn.Module, tuple[Tensor, ...]], None]:
+        def record(_module: nn.Module, args: tuple[Tensor, ...]) -> None:
+            total = args[0].detach().double().sum(dim=0).cpu()  # (Tq, d_model)
+            sums[key] = total if key not in sums else sums[key] + total
+
+        return record
+
+    try:
+        for index, map_id, block in _blocks(model):
+            handle = block.out_proj.register_forward_pre_hook(hook((index, map_id)))
+            handles.append(handle)
+        score_sample(model, sample, lambda *_: torch.zeros(()), None, batch_size)
+    finally:
+        for handle in handles:
+            handle.remove()
+    means = {}
+    blocks = {(index, map_id): block for index, map_id, block in _blocks(model)}
+    for key, total in sums.items():
+        block = blocks[key]
+        tq = total.shape[0]
+        mean = (total / len(sample.targets)).view(tq, block.num_heads, block.head_dim)
+        means[key] = mean.transpose(0, 1).float().contiguous()
+    return means
+
+
+@contextmanager
+def removed_heads(
+    block: AttentionBlock, heads: list[int], mean: Tensor | None = None
+) -> Iterator[None]:
+    """Within the block, ``heads`` removed: zeroed, or with ``mean`` replaced by their mean
+    output; combined with any ``head_mask``/``head_offset`` already set (the other heads keep
+    theirs), which are restored on exit.
+
+    Shape: mean ``(H, Tq, head_dim)`` (from :func:`mean_head_outputs`).
+    """
+    previous_mask, previous_offset = block.head_mask, block.head_offset
+    mask = torch.ones(block.num_heads)
+    mask[heads] = 0.0
+    block.head_mask = mask if previous_mask is None else previous_mask.detach().cpu() * mask
+    if mean is not None or previous_offset is not None:
+        block.head_offset = _offset(block.num_heads, heads, previous_offset, mean)
+    try:
+        yield
+    finally:
+        block.head_mask, block.head_offset = previous_mask, previous_offset
+
+
+def _offset(
+    num_heads: int, heads: list[int], previous: Tensor | None, mean: Tensor | None
+) -> Tensor:
+    """``previous`` (zeros if ``None``) with ``heads`` set to their ``mean`` (0 if ``None``).
+
+    Shape: previous broadcastable to ``(B, H, Tq, hd)``; mean ``(H, Tq, hd)`` -> at least
+    ``(H, 1, 1)``, broadcastable to ``(B, H, Tq, hd)``.
+    """
+    if previous is None:
+        base = torch.zeros(num_heads, 1, 1)
+    else:
+        base = previous.detach().cpu().float()
+        base = base.reshape((1,) * max(0, 3 - base.dim()) + tuple(base.shape))
+    shape = torch.broadcast_shapes(base.shape, (num_heads, 1, 1) if mean is None else mean.shape)
+    offset = torch.broadcast_to(base, shape).clone()
+    offset[..., heads, :, :] = 0.0 if mean is None else mean[heads]
+    return offset
+
+
+def _check_method(method: str) -> None:
+    if method not in ABLATION_METHODS:
+        raise ValueError(f"method must be one of {ABLATION_METHODS}, got {method!r}")
+
+
 def ablate_heads(
     model: nn.Module,
     data: Inputs,
@@ -143,43 +292,78 @@ def ablate_heads(
     *,
     loss_fn: ScoreFn,
     metric_fn: ScoreFn | None = None,
+    method: str = "zero",
     max_rows: int = CHECK_ROWS,
     seed: int = 0,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: ProgressFn | None = None,
 ) -> AblationResult:
-    """Zero each head of each map of each layer in turn and measure loss and metric.
+    """Remove each head of each map of each layer in turn and measure loss and metric.
 
-    The head's output is multiplied by 0 before the block's output projection (the projection's
-    bias stays), combined with any ``head_mask`` already set, which is restored afterwards.
+    ``method="zero"``: the head's output is multiplied by 0 before the block's output projection
+    (the projection's bias stays). ``method="mean"``: the head's output is replaced by its mean
+    over the sample's rows (per query token, measured on the unablated model first, see
+    :func:`mean_head_outputs`). Either is combined with any ``head_mask``/``head_offset``
+    already set, which are restored afterwards.
     """
+    _check_method(method)
     sample = bounded_sample(data, targets, max_rows, seed)
     base_loss, base_metric = score_sample(model, sample, loss_fn, metric_fn, batch_size)
-    blocks = [
-        (index, map_id, block)
-        for index, layer in enumerate(attention_layers(model))
-        for map_id, block in layer.attention_blocks().items()
-    ]
+    means = mean_head_outputs(model, sample, batch_size) if method == "mean" else {}
+    blocks = _blocks(model)
     total = sum(block.num_heads for *_, block in blocks)
+    verb = "ablating" if method == "zero" else "mean-ablating"
     entries = []
     for index, map_id, block in blocks:
-        previous = block.head_mask
         for head in range(block.num_heads):
-            mask = torch.ones(block.num_heads)
-            mask[head] = 0.0
-            block.head_mask = mask if previous is None else previous.cpu() * mask
-            try:
+            with removed_heads(block, [head], means.get((index, map_id))):
                 loss, metric = score_sample(model, sample, loss_fn, metric_fn, batch_size)
-            finally:
-                block.head_mask = previous
             entries.append(
                 HeadAblation(
                     index, map_id, head, loss, metric, loss - base_loss, _delta(metric, base_metric)
                 )
             )
             if progress is not None:
-                progress(len(entries), total, f"ablating layer {index} {map_id} head {head}")
-    return AblationResult(len(sample.targets), base_loss, base_metric, tuple(entries))
+                progress(len(entries), total, f"{verb} layer {index} {map_id} head {head}")
+    return AblationResult(len(sample.targets), base_loss, base_metric, tuple(entries), method)
+
+
+def ablate_maps(
+    model: nn.Module,
+    data: Inputs,
+    targets: Tensor | np.ndarray | None = None,
+    *,
+    loss_fn: ScoreFn,
+    metric_fn: ScoreFn | None = None,
+    method: str = "zero",
+    max_rows: int = CHECK_ROWS,
+    seed: int = 0,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: ProgressFn | None = None,
+) -> MapAblationResult:
+    """Remove every head of one map at once, for each layer and map in turn, and measure loss
+    and metric; ``method`` and the rest as :func:`ablate_heads`.
+
+    Zeroing a whole map leaves the block's output at its projection's bias, so the residual
+    stream goes on without that map; mean-ablating it leaves the map's average contribution but
+    nothing that depends on the row.
+    """
+    _check_method(method)
+    sample = bounded_sample(data, targets, max_rows, seed)
+    base_loss, base_metric = score_sample(model, sample, loss_fn, metric_fn, batch_size)
+    means = mean_head_outputs(model, sample, batch_size) if method == "mean" else {}
+    blocks = _blocks(model)
+    verb = "zeroing" if method == "zero" else "mean-ablating"
+    entries = []
+    for index, map_id, block in blocks:
+        with removed_heads(block, list(range(block.num_heads)), means.get((index, map_id))):
+            loss, metric = score_sample(model, sample, loss_fn, metric_fn, batch_size)
+        entries.append(
+            MapAblation(index, map_id, loss, metric, loss - base_loss, _delta(metric, base_metric))
+        )
+        if progress is not None:
+            progress(len(entries), len(blocks), f"{verb} layer {index} {map_id}")
+    return MapAblationResult(len(sample.targets), base_loss, base_metric, tuple(entries), method)
 
 
 # -- permutation importance ------------------------------------------------------------------
@@ -290,18 +474,23 @@ def rollout_agreement(
 ) -> dict[str, object]:
     """Spearman rank correlation of two per-column importances, on the columns both have.
 
-    Returns ``{"spearman": rho, "p_value": p, "columns": n}``; ``rho`` and ``p`` are ``None``
-    with fewer than 3 columns or when either side is constant (no ranking to compare).
+    Returns ``{"spearman": rho, "p_value": p, "p_value_method": m, "columns": n}``: ``p`` is
+    two-sided, the probability under random orders of the columns of a ``|rho|`` at least as
+    large (:func:`mrta.analysis.rank_agreement.spearman_agreement`); ``m`` is ``"exact"``
+    (every order enumerated, up to 9 columns) or ``"permutation"`` (seeded random orders).
+    ``rho``, ``p`` and ``m`` are ``None`` with fewer than 3 columns or when either side is
+    constant (no ranking to compare).
     """
     names = [name for name in rollout if name in permutation]
     a = np.array([rollout[name] for name in names], dtype=np.float64)
     b = np.array([permutation[name] for name in names], dtype=np.float64)
     if len(names) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return {"spearman": None, "p_value": None, "columns": len(names)}
-    result = stats.spearmanr(a, b)
+        return {"spearman": None, "p_value": None, "p_value_method": None, "columns": len(names)}
+    result = spearman_agreement(a, b)
     return {
-        "spearman": float(result.statistic),
-        "p_value": float(result.pvalue),
+        "spearman": result.spearman,
+        "p_value": result.p_value,
+        "p_value_method": result.method,
         "columns": len(names),
     }
 
@@ -311,8 +500,8 @@ def map_divergence(
 ) -> list[dict[str, object]]:
     """Per layer and map, how far the mean maps moved from ``reference`` (the untrained model).
 
-    ``divergence`` is the mean over heads of :func:`mrta.analysis.heads.head_divergence` (JS, base 2, in
-    ``[0, 1]``), ``max_head_divergence`` the largest head's.
+    ``divergence`` is the mean over heads of :func:`mrta.analysis.stats.head_divergence` (JS,
+    base 2, in ``[0, 1]``), ``max_head_divergence`` the largest head's.
     """
     i, j = atlas.index(cohort), reference.index(cohort)
     rows: list[dict[str, object]] = []

@@ -14,7 +14,7 @@ import numpy as np
 from mrta.analysis.atlas import AttentionAtlas
 from mrta.analysis.checks import AblationResult
 from mrta.analysis.cohorts import CohortKey
-from mrta.analysis.stats import head_divergence, normalized_entropy
+from mrta.analysis.stats import head_divergence, map_label, normalized_entropy
 
 
 @dataclass(frozen=True)
@@ -85,3 +85,12 @@ def head_table(
                 )
             )
     return rows
+
+
+def map_labels(
+    atlas: AttentionAtlas, cohort: CohortKey = ("all",)
+) -> dict[tuple[int, str], str | None]:
+    """:func:`mrta.analysis.stats.map_label` of every layer and map's mean map on ``cohort``
+    (all heads together): ``"trivial by construction"``, ``"uniform"`` or ``None``."""
+    index = atlas.index(cohort)
+    return {key: map_label(atlas.means[key][index]) for key in atlas.map_keys}

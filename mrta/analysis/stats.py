@@ -52,3 +52,36 @@ def head_divergence(mean: np.ndarray, reference: np.ndarray) -> np.ndarray:
             "reference must come from the same architecture on the same columns"
         )
     return js_divergence(mean, reference).mean(axis=-1)
+
+
+UNIFORM_TOLERANCE = 0.01  # the issue's rule: every row within 0.01 of the uniform entropy
+TRIVIAL_MAP = "trivial by construction"
+UNIFORM_MAP = "uniform"
+
+
+def map_label(mean: np.ndarray, tolerance: float = UNIFORM_TOLERANCE) -> str | None:
+    """What a mean map is by construction or by measurement, for a label beside it.
+
+    ``"trivial by construction"`` when it has a single key (every weight is 1 whatever the
+    model learned); ``"uniform"`` when every query row's :func:`normalized_entropy` is within
+    ``tolerance`` of 1 (the map spreads each query evenly: it shows no preference, however its
+    colour scale makes it look); else ``None``. A map of several heads is uniform only when
+    every head's every row is.
+
+    Shape: ``(..., Tq, Tk)``, e.g. one head's ``(Tq, Tk)`` or all heads' ``(H, Tq, Tk)``.
+    """
+    weights = np.asarray(mean, dtype=np.float64)
+    if weights.ndim < 2 or 0 in weights.shape:
+        raise ValueError(
+            f"mean must be a map of shape (..., queries, keys) with at least one query and one "
+            f"key, got shape {weights.shape}"
+        )
+    if not np.isfinite(weights).all() or (weights < 0).any():
+        raise ValueError("mean must hold finite, non-negative attention weights")
+    if not 0 <= tolerance < 1:
+        raise ValueError(f"tolerance must be in [0, 1), got {tolerance!r}")
+    if weights.shape[-1] == 1:
+        return TRIVIAL_MAP
+    if bool((1.0 - normalized_entropy(weights) <= tolerance).all()):
+        return UNIFORM_MAP
+    return None

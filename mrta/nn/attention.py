@@ -47,6 +47,13 @@ class AttentionBlock(nn.Module):
         - key_mask: ``(B, Tk)`` bool, ``True`` for real tokens (optional)
         - output: ``(B, Tq, d_model)``, and the weights ``(B, H, Tq, Tk)`` when recording,
           else ``None``. Recorded weights are taken before dropout, so each query row sums to 1.
+        - head_mask (attribute): ``(H,)`` factors on the heads' outputs, or ``None``
+        - head_offset (attribute): broadcastable to ``(B, H, Tq, head_dim)``, added to the
+          heads' outputs after ``head_mask``, or ``None``
+
+    The heads' outputs (before the output projection) become ``out * head_mask + head_offset``
+    where these are set; interventions (:mod:`mrta.analysis.checks`) use them to zero or
+    mean-ablate heads. Both default to ``None``, which leaves every path unchanged.
     """
 
     def __init__(self, d_model: int, num_heads: int, dropout_rate: float = 0.0) -> None:
@@ -63,6 +70,10 @@ class AttentionBlock(nn.Module):
         self.record_weights = 0
         # Optional per-head factors (H,) on the heads' outputs; zeros ablate heads.
         self.head_mask: Tensor | None = None
+        # Optional tensor added to the heads' outputs after head_mask, broadcastable to
+        # (B, H, Tq, head_dim): with head_mask 0 at head h and head h's mean output here, the
+        # head is mean-ablated. ``None`` (the default) costs nothing.
+        self.head_offset: Tensor | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -114,6 +125,8 @@ class AttentionBlock(nn.Module):
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         if self.head_mask is not None:
             out = out * self.head_mask.to(out).view(1, -1, 1, 1)
+        if self.head_offset is not None:
+            out = out + self.head_offset.to(out)
         b, _, tq, _ = out.shape
         out = self.out_proj(out.transpose(1, 2).reshape(b, tq, self.d_model))
         return out, weights
