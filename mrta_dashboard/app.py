@@ -1,16 +1,14 @@
-"""MRTA Explorer dashboard. Start it with ``streamlit run dashboard/app.py``."""
-
-import sys
-from pathlib import Path
+"""MRTA Explorer dashboard. Start it with ``streamlit run mrta_dashboard/app.py`` (or
+``mrta dashboard``); ``python -m pip install -r requirements.txt`` installs ``mrta`` and
+``mrta_dashboard``, so both import from anywhere."""
 
 import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `dashboard` and `mrta` by name
-
-from dashboard import session
+from mrta_dashboard import session
 
 st.set_page_config(page_title="MRTA Explorer", page_icon=":material/grid_on:", layout="wide")
 session.ensure_table()
+session.adopt_finished_job()  # a run trained in the background, whichever page is shown
 session.adopt_opened_run()  # a run opened in the background, whichever page is shown
 pages = [  # paths relative to this script, as st.Page wants them
     st.Page("views/data.py", title="Data", icon=":material/table_chart:", default=True),

@@ -1,7 +1,8 @@
-"""Training in a background thread, so that page reruns never stop or restart it.
+"""Work in a background thread (training, recording an opened run's attention), so that page
+reruns never stop or restart it.
 
-The thread only touches this object (plain Python state, appended under the GIL); the Train
-page polls it from a fragment that reruns every half second while the job is alive.
+The thread only touches its :class:`Job` (plain Python state, appended under the GIL); a page
+shows it with :func:`watch`, a fragment that reruns every half second while the job is alive.
 """
 
 from __future__ import annotations
@@ -13,7 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import streamlit as st
+
 from mrta.training.loop import Progress
+
+#: Seconds between two looks at a running job.
+POLL_SECONDS = 0.5
+
+
+class Cancelled(Exception):
+    """Raised by a cancellable progress callback once the job's cancel button was pressed."""
 
 
 @dataclass
@@ -56,10 +66,18 @@ class Job:
             )
         self.phase = f"training: epoch {progress.epoch}, step {progress.step}"
 
-    def on_analysis(self, done: int, total: int, message: str) -> None:
-        """The analysis callback: rows recorded so far."""
-        self.fraction = done / max(total, 1)
-        self.phase = f"{message}: {done:,} of {total:,} rows"
+    def recording(self, unit: str, *, cancellable: bool = False) -> Callable[[int, int, str], None]:
+        """The analysis callback: `unit` (rows or sets) recorded so far. A `cancellable` one
+        raises :class:`Cancelled` once the cancel button was pressed: the job ends without a
+        result."""
+
+        def progress(done: int, total: int, message: str) -> None:
+            if cancellable and self.cancel.is_set():
+                raise Cancelled
+            self.fraction = done / max(total, 1)
+            self.phase = f"{message}: {done:,} of {total:,} {unit}"
+
+        return progress
 
 
 def start(title: str, work: Callable[[Job], Any]) -> Job:
@@ -70,6 +88,8 @@ def start(title: str, work: Callable[[Job], Any]) -> Job:
         try:
             job.result = work(job)
             job.phase = "cancelled" if job.cancel.is_set() else "done"
+        except Cancelled:
+            job.phase = "cancelled"
         except Exception as error:  # shown in the page, never raised into Streamlit
             job.error = f"{type(error).__name__}: {error}"
             job.phase = "failed"
@@ -80,3 +100,26 @@ def start(title: str, work: Callable[[Job], Any]) -> Job:
     job.thread = threading.Thread(target=target, name=f"mrta-{title}", daemon=True)
     job.thread.start()
     return job
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def watch(
+    state_key: str,
+    cancel: tuple[str, str],
+    stopping: str,
+    more: Callable[[Job], None] | None = None,
+) -> None:
+    """The job held in ``st.session_state[state_key]``: its progress bar, a cancel button
+    (`cancel`: its label and key; `stopping`: what a click does, in words) and `more` (e.g.
+    live curves), redrawn every :data:`POLL_SECONDS` without rerunning the page. Once the job
+    has ended, the whole page reruns to show its result or its error."""
+    job = st.session_state[state_key]
+    if not job.running:
+        st.rerun()
+    st.progress(min(job.fraction, 1.0), text=f"{job.title}: {job.phase} · {job.elapsed:.0f} s")
+    label, key = cancel
+    if st.button(label, key=key):
+        job.cancel.set()
+        st.toast(stopping)
+    if more is not None:
+        more(job)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,7 @@ import streamlit as st
 from mrta.data.read import ReadResult, read_table
 from mrta.data.samples import DEFAULT_SAMPLE, SampleTable
 from mrta.data.sets import MAX_SET_SIZE, SetOptions
+from mrta_dashboard import keys
 
 
 @dataclass
@@ -38,11 +40,11 @@ class LoadedTable:
 
 
 def table() -> LoadedTable | None:
-    return st.session_state.get("table")
+    return st.session_state.get(keys.TABLE)
 
 
 def set_table(loaded: LoadedTable) -> None:
-    st.session_state["table"] = loaded
+    st.session_state[keys.TABLE] = loaded
 
 
 def load_sample(sample: SampleTable) -> LoadedTable:
@@ -68,20 +70,76 @@ def get(key: str, default: Any = None) -> Any:
 
 def schema():
     """The schema the Data page settled on for the current table, if any."""
-    stored, loaded = st.session_state.get("schema"), table()
+    stored, loaded = st.session_state.get(keys.SCHEMA), table()
     if stored is None or loaded is None or stored[0] != loaded.source_id:
         return None
     return stored[1]
 
 
+def ready(loaded: LoadedTable, schema) -> None:
+    """The Data page's choices about `loaded` give `schema`: the Train page trains on it."""
+    st.session_state[keys.SCHEMA] = (loaded.source_id, schema)
+    st.session_state.pop(keys.DATA_PROBLEM, None)
+
+
+def not_ready(loaded: LoadedTable, problem: str) -> None:
+    """The Data page's choices about `loaded` cannot be trained on: the Train page says why."""
+    st.session_state[keys.SCHEMA] = (loaded.source_id, None)
+    st.session_state[keys.DATA_PROBLEM] = (loaded.source_id, problem)
+
+
+# -- the session's run ---------------------------------------------------------------------------
+def require_run(then: str):
+    """The session's run and its explanation; ``None`` when there is none yet, after saying
+    how to get one (`then`: what the page does with it, e.g. "its attention is recorded right
+    after"). Every page that needs a run starts with it."""
+    run, explanation = get(keys.RUN), get(keys.EXPLANATION)
+    if run is None or explanation is None:
+        st.info(
+            "Train a model on the Train page, or open a saved one on the Open run page, first; "
+            f"{then}."
+        )
+        return None
+    return run, explanation
+
+
+def _replace_run(run, explanation) -> None:
+    """Make `run` the session's run, and drop what belonged to the one it replaces: its cached
+    views and exports and the Explore page's choices (:data:`keys.RUN_VIEWS`). The table stays."""
+    for key in keys.RUN_VIEWS:
+        st.session_state.pop(key, None)
+    st.session_state[keys.RUN], st.session_state[keys.EXPLANATION] = run, explanation
+
+
 def adopt_finished_job() -> None:
     """Make a finished training job's run the session's run (once)."""
-    job = st.session_state.get("job")
+    job = st.session_state.get(keys.TRAIN_JOB)
     if job is None or job.running or job.result is None:
         return
-    if st.session_state.get("run_job") is not job:
-        st.session_state["run"], st.session_state["explanation"] = job.result
-        st.session_state["run_job"] = job
+    if st.session_state.get(keys.TRAIN_JOB_ADOPTED) is not job:
+        _replace_run(*job.result)
+        st.session_state[keys.TRAIN_JOB_ADOPTED] = job
+
+
+def run_cache(state_key: str, run, name: Any, compute: Callable[[], Any], keep: int = 16) -> Any:
+    """``compute()``, once per run and `name` for the session (the last `keep` of them), in
+    the cache ``st.session_state[state_key]``. Keyed by ``run.uid``, never by ``id(run)``:
+    Python gives a freed run's id to the next object, so a new run could be shown an old
+    run's views. Other runs' entries are dropped."""
+    cache: dict = st.session_state.setdefault(state_key, {})
+    key = (run.uid, name)
+    if key not in cache:
+        for stale in [k for k in cache if k[0] != run.uid]:
+            del cache[stale]
+        while len(cache) >= keep:
+            cache.pop(next(iter(cache)))
+        cache[key] = compute()
+    return cache[key]
+
+
+def run_cached(state_key: str, run, name: Any) -> Any:
+    """What :func:`run_cache` holds for `run` and `name`, or ``None``."""
+    return st.session_state.get(state_key, {}).get((run.uid, name))
 
 
 # -- runs opened from a zip or a runs folder (the Open run page) ----------------------------------
@@ -97,8 +155,8 @@ class RunOrigin:
 
 def run_origin() -> RunOrigin | None:
     """The origin of the session's run when it was opened (``None`` for one trained here)."""
-    stored, run = st.session_state.get("run_origin"), st.session_state.get("run")
-    if stored is None or run is None or stored[0] is not run:
+    stored, run = st.session_state.get(keys.RUN_ORIGIN), st.session_state.get(keys.RUN)
+    if stored is None or run is None or stored[0] != run.uid:
         return None
     return stored[1]
 
@@ -106,40 +164,36 @@ def run_origin() -> RunOrigin | None:
 def unsaved_trained_run() -> bool:
     """Whether the session holds a run trained in the page (opening another replaces it)."""
     adopt_finished_job()
-    return st.session_state.get("run") is not None and run_origin() is None
+    return st.session_state.get(keys.RUN) is not None and run_origin() is None
 
 
 def set_opened_run(run, explanation, origin: RunOrigin) -> None:
-    """Make an opened run the session's run, and drop what belonged to the one it replaces:
-    the finished training job that still holds it, cached exports and filters, and Explore's
-    choices (its layers, cohorts and rows may not exist in the new run). The table stays."""
-    job = st.session_state.get("job")
+    """Make an opened run the session's run (see :func:`_replace_run`), and drop the finished
+    training job that still holds the run it replaces."""
+    job = st.session_state.get(keys.TRAIN_JOB)
     if job is not None and not job.running:
-        st.session_state.pop("job", None)
-        st.session_state.pop("run_job", None)
-    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith("x_")]:
-        del st.session_state[key]
-    st.session_state.pop("e_files", None)
-    st.session_state["run"], st.session_state["explanation"] = run, explanation
-    st.session_state["run_origin"] = (run, origin)
+        st.session_state.pop(keys.TRAIN_JOB, None)
+        st.session_state.pop(keys.TRAIN_JOB_ADOPTED, None)
+    _replace_run(run, explanation)
+    st.session_state[keys.RUN_ORIGIN] = (run.uid, origin)
 
 
 def adopt_opened_run() -> bool:
     """Make a finished Open-run job's run the session's run (once); True when it just did."""
-    job = st.session_state.get("open_job")
+    job = st.session_state.get(keys.OPEN_JOB)
     if job is None or job.running or job.result is None or job.cancel.is_set():
         return False
-    if st.session_state.get("open_job_adopted") is job:
+    if st.session_state.get(keys.OPEN_JOB_ADOPTED) is job:
         return False
     run, explanation, origin = job.result
     set_opened_run(run, explanation, origin)
-    st.session_state["open_job_adopted"] = job
+    st.session_state[keys.OPEN_JOB_ADOPTED] = job
     return True
 
 
 def run_caption() -> str | None:
     """One line on the session's run for the sidebar: which run, and where it came from."""
-    run = st.session_state.get("run")
+    run = st.session_state.get(keys.RUN)
     if run is None:
         return None
     origin = run_origin()

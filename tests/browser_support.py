@@ -47,7 +47,7 @@ def free_port() -> int:
 
 @contextmanager
 def dashboard_server() -> Iterator[str]:
-    """``streamlit run dashboard/app.py`` on a free localhost port; yields its URL."""
+    """``streamlit run mrta_dashboard/app.py`` on a free localhost port; yields its URL."""
     port = free_port()
     ARTIFACTS.mkdir(exist_ok=True)
     log = (ARTIFACTS / "streamlit.log").open("w")
@@ -57,7 +57,7 @@ def dashboard_server() -> Iterator[str]:
             "-m",
             "streamlit",
             "run",
-            str(ROOT / "dashboard" / "app.py"),
+            str(ROOT / "mrta_dashboard" / "app.py"),
             "--server.port",
             str(port),
             "--server.address",

@@ -14,7 +14,7 @@ from test_train import QUICK, TINY_MODEL, tiny_frame
 
 from mrta.pipelines.archive import RUNS_DIR_ENV, zip_run
 from mrta.pipelines.explain import explain
-from mrta.runs.run import train_run
+from mrta.pipelines.train_run import train_run
 
 pytest.importorskip("playwright.sync_api")
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

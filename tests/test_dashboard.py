@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from mrta.report.figures import shorten
 
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+APP = str(Path(__file__).resolve().parents[1] / "mrta_dashboard" / "app.py")
 TIMEOUT = 120
 
 
@@ -205,6 +205,54 @@ def test_checks_run_on_demand(trained):
     assert any("Spearman" in m.label for m in at.metric)
 
 
+def test_a_filters_maps_are_cached_by_the_runs_uid_not_its_id(trained):
+    """Python gives a freed run's id() to the next object: a cache keyed by id(run) shows a new
+    run the maps of the run before it. Here the cache holds, under the session's run's id(), an
+    old run's filter atlas that fails when drawn; a cache keyed by Run.uid never reads it."""
+    from mrta_dashboard import keys
+
+    class OldRunsAtlas:
+        def cohort_map(self, *args, **kwargs):
+            raise AssertionError("a previous run's filter map was shown")
+
+    at = trained
+    run = at.session_state["run"]
+    name = "bill_length_mm > 45"
+    at.switch_page("views/explore.py").run()
+    at.selectbox(key="x_map").set_value("num_num").run()
+    at.selectbox(key="x_rows").set_value("filter").run()
+    at.selectbox(key="x_fcol").set_value("bill_length_mm")
+    at.selectbox(key="x_fop").set_value(">")
+    at.session_state[keys.FILTERS] = {(id(run), name): OldRunsAtlas()}
+    at.text_input(key="x_fval").set_value("45").run()
+    assert not at.exception and not at.error
+    rows = int((run.frame["bill_length_mm"] > 45).sum())
+    assert f"{rows:,} rows" in [c.value for c in at.caption]
+    assert set(at.session_state[keys.FILTERS]) == {(run.uid, name)}, "the old entry is dropped"
+    atlas, cohort = at.session_state[keys.FILTERS][(run.uid, name)]
+    assert cohort == ("filter", name) and atlas.cohort_map(0, "num_num", cohort).count == rows
+    at.selectbox(key="x_rows").set_value("whole dataset").run()
+
+
+def test_every_widget_of_the_explore_page_goes_with_the_run():
+    """The Explore page's choices (layers, cohorts, rows) belong to one run: each of its
+    widgets' keys is among those dropped when another run replaces it."""
+    import re
+
+    from mrta_dashboard import keys
+
+    root = Path(APP).parent
+    files = ["views/explore.py", "parts/maps.py", "parts/checks.py", "parts/set_browser.py"]
+    used = {
+        name
+        for file in files
+        for name in re.findall(r"key=keys\.([A-Z_]+)\b", (root / file).read_text())
+    }
+    assert {"LAYER", "MAP", "ROWS", "FILTER_VALUE", "SET_MAP"} <= used
+    assert [name for name in sorted(used) if getattr(keys, name) not in keys.RUN_VIEWS] == []
+    assert all(keys.set_picker(how) in keys.RUN_VIEWS for how in keys.SET_FILTERS)
+
+
 def test_export_offers_every_download(trained):
     at = trained
     at.switch_page("views/export.py").run()
@@ -218,10 +266,11 @@ def test_the_run_zip_holds_a_loadable_run_and_its_analysis(trained, tmp_path):
     import io
     import zipfile
 
-    from dashboard.views.export import _run_zip
+    from mrta.pipelines.analysis_cache import load_explanation
     from mrta.pipelines.archive import frame_source
-    from mrta.pipelines.explain import DEFAULT_MAX_ROWS, load_explanation
+    from mrta.pipelines.explain import DEFAULT_MAX_ROWS
     from mrta.runs.run import Run
+    from mrta_dashboard.views.export import _run_zip
 
     run, explanation = trained.session_state["run"], trained.session_state["explanation"]
     with zipfile.ZipFile(
@@ -240,12 +289,14 @@ def test_the_run_zip_holds_a_loadable_run_and_its_analysis(trained, tmp_path):
 
 
 def test_a_failure_inside_training_is_a_message_and_the_app_keeps_working(monkeypatch):
-    import mrta.runs.run
+    import importlib
 
     def broken(*args, **kwargs):
         raise RuntimeError("the disk is full")
 
-    monkeypatch.setattr(mrta.runs.run, "train_run", broken)
+    # the module (the package's attribute of the same name is the function)
+    module = importlib.import_module("mrta.pipelines.train_run")
+    monkeypatch.setattr(module, "train_run", broken)
     at = new_app()
     at.switch_page("views/train.py").run()
     at.button[0].click().run()
@@ -265,7 +316,7 @@ def tiny():
     from test_train import QUICK, TINY_MODEL, tiny_frame
 
     from mrta.pipelines.explain import explain
-    from mrta.runs.run import train_run
+    from mrta.pipelines.train_run import train_run
 
     run = train_run(
         tiny_frame("multiclass", rows=120),
@@ -355,7 +406,7 @@ def test_a_missing_runs_folder_says_how_to_configure_it(tmp_path, monkeypatch):
 def test_a_run_zipped_by_the_export_page_opens_at_once_with_its_analysis(tiny, monkeypatch):
     from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
 
-    from dashboard.views.export import _run_zip
+    from mrta_dashboard.views.export import _run_zip
 
     released = []
     monkeypatch.setattr(
@@ -464,7 +515,7 @@ def test_a_set_run_opens_with_its_sets_recorded(tmp_path):
     from mrta.config import ModelConfig, TrainConfig
     from mrta.data.sets import SetOptions
     from mrta.pipelines.archive import zip_run
-    from mrta.runs.run import train_run
+    from mrta.pipelines.train_run import train_run
 
     run = train_run(
         planted_table(60, seed=5),

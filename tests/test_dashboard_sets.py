@@ -109,8 +109,8 @@ def test_group_mode_guesses_the_key_and_describes_the_sets():
 
 
 def test_the_guessed_key_repeats_and_looks_like_one():
-    from dashboard.sets import guess_group_key
     from mrta.data.read import read_table
+    from mrta.data.sets import guess_group_key
 
     assert guess_group_key(grouped_table(), None, "label") == "g"  # not day, a number
     penguins = read_table(SAMPLE_TABLES[0].path).frame
@@ -190,9 +190,9 @@ def test_the_set_browser_filters_sets_and_switches_maps_heads_and_labels(grouped
 
 
 def _text(sets: pd.DataFrame, key: str) -> str:
-    from dashboard.views.explore import _set_text
+    from mrta_dashboard.parts.set_browser import set_text
 
-    return _set_text(sets.set_index("g").loc[key])
+    return set_text(sets.set_index("g").loc[key])
 
 
 def test_a_big_set_shows_the_map_of_its_most_attended_rows(grouped):
@@ -220,7 +220,7 @@ def test_export_offers_the_set_files_and_the_chosen_sets_maps(grouped):
         assert any(wanted in label for label in labels), wanted
     assert at.selectbox(key="e_set").value == chosen, "the set shown on the Explore page"
     assert f"Maps of set {chosen} (.npz)" in labels
-    from dashboard.views.export import _set_map_file
+    from mrta_dashboard.views.export import _set_map_file
 
     run, explanation = at.session_state["run"], at.session_state["explanation"]
     data = _set_map_file(run, explanation, chosen, None, "set_maps.npz")

@@ -1,10 +1,12 @@
 """Set resolution's data: a table's rows grouped by a key column into padded sets of rows.
 
 One example is a group (a portfolio, a patient); its rows are the tokens and the label belongs to
-the group (DESIGN section 2). :func:`make_sets` encodes every row with a fitted
-:class:`~mrta.data.preprocessing.Preprocessor`, then gathers each group's rows into one padded set with
-a key-padding mask. :func:`set_baseline_features` gives the natural alternative's input: one row
-of per-group aggregates for HistGradientBoosting.
+the group (set resolution: see the README's group mode). :func:`make_sets` encodes every row with
+a fitted :class:`~mrta.data.preprocessing.Preprocessor`, then gathers each group's rows into one
+padded set with a key-padding mask. :func:`set_baseline_features` gives the natural alternative's
+input: one row of per-group aggregates for HistGradientBoosting. Before any training,
+:func:`guess_group_key` proposes a key column and :func:`preview_sets` counts the sets a grouping
+makes.
 
 The model has no positions, so the row order (``order_by``) changes what the sets show (row
 labels, the first rows of a set), not what the model computes.

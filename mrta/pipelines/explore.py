@@ -2,7 +2,9 @@
 maps, and the explanation that fits the run's kind (rows or sets).
 
 What the dashboard's Explore page computes on demand lives here, so that it can be done from
-Python as well:
+Python as well; with it, the few names of the analysis that a face shows (the whole table's
+cohort, the kinds of explanation, a set's measures, a value as a label), so that the faces import
+pipelines, never the analysis itself:
 
 ```python
 from mrta.pipelines.explore import RowFilter, filter_cohort, one_row_attention, row_map
@@ -22,15 +24,34 @@ import numpy as np
 import pandas as pd
 
 from mrta.analysis.atlas import AttentionAtlas
-from mrta.analysis.cohorts import CohortKey
+from mrta.analysis.checks import CHECK_ROWS
+from mrta.analysis.cohorts import ALL_ROWS, CohortKey
 from mrta.analysis.collect import ProgressFn
-from mrta.analysis.labels import token_frame
+from mrta.analysis.explanation import Explanation
+from mrta.analysis.labels import format_value, token_frame
 from mrta.analysis.rows import RowAttention, row_attention
-from mrta.analysis.sets import SetExplanation
+from mrta.analysis.sets import ROLLOUT, SetExplanation, measure_name
 from mrta.errors import RunError, TableError
-from mrta.pipelines.explain import Explanation, analysed_rows, explain, filter_atlas
+from mrta.pipelines.explain import analysed_rows, explain, filter_atlas
 from mrta.pipelines.explain_sets import explain_sets
 from mrta.runs.run import Run
+
+__all__ = [  # its own names, and those of the analysis that a face shows
+    "ALL_ROWS",
+    "CHECK_ROWS",
+    "OPERATORS",
+    "ROLLOUT",
+    "Explanation",
+    "RowFilter",
+    "SetExplanation",
+    "explain_run",
+    "explorable_rows",
+    "filter_cohort",
+    "format_value",
+    "measure_name",
+    "one_row_attention",
+    "row_map",
+]
 
 #: The comparisons a filter may make between a column and a value.
 OPERATORS = {

@@ -5,18 +5,16 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import session
-from dashboard.sets import guess_group_key, preview_sets
+from mrta.data.preprocessing import PreprocessingOptions
 from mrta.data.read import read_table
 from mrta.data.samples import SAMPLE_TABLES
 from mrta.data.schema import Kind, Role, TableSchema, infer_schema
-from mrta.data.sets import SetOptions
 from mrta.errors import TableError
+from mrta_dashboard import keys, session
+from mrta_dashboard.parts import grouping
 
 EDITABLE_ROLES = [Role.NUMERICAL.value, Role.CATEGORICAL.value, Role.IGNORED.value]
 TASKS = ["auto", "binary", "multiclass", "regression"]
-PER_ROW, PER_GROUP = "One prediction per row", "One prediction per group"
-MAX_SET_SIZE_LIMIT = 10_000  # rows per set in the widget: attention grows with its square
 
 
 def page() -> None:
@@ -45,7 +43,7 @@ def _choose_source() -> None:
         ["A sample table", "Upload a CSV"],
         index=1 if uploaded else 0,
         horizontal=True,
-        key="source",
+        key=keys.SOURCE,
     )
     if source == "A sample table":
         samples = SAMPLE_TABLES
@@ -59,7 +57,7 @@ def _choose_source() -> None:
                 f"{s.title} ({s.file})"
                 + (f" · one prediction per {s.group_by}" if s.group_by else "")
             ),
-            key="sample",
+            key=keys.SAMPLE,
         )
         if loaded.source_id != f"sample:{choice.file}":
             session.load_sample(choice)
@@ -67,7 +65,7 @@ def _choose_source() -> None:
     upload = st.file_uploader(
         "A CSV file (comma, semicolon, tab or pipe separated; may be gzipped) or a Parquet file",
         type=["csv", "tsv", "txt", "gz", "parquet"],
-        key="upload",
+        key=keys.UPLOAD,
     )
     if upload is None or loaded.source_id == f"upload:{upload.file_id}":
         return
@@ -87,10 +85,10 @@ def _target_and_schema(loaded: session.LoadedTable) -> TableSchema | None:
         columns,
         index=columns.index(loaded.target) if loaded.target in columns else None,
         placeholder="Choose a column",
-        key=f"target:{loaded.source_id}",
+        key=keys.target(loaded.source_id),
     )
     task = right.selectbox(
-        "Task", TASKS, index=TASKS.index(loaded.task), key=f"task:{loaded.source_id}"
+        "Task", TASKS, index=TASKS.index(loaded.task), key=keys.task(loaded.source_id)
     )
     if target != loaded.target:
         loaded.roles.pop(target, None)
@@ -98,9 +96,11 @@ def _target_and_schema(loaded: session.LoadedTable) -> TableSchema | None:
     if target is None:
         st.info("Choose the column to predict to see how the others are used.")
         return None
-    options, preview_box = _resolution(loaded)
+    options, preview_box = grouping.choose(loaded)
     if loaded.group_by is not None and options is None:
-        _not_ready(loaded, "choose the key column that groups the rows (or predict per row)")
+        problem = "choose the key column that groups the rows (or predict per row)"
+        st.info(f"Not ready to train: {problem}.")
+        session.not_ready(loaded, problem)
         return None
     forced = {options.group_by: Role.IGNORED.value} if options else {}
     try:
@@ -111,10 +111,9 @@ def _target_and_schema(loaded: session.LoadedTable) -> TableSchema | None:
         st.error(str(error))
         return None
     loaded.roles = roles
-    if options is not None and not _check_sets(loaded, schema, options, preview_box):
+    if options is not None and not grouping.check(loaded, schema, options, preview_box):
         return None
-    st.session_state["schema"] = (loaded.source_id, schema)
-    st.session_state.pop("data_problem", None)
+    session.ready(loaded, schema)
     summary = f"**{schema.task.value}**" + (
         f" over {len(schema.class_labels)} classes: {', '.join(schema.class_labels[:8])}"
         if schema.class_labels
@@ -134,97 +133,13 @@ def _target_and_schema(loaded: session.LoadedTable) -> TableSchema | None:
     return schema
 
 
-def _resolution(loaded: session.LoadedTable):
-    """One prediction per row, or per group of rows (set resolution): the key, the order of
-    a group's rows and the set size. Returns the set options (``None`` per row, or while no
-    key is chosen) and a container below the choices for the check of the groups."""
-    frame, source = loaded.frame, loaded.source_id
-    mode = st.radio(
-        "Examples",
-        [PER_ROW, PER_GROUP],
-        index=0 if loaded.group_by is None else 1,
-        horizontal=True,
-        key=f"mode:{source}",
-        help="Per group: the rows that share a key (a portfolio's positions, a patient's "
-        "visits) are one example whose label belongs to the group; attention is then "
-        "between the rows of a group.",
-    )
-    if mode == PER_ROW:
-        loaded.group_by = loaded.order_by = None
-        return None, None
-    columns = [c for c in frame.columns if c != loaded.target]
-    key = loaded.group_by
-    if key not in columns:
-        schema = session.schema()
-        key = guess_group_key(frame, schema, loaded.target)
-    c1, c2, c3 = st.columns([2, 2, 1])
-    group_by = c1.selectbox(
-        "Group key (one example per value)",
-        columns,
-        index=columns.index(key) if key in columns else None,
-        placeholder="Choose the key column",
-        key=f"group_by:{source}",
-        help="The key is never a feature: its role is ignored.",
-    )
-    orders = [None, *(c for c in columns if c != group_by)]
-    order_by = c2.selectbox(
-        "Order a group's rows by",
-        orders,
-        index=orders.index(loaded.order_by) if loaded.order_by in orders else 0,
-        format_func=lambda c: "table order" if c is None else c,
-        key=f"order_by:{source}",
-        help="The model has no positions: the order labels the rows of a set (on the axes "
-        "of its maps), it does not change the predictions.",
-    )
-    size = c3.number_input(
-        "Rows per set, at most",
-        min_value=1,
-        max_value=MAX_SET_SIZE_LIMIT,
-        value=min(int(loaded.max_set_size), MAX_SET_SIZE_LIMIT),
-        step=100,
-        key=f"max_set_size:{source}",
-        help="Larger groups keep a seeded random sample of this many rows.",
-    )
-    loaded.group_by, loaded.order_by, loaded.max_set_size = group_by, order_by, int(size)
-    if group_by is None:
-        loaded.group_by = ""  # group mode, no key yet
-        return None, None
-    st.caption(
-        f"{group_by!r} is the group key: it names each example and is never read by the model "
-        "(its role is ignored)."
-    )
-    return SetOptions(group_by, order_by, int(size)), st.container()
-
-
-def _check_sets(loaded, schema: TableSchema, options: SetOptions, box) -> bool:
-    """The groups' count and sizes, or the reason they cannot be sets (then not ready)."""
-    key = ("set_preview", loaded.source_id, schema.target, schema.task.value, options)
-    try:
-        if key not in st.session_state:
-            st.session_state[key] = preview_sets(loaded.frame, schema, options)
-        preview = st.session_state[key]
-    except TableError as error:
-        box.error(f"{options.group_by!r} cannot group the rows into examples. {error}")
-        _not_ready(loaded, str(error), shown=True)
-        return False
-    box.info(preview.describe(options.group_by))
-    return True
-
-
-def _not_ready(loaded: session.LoadedTable, problem: str, shown: bool = False) -> None:
-    """The Data page's choices cannot be trained on: the Train page says why."""
-    if not shown:
-        st.info(f"Not ready to train: {problem}.")
-    st.session_state["schema"] = (loaded.source_id, None)
-    st.session_state["data_problem"] = (loaded.source_id, problem)
-
-
 def _infer(loaded: session.LoadedTable, roles: dict[str, str]) -> TableSchema:
     task = None if loaded.task == "auto" else loaded.task
-    key = ("inferred", loaded.source_id, loaded.target, task, tuple(sorted(roles.items())))
-    if key not in st.session_state:
-        st.session_state[key] = infer_schema(loaded.frame, loaded.target, task=task, roles=roles)
-    return st.session_state[key]
+    inferred = st.session_state.setdefault(keys.INFERRED, {})
+    key = (loaded.source_id, loaded.target, task, tuple(sorted(roles.items())))
+    if key not in inferred:
+        inferred[key] = infer_schema(loaded.frame, loaded.target, task=task, roles=roles)
+    return inferred[key]
 
 
 def _edit_roles(
@@ -257,7 +172,7 @@ def _edit_roles(
         },
         disabled=["column", "why"],
         hide_index=True,
-        key=f"roles:{loaded.source_id}:{loaded.target}:{loaded.task}:{loaded.group_by}",
+        key=keys.roles(loaded.source_id, loaded.target, loaded.task, loaded.group_by),
     )
     inferred_roles = pd.Series([c.role.value for c in rows], index=edited.index)
     changed = (edited["role"] != inferred_roles) & ~edited["column"].isin(list(forced))
@@ -279,7 +194,8 @@ def _warnings(frame: pd.DataFrame, schema: TableSchema) -> None:
             f"{len(missing)} feature columns have missing values: {listed}. Numbers get a "
             "missing-indicator in their own token; categories a reserved level."
         )
-    wide = [name for name in schema.categorical_columns if frame[name].nunique(dropna=True) > 1000]
+    limit = PreprocessingOptions().max_vocabulary  # levels with an embedding, at most
+    wide = [name for name in schema.categorical_columns if frame[name].nunique(dropna=True) > limit]
     if wide:
         st.warning(
             f"High-cardinality columns: {', '.join(wide)}. Only their most frequent levels get "

@@ -7,24 +7,21 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import session
-from dashboard.sets import cached_maps
-from mrta.analysis.sets import SetExplanation
-from mrta.pipelines.explain_sets import set_maps
-from mrta.report.set_exports import write_set_exports
 from mrta.pipelines.archive import RunOnOtherRows, zip_run
-from mrta.pipelines.explain import report_figures, report_html, write_exports
+from mrta.pipelines.explain_sets import set_maps
+from mrta.pipelines.explore import SetExplanation
+from mrta.report.run_exports import write_exports
+from mrta.report.run_report import report_figures, report_html
+from mrta.report.set_exports import write_set_exports
+from mrta_dashboard import keys, session
 
 
 def page() -> None:
     st.header("Export")
-    run, explanation = session.get("run"), session.get("explanation")
-    if run is None or explanation is None:
-        st.info(
-            "Train a model on the Train page, or open a saved one on the Open run page, first; "
-            "everything it produced can be saved here."
-        )
+    found = session.require_run("everything it produced can be saved here")
+    if found is None:
         return
+    run, explanation = found
     stem = _stem(run)
     if isinstance(explanation, SetExplanation):  # one prediction per group
         _set_exports(run, explanation, stem)
@@ -38,7 +35,7 @@ def page() -> None:
         data=lambda: report_html(run, explanation, title=f"MRTA Explorer: {stem}"),
         file_name=f"{stem}-report.html",
         mime="text/html",
-        key="e_report",
+        key=keys.EXPORT_REPORT,
         type="primary",
     )
     st.markdown(
@@ -48,15 +45,19 @@ def page() -> None:
     )
     files = _exports(run, explanation)
     c1, c2, c3 = st.columns(3)
-    c1.download_button("Maps (.npz)", files["maps.npz"], f"{stem}-maps.npz", key="e_npz")
-    c2.download_button("Map labels (.json)", files["maps.json"], f"{stem}-maps.json", key="e_json")
-    c3.download_button("Tidy CSV", files["maps.csv"], f"{stem}-maps.csv", "text/csv", key="e_csv")
+    c1.download_button("Maps (.npz)", files["maps.npz"], f"{stem}-maps.npz", key=keys.EXPORT_NPZ)
+    c2.download_button(
+        "Map labels (.json)", files["maps.json"], f"{stem}-maps.json", key=keys.EXPORT_JSON
+    )
+    c3.download_button(
+        "Tidy CSV", files["maps.csv"], f"{stem}-maps.csv", "text/csv", key=keys.EXPORT_CSV
+    )
     st.download_button(
         "Summary (.json): head table, importances, sanity checks",
         files["summary.json"],
         f"{stem}-summary.json",
         "application/json",
-        key="e_summary",
+        key=keys.EXPORT_SUMMARY,
     )
     st.markdown("**One figure** as a standalone HTML page.")
     shown = report_figures(explanation)
@@ -67,7 +68,7 @@ def page() -> None:
         data=lambda: shown[choice][1].to_html(include_plotlyjs=True, full_html=True),
         file_name=f"{stem}-figure-{choice}.html",
         mime="text/html",
-        key="e_figure",
+        key=keys.EXPORT_FIGURE,
     )
     st.markdown(
         "**The run directory** (weights, schema, preprocessor, splits, metrics, history, and "
@@ -91,7 +92,7 @@ def _run_download(run, explanation, stem: str) -> None:
     with_data = st.checkbox(
         "Include the table's rows in the run",
         value=False,
-        key="e_rows",
+        key=keys.EXPORT_ROWS,
         disabled=other_rows,
         help="This run is explored on other rows than it was trained on." if other_rows else None,
     )
@@ -100,19 +101,19 @@ def _run_download(run, explanation, stem: str) -> None:
         data=lambda: _run_zip(run, explanation, with_data, stem),
         file_name=f"{stem}-run.zip",
         mime="application/zip",
-        key="e_run",
+        key=keys.EXPORT_RUN,
     )
 
 
 def _exports(run, explanation) -> dict[str, bytes]:
     """The export files, written once per run and kept for the session."""
-    cached = st.session_state.get("e_files")
+    cached = st.session_state.get(keys.EXPORT_FILES)
     if cached is not None and cached[0] is explanation:
         return cached[1]
     with tempfile.TemporaryDirectory() as folder:
         paths = write_exports(run, explanation, folder)
         files = {path.name: path.read_bytes() for path in paths}
-    st.session_state["e_files"] = (explanation, files)
+    st.session_state[keys.EXPORT_FILES] = (explanation, files)
     return files
 
 
@@ -134,26 +135,35 @@ def _set_exports(run, explanation: SetExplanation, stem: str) -> None:
     files = _set_files(explanation)
     c1, c2, c3 = st.columns(3)
     c1.download_button(
-        "Sets (.csv)", files["sets.csv"], f"{stem}-sets.csv", "text/csv", key="e_sets"
+        "Sets (.csv)", files["sets.csv"], f"{stem}-sets.csv", "text/csv", key=keys.EXPORT_SETS_CSV
     )
     c2.download_button(
-        "Rows and measures (.csv)", files["rows.csv"], f"{stem}-rows.csv", "text/csv", key="e_srows"
+        "Rows and measures (.csv)",
+        files["rows.csv"],
+        f"{stem}-rows.csv",
+        "text/csv",
+        key=keys.EXPORT_ROWS_CSV,
     )
     c3.download_button(
-        "Summary (.csv)", files["summary.csv"], f"{stem}-summary.csv", "text/csv", key="e_ssum"
+        "Summary (.csv)",
+        files["summary.csv"],
+        f"{stem}-summary.csv",
+        "text/csv",
+        key=keys.EXPORT_SUMMARY_CSV,
     )
     st.markdown(
         "**One set's maps**: every layer, map and head, rows × rows (`.npz`, arrays "
         "`layer{L}_{map}` of heads × rows × rows), and a tidy CSV (layer, map, head, query, "
         "key, weight) with the rows labelled by the order-by column."
     )
-    keys = explanation.sets[explanation.group_by].astype(str).tolist()
-    chosen = session.get("x_chosen_set")  # the set shown on the Explore page
-    key = st.selectbox("Set", keys, index=keys.index(chosen) if chosen in keys else 0, key="e_set")
+    names = explanation.sets[explanation.group_by].astype(str).tolist()
+    chosen = session.get(keys.CHOSEN_SET)  # the set shown on the Explore page
+    index = names.index(chosen) if chosen in names else 0
+    key = st.selectbox("Set", names, index=index, key=keys.EXPORT_SET)
     if run.frame is None:
         st.info("This run holds no rows, so its sets' maps cannot be recorded.")
     else:
-        maps = cached_maps(run, key)  # computed on the click when Explore has not drawn it
+        maps = session.run_cached(keys.SET_MAPS, run, key)  # else recorded on the click
         c1, c2 = st.columns(2)
         for column, name, mime in ((c1, "set_maps.npz", None), (c2, "set_maps.csv", "text/csv")):
             column.download_button(
@@ -161,7 +171,7 @@ def _set_exports(run, explanation: SetExplanation, stem: str) -> None:
                 data=lambda name=name, maps=maps: _set_map_file(run, explanation, key, maps, name),
                 file_name=f"{stem}-{key}-{name.replace('_', '-')}",
                 mime=mime,
-                key=f"e_{name}",
+                key=keys.export_set_maps(name),
             )
     st.markdown(
         "**The run directory** (weights, schema, preprocessor, splits with their groups, "
@@ -173,12 +183,12 @@ def _set_exports(run, explanation: SetExplanation, stem: str) -> None:
 
 def _set_files(explanation: SetExplanation) -> dict[str, bytes]:
     """sets.csv, rows.csv and summary.csv, written once per analysis and kept for the session."""
-    cached = st.session_state.get("e_set_files")
+    cached = st.session_state.get(keys.EXPORT_SET_FILES)
     if cached is not None and cached[0] is explanation:
         return cached[1]
     with tempfile.TemporaryDirectory() as folder:
         files = {path.name: path.read_bytes() for path in write_set_exports(explanation, folder)}
-    st.session_state["e_set_files"] = (explanation, files)
+    st.session_state[keys.EXPORT_SET_FILES] = (explanation, files)
     return files
 
 

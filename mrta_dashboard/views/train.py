@@ -7,17 +7,16 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import streamlit as st
-import torch
 
-from dashboard import jobs, session
-from mrta.pipelines.explain_sets import explain_sets
 from mrta.config import ModelConfig
-from mrta.data.sets import group_targets
+from mrta.data.sets import targets_of_groups
 from mrta.errors import RunError
-from mrta.pipelines.explain import explain
+from mrta.pipelines.explore import explain_run
+from mrta.pipelines.train_run import default_train_config, train_run
 from mrta.report import figures
-from mrta.runs.run import default_train_config, train_run
 from mrta.task import Task
+from mrta.training.devices import available_devices
+from mrta_dashboard import jobs, keys, session
 
 HEADS, WIDTHS, BATCHES = [1, 2, 4, 8], [16, 32, 64, 128], [16, 32, 64, 128, 256, 512]
 PRESETS = {  # name -> (model, training) overrides of the library defaults
@@ -26,19 +25,10 @@ PRESETS = {  # name -> (model, training) overrides of the library defaults
 }
 
 
-def available_devices() -> list[str]:
-    devices = ["auto", "cpu"]
-    if torch.cuda.is_available():
-        devices.append("cuda")
-    if torch.backends.mps.is_available():
-        devices.append("mps")
-    return devices
-
-
 def page() -> None:
     st.header("Train")
     loaded, schema = session.table(), session.schema()
-    problem = session.get("data_problem")
+    problem = session.get(keys.DATA_PROBLEM)
     if schema is None and problem is not None and problem[0] == loaded.source_id:
         reason = problem[1].rstrip(".")
         st.error(f"Not ready to train: {reason}. Change the choices on the Data page.")
@@ -53,37 +43,39 @@ def page() -> None:
         f"{len(schema.numerical_tokens)} numerical and {len(schema.categorical_tokens)} "
         "categorical columns."
     )
-    job = session.get("job")
+    job = session.get(keys.TRAIN_JOB)
     if job is not None and job.running:
-        _progress()
+        cancel = ("Cancel training", keys.TRAIN_CANCEL)
+        stopping = "Stopping after this step; the best weights so far are kept."
+        jobs.watch(keys.TRAIN_JOB, cancel, stopping, _curves)
         return
     session.adopt_finished_job()
     _settings_form(loaded)
     if job is not None and job.error:
         st.error(f"Training failed: {job.error}. The settings are kept; adjust them and retry.")
-    run = session.get("run")
+    run = session.get(keys.RUN)
     if run is not None:
         _results(run)
 
 
 def _settings_form(loaded: session.LoadedTable) -> None:
-    preset = st.radio("Preset", list(PRESETS), horizontal=True, key="preset")
+    preset = st.radio("Preset", list(PRESETS), horizontal=True, key=keys.PRESET)
     model_over, train_over = PRESETS[preset]
     sets = loaded.set_options()
     m = ModelConfig(**model_over)
     t = dataclasses.replace(default_train_config(sets), **train_over)
-    last = session.get("last_settings")  # the last run's settings, of this preset and mode
+    last = session.get(keys.LAST_SETTINGS)  # the last run's settings, of this preset and mode
     if last is not None and last[0] == (preset, sets is None):
         m, t = last[1], last[2]
-    with st.form("train_settings"):
+    with st.form(keys.TRAIN_FORM):
         c1, c2, c3, c4 = st.columns(4)
-        layers = c1.number_input("Layers", 1, 8, m.num_layers, key=f"layers:{preset}")
+        layers = c1.number_input("Layers", 1, 8, m.num_layers, key=keys.layers(preset))
         heads = c2.selectbox("Heads", HEADS, index=HEADS.index(m.num_heads))
         d_model = c3.selectbox("d_model", WIDTHS, index=WIDTHS.index(m.d_model))
         dropout = c4.number_input("Dropout", 0.0, 0.9, m.dropout, step=0.05)
         c1, c2, c3, c4 = st.columns(4)
         budget = c1.number_input(
-            "Time budget (s)", 5.0, 3600.0, t.time_budget, step=5.0, key=f"budget:{preset}"
+            "Time budget (s)", 5.0, 3600.0, t.time_budget, step=5.0, key=keys.budget(preset)
         )
         lr = c2.number_input("Learning rate", 1e-5, 1e-1, t.learning_rate, format="%.5f")
         batch = c3.selectbox(
@@ -118,7 +110,7 @@ def _settings_form(loaded: session.LoadedTable) -> None:
     except ValueError as error:
         st.error(str(error))
         return
-    st.session_state["last_settings"] = ((preset, sets is None), model_config, train_config)
+    st.session_state[keys.LAST_SETTINGS] = ((preset, sets is None), model_config, train_config)
     frame, target, task, roles = loaded.frame, loaded.target, loaded.task, dict(loaded.roles)
     sets = loaded.set_options()
 
@@ -134,28 +126,15 @@ def _settings_form(loaded: session.LoadedTable) -> None:
             cancel=job.cancel,
             sets=sets,
         )
-        if sets is None:
-            return run, explain(run, progress=job.on_analysis)
+        unit = "rows" if sets is None else "sets"
+        return run, explain_run(run, progress=job.recording(unit))
 
-        def on_sets(done: int, total: int, message: str) -> None:
-            job.fraction = done / max(total, 1)
-            job.phase = f"{message}: {done:,} of {total:,} sets"
-
-        return run, explain_sets(run, frame, progress=on_sets)
-
-    st.session_state["job"] = jobs.start(f"{loaded.name} → {target}", work)
+    st.session_state[keys.TRAIN_JOB] = jobs.start(f"{loaded.name} → {target}", work)
     st.rerun()
 
 
-@st.fragment(run_every=0.5)
-def _progress() -> None:
-    job = session.get("job")
-    if not job.running:
-        st.rerun()  # the whole page: results, or the error
-    st.progress(min(job.fraction, 1.0), text=f"{job.phase} · {job.elapsed:.0f} s")
-    if st.button("Cancel training", key="cancel"):
-        job.cancel.set()
-        st.toast("Stopping after this step; the best weights so far are kept.")
+def _curves(job: jobs.Job) -> None:
+    """The running job's loss curves: per step, and per epoch on the validation split too."""
     if job.steps:
         steps = pd.DataFrame(job.steps, columns=["step", "training loss"]).set_index("step")
         st.line_chart(steps, height=220)
@@ -172,7 +151,9 @@ def _results(run) -> None:
         f"{training.device}; stopped: {training.message}"
     )
     task = run.schema.task.value
-    shown = ["roc_auc", "accuracy", "log_loss"] if task != Task.REGRESSION else ["r2", "rmse", "mae"]
+    shown = (
+        ["roc_auc", "accuracy", "log_loss"] if task != Task.REGRESSION else ["r2", "rmse", "mae"]
+    )
     names = {"model": "attention model", "hgb": "gradient boosting", "trivial": "trivial"}
     if run.sets is not None:
         names["hgb"] = "gradient boosting on per-group aggregates"
@@ -188,7 +169,7 @@ def _results(run) -> None:
     st.dataframe(table.style.format(precision=4, na_rep="—"))
     _verdict(run, task)
     left, right = st.columns(2)
-    left.plotly_chart(figures.training_curves(run.history), key="t_curves")
+    left.plotly_chart(figures.training_curves(run.history), key=keys.TRAIN_CURVES)
     try:
         test = run.rows("test")
     except RunError as error:  # an opened run without the rows it was tested on
@@ -198,13 +179,15 @@ def _results(run) -> None:
     if task == Task.REGRESSION:
         right.plotly_chart(
             figures.prediction_scatter(y, predicted["prediction"].to_numpy(), run.schema.target),
-            key="t_pred",
+            key=keys.TRAIN_PREDICTED,
         )
         return
     matrix = run.metrics["model"]["confusion_matrix"]
-    right.plotly_chart(figures.confusion_figure(matrix["matrix"], matrix["labels"]), key="t_cm")
+    right.plotly_chart(
+        figures.confusion_figure(matrix["matrix"], matrix["labels"]), key=keys.TRAIN_CONFUSION
+    )
     probabilities = predicted[list(run.class_labels)].to_numpy()
-    st.plotly_chart(figures.roc_figure(y, probabilities, run.class_labels), key="t_roc")
+    st.plotly_chart(figures.roc_figure(y, probabilities, run.class_labels), key=keys.TRAIN_ROC)
 
 
 def _test_predictions(run, test: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
@@ -213,10 +196,8 @@ def _test_predictions(run, test: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray
     predicted = run.predict_frame(test)
     if run.sets is None:
         return predicted, run.schema.encode_target(test)
-    targets = group_targets(test, run.schema, run.sets.group_by)  # (G,) by key, NaN: none
-    y = targets.reindex(predicted[run.sets.group_by].astype(str)).to_numpy()
-    kept = ~np.isnan(y)
-    y = y[kept] if run.schema.task == Task.REGRESSION else y[kept].astype(np.int64)
+    group_by = run.sets.group_by
+    kept, y = targets_of_groups(test, run.schema, group_by, predicted[group_by].tolist())
     return predicted[kept], y
 
 

@@ -1,0 +1,1 @@
+"""Pieces of the dashboard's pages (the pages themselves are in :mod:`mrta_dashboard.views`)."""

@@ -1,0 +1,167 @@
+"""The Explore page's maps of a run on rows: one map of a layer for the whole table, a cohort,
+the difference of two cohorts, one row or a filter of the user's; and the rollout's importance."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from mrta.errors import TableError
+from mrta.pipelines.explore import (
+    ALL_ROWS,
+    OPERATORS,
+    Explanation,
+    RowFilter,
+    explorable_rows,
+    filter_cohort,
+    one_row_attention,
+    row_map,
+)
+from mrta.report import figures
+from mrta.streams import MAP_LABELS
+from mrta_dashboard import keys, session
+
+AGGREGATIONS = ["whole dataset", "a cohort", "difference of two cohorts", "one row", "filter"]
+PICKED_ROWS = 5000  # rows of the table a row is picked from
+
+
+def cohort_choice(atlas, label: str, key: str, default: int = 0):
+    labels = list(atlas.cohort_labels)
+    i = st.selectbox(
+        label, range(len(labels)), index=default, format_func=labels.__getitem__, key=key
+    )
+    return atlas.cohorts[i]
+
+
+def head_choice(heads: int) -> int | str | None:
+    """A head, ``"mean"``, or ``None`` for all heads side by side."""
+    options = ["all heads", "mean of heads", *range(heads)]
+    choice = st.selectbox(
+        "Heads",
+        options,
+        format_func=lambda h: f"head {h}" if isinstance(h, int) else h,
+        key=keys.HEAD,
+        help="All heads as small multiples on one colour scale; click one to enlarge it.",
+    )
+    return {"all heads": None, "mean of heads": "mean"}.get(choice, choice)
+
+
+def show_map(run, explanation: Explanation, layer: int, map_id: str, aggregation: str) -> None:
+    atlas = explanation.atlas
+    head = head_choice(atlas.means[(layer, map_id)].shape[1])
+    queries, keys_ = atlas.names(layer, map_id)
+    title = f"layer {layer}, {MAP_LABELS[map_id]}"
+    if aggregation == "difference of two cohorts":
+        _difference(atlas, layer, map_id, head, queries, keys_, title)
+        return
+    if aggregation == "one row":
+        maps, queries, keys_ = _one_row(run, layer, map_id)
+        if maps is None:
+            return
+        count = 1
+    else:
+        cohort = ALL_ROWS
+        if aggregation == "a cohort":
+            cohort = cohort_choice(atlas, "Cohort", keys.COHORT)
+        elif aggregation == "filter":
+            atlas, cohort = _filtered(run)
+            if atlas is None:
+                return
+        chosen = atlas.cohort_map(layer, map_id, cohort)
+        maps, count = chosen.mean, chosen.count  # (H, Tq, Tk)
+    st.caption(f"{count:,} rows")
+    _draw(maps, queries, keys_, head, title)
+
+
+def _difference(atlas, layer: int, map_id: str, head, queries, keys_, title: str) -> None:
+    a = cohort_choice(atlas, "Cohort A", keys.COHORT_A, default=min(1, len(atlas.cohorts) - 1))
+    b = cohort_choice(atlas, "Cohort B", keys.COHORT_B)
+    z = st.slider("Mute differences smaller than this many standard errors", 0.0, 4.0, 2.0)
+    if head is None:
+        st.caption("Differences are shown one head at a time: showing the mean of heads.")
+        head = "mean"
+    difference = atlas.difference(layer, map_id, a, b, head, z)
+    shown = int((~difference.muted).sum())
+    st.caption(f"{shown} of {difference.muted.size} cells differ by more than {z:g} SE.")
+    figure = figures.difference_heatmap(difference, queries, keys_, title=f"{title}: A − B")
+    st.plotly_chart(figure, key=keys.FIGURE)
+
+
+def _draw(maps: np.ndarray, queries, keys_, head, title: str) -> None:
+    fit = st.toggle(
+        "Fit the colour scale to the values",
+        key=keys.FIT,
+        help="Off: from 0 to the largest weight, honest about how flat a map is. On: from the "
+        "smallest to the largest weight, to see the structure of a near-uniform map.",
+    )
+    if head is None:
+        figure = figures.head_grid(maps, queries, keys_, title=f"{title}: every head", fit=fit)
+        event = st.plotly_chart(figure, key=keys.FIGURE, on_select="rerun", selection_mode="points")
+        points = event.selection.points if event and event.selection else []
+        if points:  # a click on a small multiple enlarges that head
+            st.session_state[keys.HEAD] = int(points[0]["curve_number"])
+            st.rerun()
+        return
+    weights = maps.mean(axis=0) if head == "mean" else maps[head]
+    label = "mean of heads" if head == "mean" else f"head {head}"
+    figure = figures.heatmap(weights, queries, keys_, title=f"{title}: {label}", fit=fit)
+    st.plotly_chart(figure, key=keys.FIGURE)
+
+
+def _one_row(run, layer: int, map_id: str):
+    """The maps of a row picked from the table, its values on the axes (or Nones)."""
+    rows = explorable_rows(run)
+    st.caption("Pick a row (the table is searchable and sortable).")
+    picked = st.dataframe(
+        rows.head(PICKED_ROWS),
+        on_select="rerun",
+        selection_mode="single-row",
+        key=keys.ROW,
+        height=220,
+    )
+    selected = picked.selection.rows if picked and picked.selection else []
+    if not selected:
+        st.info("Select a row to see its maps, tokens labelled with its values.")
+        return None, None, None
+    return row_map(one_row_attention(run, rows, selected[0]), layer, map_id)
+
+
+def _filtered(run):
+    """A custom cohort from a condition on one column: its own pass over the rows, once per
+    run and filter for the session. Returns its atlas and its cohort (or Nones)."""
+    c1, c2, c3 = st.columns([2, 1, 2])
+    column = c1.selectbox("Column", list(run.schema.feature_columns), key=keys.FILTER_COLUMN)
+    op = c2.selectbox("Condition", list(OPERATORS), key=keys.FILTER_OP)
+    value = c3.text_input("Value", key=keys.FILTER_VALUE)
+    if not value:
+        st.info("Write a value to compare the column with.")
+        return None, None
+    row_filter = RowFilter(column, op, value)
+
+    def record():
+        with st.spinner(f"Recording attention for rows with {row_filter.name}…"):
+            return filter_cohort(run, row_filter)
+
+    try:
+        return session.run_cache(keys.FILTERS, run, row_filter.name, record)
+    except TableError as error:
+        st.warning(str(error))
+        return None, None
+
+
+def show_rollout(explanation: Explanation, aggregation: str) -> None:
+    atlas = explanation.atlas
+    cohort = ALL_ROWS
+    if aggregation == "a cohort":
+        cohort = cohort_choice(atlas, "Cohort", keys.ROLLOUT_COHORT)
+    importance = atlas.importance(cohort)
+    st.plotly_chart(
+        figures.importance_bars(importance, title="How much each column flows into the prediction"),
+        key=keys.ROLLOUT_FIGURE,
+    )
+    st.caption(
+        "Rollout multiplies every layer's head-averaged maps, with the residual connections, "
+        "and averages the result over the rows: a share per input column, summing to 1. "
+        "The numerical and the categorical columns always share it half and half (each cross "
+        "stage is half residual), so compare a column with others of its own type."
+    )
