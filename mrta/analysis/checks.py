@@ -35,6 +35,7 @@ from mrta.analysis.inputs import Inputs, attention_layers, split_inputs
 from mrta.analysis.rank_agreement import spearman_agreement
 from mrta.analysis.stats import head_divergence
 from mrta.nn.attention import AttentionBlock
+from mrta.streams import MapKey
 from mrta.training.inference import batches, evaluating, model_device
 from mrta.training.losses import ScoreFn
 
@@ -188,9 +189,6 @@ class MapAblationResult:
             if (entry.layer, entry.map_id) == (layer, map_id):
                 return entry
         return None
-
-
-MapKey = tuple[int, str]
 
 
 def _blocks(model: nn.Module) -> list[tuple[int, str, AttentionBlock]]:
