@@ -127,6 +127,7 @@ def measure(kind: str, path: str, chunk_rows: int, state: str) -> dict[str, floa
     elif kind == "train":
         out = Path(state, "run")
         argv = ["train", path, "--target", TARGET, "--out", str(out), "--threads", "1"]
+        argv += ["--no-control"]  # the figure is the model's own run; a control takes as long again
         if cli.main([*argv, "--time-budget", str(TRAIN_BUDGET)]) != 0:
             raise RuntimeError("mrta train failed")
         trained = Run.load(out)

@@ -34,7 +34,7 @@ from mrta.pipelines.archive import (
 )
 from mrta.pipelines.explain import DEFAULT_MAX_ROWS, explain
 from mrta.pipelines.train_run import train_run
-from mrta.runs.manifest import MANIFEST
+from mrta.runs.manifest import FORMAT_VERSION, MANIFEST
 from mrta.runs.run import Run
 
 ONE_EPOCH = replace(QUICK, max_epochs=1)
@@ -74,13 +74,14 @@ def make_zip(entries: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
+@pytest.mark.slow
 def test_a_zipped_run_opens_with_the_same_predictions_and_its_analysis(run, explanation, zipped):
     opened = open_zip(zipped, name="tiny.zip")
     frame = tiny_frame("multiclass", rows=30, seed=3)
     pd.testing.assert_frame_equal(opened.run.predict_frame(frame), run.predict_frame(frame))
     pd.testing.assert_frame_equal(opened.run.frame, run.frame, check_dtype=False)
     assert opened.name == "tiny.zip" and "tiny.zip" in opened.where
-    assert opened.format_version == 1 and opened.created
+    assert opened.format_version == FORMAT_VERSION and opened.created
     # the analysis was cached under the key of the rows saved with the run: it is found again
     key = opened.saved_rows_source(DEFAULT_MAX_ROWS)
     assert key == frame_source(run.frame, DEFAULT_MAX_ROWS)
@@ -91,6 +92,7 @@ def test_a_zipped_run_opens_with_the_same_predictions_and_its_analysis(run, expl
     assert opened.cached_for("sha256:other rows") is None
 
 
+@pytest.mark.slow
 def test_a_run_at_the_root_of_a_zip_without_rows_opens(run, tmp_path):
     folder = run.save(tmp_path / "run")
     data = make_zip({p.name: p.read_bytes() for p in folder.iterdir()})
@@ -99,6 +101,7 @@ def test_a_run_at_the_root_of_a_zip_without_rows_opens(run, tmp_path):
     assert opened.saved_rows_source(DEFAULT_MAX_ROWS) is None
 
 
+@pytest.mark.slow
 def test_mac_and_windows_zips_open(zipped):
     with_junk = make_zip(
         {
@@ -158,6 +161,7 @@ def _with_link(data: bytes) -> bytes:
         (lambda z: make_zip({"run/x": b"a", "run/x\\": b"b", "run/./x": b"c"}), "twice"),
     ],
 )
+@pytest.mark.slow
 def test_unsafe_or_broken_zips_are_refused_before_anything_is_written(
     zipped, make, message, monkeypatch
 ):
@@ -172,6 +176,7 @@ def test_unsafe_or_broken_zips_are_refused_before_anything_is_written(
     assert "\n" not in str(refused.value)
 
 
+@pytest.mark.slow
 def test_zip_bombs_are_refused_by_count_and_by_size(zipped):
     many = make_zip({f"run/{i}.txt": b"" for i in range(300)})
     with pytest.raises(ArchiveError, match="300 entries, more than the 200"):
@@ -187,6 +192,7 @@ def test_zip_bombs_are_refused_by_count_and_by_size(zipped):
         open_zip(zipped, max_bytes=10_000)
 
 
+@pytest.mark.slow
 def test_the_bytes_really_unpacked_are_counted_too(zipped, tmp_path):
     from mrta.pipelines.archive import _extract, _run_members
 
@@ -196,6 +202,7 @@ def test_the_bytes_really_unpacked_are_counted_too(zipped, tmp_path):
             _extract(archive, members, root, tmp_path / "out", "z", max_bytes=10_000)
 
 
+@pytest.mark.slow
 def test_a_damaged_zip_entry_is_refused(zipped):
     data = bytearray(zipped)
     weights = data.find(b"tiny-run/weights.safetensors") + 200  # inside its compressed data
@@ -204,6 +211,7 @@ def test_a_damaged_zip_entry_is_refused(zipped):
         open_zip(bytes(data), name="bad.zip")
 
 
+@pytest.mark.slow
 def test_altered_weights_are_refused_without_showing_the_temporary_folder(zipped):
     def tamper(name: str, content: bytes) -> bytes:
         if name.endswith("weights.safetensors"):
@@ -219,6 +227,7 @@ def test_altered_weights_are_refused_without_showing_the_temporary_folder(zipped
     assert "'tampered.zip'" in message and "mrta-open-" not in message
 
 
+@pytest.mark.slow
 def test_a_newer_format_version_is_refused(zipped):
     def newer(name: str, content: bytes) -> bytes:
         if name.endswith(MANIFEST):
@@ -227,10 +236,12 @@ def test_a_newer_format_version_is_refused(zipped):
             return json.dumps(manifest).encode()
         return content
 
-    with pytest.raises(RunError, match=r"run format 2, newer than the format 1.*upgrade"):
+    newer_than = rf"run format {FORMAT_VERSION + 1}, newer than the format {FORMAT_VERSION}"
+    with pytest.raises(RunError, match=newer_than + ".*upgrade"):
         open_zip(rezip(zipped, newer), name="future.zip")
 
 
+@pytest.mark.slow
 def test_an_unreadable_cached_analysis_is_recorded_again_not_a_failure(zipped):
     def broken(name: str, content: bytes) -> bytes:
         return b"not an npz" if name.endswith("atlas.npz") else content
@@ -240,6 +251,7 @@ def test_an_unreadable_cached_analysis_is_recorded_again_not_a_failure(zipped):
     assert any("recorded again" in note for note in opened.notes)
 
 
+@pytest.mark.slow
 def test_the_runs_of_a_folder_are_listed_newest_first_with_what_cannot_open(run, tmp_path):
     old = run.save(tmp_path / "old")
     new = run.save(tmp_path / "new", include_data=True)
@@ -261,7 +273,7 @@ def test_the_runs_of_a_folder_are_listed_newest_first_with_what_cannot_open(run,
     assert entries[0].rows_saved and not entries[1].rows_saved
     assert (entries[0].target, entries[0].task) == ("y", "multiclass")
     assert entries[0].label == "new · 2025-06-01 08:30 UTC · multiclass → y · rows saved"
-    assert "newer than the format 1" in entries[2].problem
+    assert f"newer than the format {FORMAT_VERSION}" in entries[2].problem
     assert "not readable JSON" in entries[3].problem
     assert entries[1].problem is None
     opened = open_run_dir(entries[1].path)
@@ -297,6 +309,7 @@ def test_mrta_dashboard_passes_its_runs_folder_to_the_app(tmp_path, monkeypatch,
     assert "is not a folder" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_dashboard_and_mrta_explain_share_the_cached_analysis(run, tmp_path):
     folder = run.save(tmp_path / "run")
     data = tmp_path / "rows.csv"
@@ -308,6 +321,7 @@ def test_the_dashboard_and_mrta_explain_share_the_cached_analysis(run, tmp_path)
     assert key == frame_source(run.frame, DEFAULT_MAX_ROWS)  # the same bytes
 
 
+@pytest.mark.slow
 def test_rows_that_do_not_fit_the_run_are_refused_with_the_reason(run):
     frame = run.frame
     assert check_rows(run, frame) == len(frame)
@@ -321,6 +335,7 @@ def test_rows_that_do_not_fit_the_run_are_refused_with_the_reason(run):
         check_rows(run, frame.assign(y=None))
 
 
+@pytest.mark.slow
 def test_a_run_explored_on_other_rows_refuses_its_split(run, tmp_path):
     same = explore_on(run, run.frame.copy())
     assert trained_on(run, run.frame) and type(same) is Run
@@ -351,6 +366,7 @@ def set_run() -> Run:
     return train_run(frame, "label", model_config=TINY_MODEL, train_config=ONE_EPOCH, sets=options)
 
 
+@pytest.mark.slow
 def test_a_set_run_zips_opens_and_checks_its_group_columns(set_run):
     opened = open_zip(zip_run(set_run, include_data=True), name="sets.zip")
     assert opened.run.sets == set_run.sets and opened.cached is None

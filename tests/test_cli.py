@@ -39,6 +39,7 @@ def trained(tmp_path_factory):
     return folder, done
 
 
+@pytest.mark.slow
 def test_train_prints_progress_and_a_metrics_table_and_saves_the_run(trained):
     folder, done = trained
     assert done.returncode == 0, done.stderr
@@ -47,8 +48,13 @@ def test_train_prints_progress_and_a_metrics_table_and_saves_the_run(trained):
     for word in ("accuracy", "roc_auc", "log_loss", "model", "gradient boosting", "trivial"):
         assert word in done.stdout
     assert (folder / "run" / "manifest.json").is_file()
+    # the control model, on by default, is reported apart from the model
+    assert "Control model (labels shuffled within the training split" in done.stdout
+    assert "Control model: the same model on labels shuffled" in done.stderr
+    assert (folder / "run" / "control.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_predict_writes_one_row_per_input_row_in_order(trained):
     folder, _ = trained
     new = tiny_frame("multiclass", rows=30, seed=3).drop(columns=["y"])
@@ -62,6 +68,7 @@ def test_predict_writes_one_row_per_input_row_in_order(trained):
     assert set(predictions["prediction"]) <= {"high", "low", "mid"}
 
 
+@pytest.mark.slow
 def test_a_missing_column_is_one_clear_message(trained, capsys):
     folder, _ = trained
     tiny_frame("multiclass", rows=10).drop(columns=["x1"]).to_csv(folder / "short.csv", index=False)
@@ -72,6 +79,7 @@ def test_a_missing_column_is_one_clear_message(trained, capsys):
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_errors_exit_non_zero_without_a_traceback(trained, tmp_path, capsys):
     folder, _ = trained
     cases = [
@@ -94,6 +102,7 @@ def test_errors_exit_non_zero_without_a_traceback(trained, tmp_path, capsys):
                   "--ignore", "x1", "x2", "color", "size"])  # fmt: skip
 
 
+@pytest.mark.slow
 def test_an_unavailable_device_fails_clearly(trained, capsys):
     import torch
 
@@ -171,6 +180,7 @@ def test_dashboard_without_its_app_is_one_clear_message(monkeypatch, capsys):
     )
 
 
+@pytest.mark.slow
 def test_explain_writes_every_export_and_the_report(trained):
     folder, _ = trained
     done = mrta(
@@ -190,6 +200,7 @@ def test_explain_writes_every_export_and_the_report(trained):
     assert "<script" in (out / "report.html").read_text()
 
 
+@pytest.mark.slow
 def test_explain_caches_its_analysis_in_the_run(trained):
     folder, _ = trained
     first = mrta("explain", "run", "data.csv", "--out", "first", cwd=folder)
@@ -208,6 +219,7 @@ def test_explain_caches_its_analysis_in_the_run(trained):
     assert "Recorded 40 rows" in fresh.stderr, "other rows are not served from the cache"
 
 
+@pytest.mark.slow
 def test_explain_refuses_an_unknown_cohort_with_the_known_ones(trained):
     folder, _ = trained
     done = mrta("explain", "run", "data.csv", "--out", "x", "--cohort", "nope", cwd=folder)

@@ -102,6 +102,10 @@ def test_two_workers_train_a_run_that_loads_predicts_and_scores_like_one_process
     assert cli.main(["predict", str(runs[1]), str(table), "--out", str(out)]) == 0
     predictions = pd.read_csv(out)
     assert len(predictions) == ROWS and set(predictions["prediction"]) <= {"yes", "no"}
+    # the control trained on the workers too, step for step, and was scored by rank 0
+    assert spread.control.training.world_size == 2
+    assert spread.control.steps == spread.training.steps == single.control.steps
+    assert spread.control.value < spread.metrics["model"]["roc_auc"]
 
 
 @pytest.mark.slow

@@ -15,6 +15,9 @@ from mrta.pipelines.train_run import train_run
 from mrta.runs.manifest import FORMAT_VERSION, MANIFEST
 from mrta.runs.run import Run
 
+# Every test here uses a run trained for it.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def run() -> Run:

@@ -1,6 +1,8 @@
 """Set resolution end to end: whole-group splits, training a set run, saving and loading it,
 predicting one row per group, and the command line's --group-by."""
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,7 +16,7 @@ from mrta.data.sets import SET_BATCH_SIZE, SetOptions
 from mrta.data.splits import SplitOptions, make_group_splits
 from mrta.errors import TableError
 from mrta.nn.set_model import SetAttentionModel
-from mrta.pipelines.train_run import train_run
+from mrta.pipelines.train_run import train_control, train_run
 from mrta.runs.run import Run
 
 TINY = ModelConfig(d_token=4, d_model=16, num_layers=1, num_heads=2, dropout=0.0)
@@ -70,6 +72,7 @@ def set_run(tmp_path_factory):
     return run, path, frame
 
 
+@pytest.mark.slow
 def test_a_set_run_is_scored_per_group_beside_the_aggregate_baseline(set_run):
     run, _, _ = set_run
     assert isinstance(run.model, SetAttentionModel)
@@ -79,6 +82,7 @@ def test_a_set_run_is_scored_per_group_beside_the_aggregate_baseline(set_run):
     assert any("keeps a random 8" in note for note in run.splits.notes)
 
 
+@pytest.mark.slow
 def test_a_saved_set_run_loads_with_its_options_and_predicts_one_row_per_group(set_run):
     run, path, frame = set_run
     loaded = Run.load(path)
@@ -100,6 +104,28 @@ def test_a_saved_set_run_loads_with_its_options_and_predicts_one_row_per_group(s
     assert loaded.untrained_model().to_dict() == run.model.to_dict()
 
 
+@pytest.mark.slow
+def test_a_set_run_gets_a_control_trained_on_permuted_group_labels(set_run, monkeypatch):
+    run, _, _ = set_run
+    pipeline = sys.modules["mrta.pipelines.train_run"]  # the module, not its function
+    seen = []
+    real = pipeline.fit
+
+    def fit(model, train, *args, **kwargs):
+        seen.append(train)
+        return real(model, train, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "fit", fit)
+    control = train_control(run)
+    assert control.steps == run.training.steps and control.epochs == run.training.epochs
+    true = run.examples("train")
+    (shuffled,) = seen
+    assert len(shuffled) == len(true) == len(set(true.keys))  # one label per group
+    assert sorted(shuffled.target.tolist()) == sorted(true.target.tolist())
+    assert not torch.equal(shuffled.target, true.target)
+    assert control.metric == "roc_auc" and control.test_rows == run.metrics["model"]["rows"]
+
+
 def test_a_set_run_refuses_a_target_that_varies_within_groups():
     frame = planted_table(30, seed=0)
     with pytest.raises(TableError, match=r"must be the same on every row of a group, but \d+ of"):
@@ -119,6 +145,7 @@ def test_set_options_refuse_bad_values(kwargs, message):
         SetOptions(**kwargs)
 
 
+@pytest.mark.slow
 def test_the_command_line_trains_a_set_run_and_predicts_per_group(tmp_path, capsys):
     data = tmp_path / "sets.csv"
     planted_table(60, seed=2).to_csv(data, index=False)
@@ -150,6 +177,7 @@ def test_set_flags_without_a_group_key_are_refused(tmp_path, capsys):
     assert "--order-by applies to sets: give --group-by COL" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_command_line_explains_a_set_run(set_run, tmp_path, capsys):
     _, path, frame = set_run
     data, out = tmp_path / "sets.csv", tmp_path / "exports"

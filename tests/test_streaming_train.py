@@ -13,6 +13,7 @@ import torch
 from test_train import QUICK, TINY_MODEL, tiny_frame
 
 from mrta import cli
+from mrta.data.fingerprint import fingerprint
 from mrta.data.read import ReadingOptions, read_table
 from mrta.data.stream import read_rows, scan_table
 from mrta.errors import RunError, TableError
@@ -63,6 +64,7 @@ def without_seconds(metrics: dict) -> dict:
             else part for name, part in metrics.items()}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_streamed_run_trains_saves_loads_and_predicts(sampled, files, tmp_path):
     run = sampled
     assert run.frame is None and run.test_frame is None
@@ -99,6 +101,7 @@ def test_a_streamed_run_trains_saves_loads_and_predicts(sampled, files, tmp_path
 
 
 @pytest.mark.parametrize("kind", ["csv", "parquet"])
+@pytest.mark.slow
 def test_with_a_sample_as_large_as_the_table_it_is_the_whole_table_run(files, kind):
     streamed = train_run_from_file(
         files[kind], "y", model_config=TINY_MODEL, train_config=QUICK, chunk_rows=29
@@ -111,6 +114,26 @@ def test_with_a_sample_as_large_as_the_table_it_is_the_whole_table_run(files, ki
     assert without_seconds(streamed.metrics) == without_seconds(whole.metrics)
     for (name, a), b in zip(
         streamed.model.state_dict().items(), whole.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.slow
+def test_a_streamed_control_and_fingerprint_are_the_whole_table_runs(files):
+    streamed = train_run_from_file(
+        files["csv"], "y", model_config=TINY_MODEL, train_config=QUICK, chunk_rows=29,
+        control=True,
+    )  # fmt: skip
+    frame = read_table(files["csv"]).frame
+    whole = train_run(frame, "y", model_config=TINY_MODEL, train_config=QUICK, control=True)
+    assert streamed.table == whole.table == fingerprint(frame)
+    assert streamed.table.rows == ROWS
+    assert streamed.control.steps == streamed.training.steps == whole.control.steps
+    assert streamed.control.value == whole.control.value
+    for (name, a), b in zip(
+        streamed.control.model.state_dict().items(),
+        whole.control.model.state_dict().values(),
+        strict=True,
     ):
         assert torch.equal(a, b), name
 
@@ -162,6 +185,7 @@ def test_a_table_over_the_reading_limits_is_streamed(files, tmp_path):
         read_or_stream(tmp_path / "none.csv")
 
 
+@pytest.mark.slow
 def test_predictions_written_chunk_by_chunk_are_the_whole_tables(sampled, files, tmp_path):
     expected = sampled.predict_frame(read_table(files["csv"]).frame)
     for kind, path in files.items():
@@ -175,6 +199,7 @@ def test_predictions_written_chunk_by_chunk_are_the_whole_tables(sampled, files,
                                    rtol=1e-6, atol=1e-9)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_explained_rows_are_the_whole_tables_sample(sampled, files):
     frame = read_table(files["csv"]).frame
     for max_rows in (50, ROWS):
@@ -187,6 +212,7 @@ def test_explained_rows_are_the_whole_tables_sample(sampled, files):
 # --- the command line ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_mrta_train_streams_with_chunk_rows_end_to_end(files, tmp_path):
     shutil.copy(files["csv"], tmp_path / "data.csv")
     done = subprocess.run(
@@ -204,6 +230,7 @@ def test_mrta_train_streams_with_chunk_rows_end_to_end(files, tmp_path):
     assert run.frame is None and len(run.schema.notes) and run.train_config.max_epochs == 3
 
 
+@pytest.mark.slow
 def test_mrta_predict_and_explain_stream_a_table_over_the_limits(
     sampled, files, tmp_path, monkeypatch, capsys
 ):

@@ -13,10 +13,12 @@ BAR_WIDTH = 30
 
 class ProgressBar:
     """A plain-text progress bar on a stream: redrawn in place on a terminal, else one line
-    per tenth of the way."""
+    per tenth of the way; with a `title`, the title on a line of its own before the first draw
+    (after ending the line of a bar drawn in place before it)."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, title: str | None = None) -> None:
         self.stream = stream
+        self.title = title
         self.interactive = stream.isatty()
         self.last_draw = 0.0
         self.last_tenth = -1
@@ -49,6 +51,9 @@ class ProgressBar:
         if not self.interactive and tenth == self.last_tenth:
             return
         self.last_draw, self.last_tenth = now, tenth
+        if self.title is not None:
+            self.stream.write(("\n" if self.interactive else "") + self.title + "\n")
+            self.title = None
         filled = round(fraction * BAR_WIDTH)
         line = f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {fraction:4.0%}  {text}"
         if self.interactive:

@@ -1,4 +1,5 @@
-"""``mrta train``: train on a CSV, evaluate against the baselines, save the run."""
+"""``mrta train``: train on a CSV, evaluate against the baselines, train the control model, save
+the run."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import sys
 from typing import Any
 
+from mrta.analysis.verdict import judge
 from mrta.cli.common import (
     add_chunk_rows,
     add_nproc,
@@ -25,10 +27,17 @@ from mrta.pipelines import launch
 from mrta.pipelines.distributed import train_run_on_workers
 from mrta.pipelines.streamed import train_run_from_file
 from mrta.pipelines.train_run import default_train_config, train_run
+from mrta.runs.control import NOT_TRAINED
 from mrta.runs.run import Run
 from mrta.task import Task
 from mrta.training import world
 from mrta.training.evaluate import CLASSIFICATION_METRICS, REGRESSION_METRICS
+
+CONTROL_TITLE = (
+    "Control model: the same model on labels shuffled within the training split, for as many "
+    "steps as the model took:"
+)
+SKIPPED = NOT_TRAINED.replace("was trained for this run", "was trained (mrta train --no-control)")
 
 ROLE_FLAGS = (
     (Role.IGNORED, "ignore"),
@@ -43,7 +52,8 @@ def add_train(commands: argparse._SubParsersAction) -> None:
         "train",
         help="train a model on a CSV, evaluate it against baselines, save the run",
         description="Train on DATA.csv, evaluate on a held-out split beside HistGradientBoosting "
-        "and the trivial baseline, and save the run to RUN_DIR.",
+        "and the trivial baseline, train the control model (the same model on labels shuffled "
+        "within the training split, for as many steps), and save the run to RUN_DIR.",
     )
     p.add_argument("data", metavar="DATA.csv", help="the table (CSV, or gzipped CSV)")
     p.add_argument("--target", required=True, metavar="COL", help="the column to predict")
@@ -60,6 +70,15 @@ def add_train(commands: argparse._SubParsersAction) -> None:
         f"sample of N rows (default: {DEFAULT_SAMPLE_ROWS:,})",
     )
     add_nproc(p, "train")
+    p.add_argument(
+        "--no-control",
+        action="store_true",
+        help="skip the control model: by default, after the model, the same model (same "
+        "configuration, split and initial weights) is trained on labels shuffled within the "
+        "training split for as many steps as the model took, the null that its attention and "
+        "its score are compared with; --time-budget bounds the model only, so the control "
+        "takes about as long again",
+    )
     p.set_defaults(handler=run_train)
 
 
@@ -121,13 +140,19 @@ def run_train(args: argparse.Namespace) -> int:
     model_config = config_from_args(args, ModelConfig())
     train_config = config_from_args(args, default_train_config(sets))
     frame = table_or_stream(args, args.chunk_rows)
-    bar = ProgressBar(sys.stderr) if world.is_leader() else None
+    leader = world.is_leader()
+    bar = ProgressBar(sys.stderr) if leader else None
+    control_bar = (
+        ProgressBar(sys.stderr, title=CONTROL_TITLE) if leader and not args.no_control else None
+    )
     settings: dict[str, Any] = {
         "model_config": model_config,
         "train_config": train_config,
         "task": None if args.task == "auto" else args.task,
         "roles": _roles(args),
         "callback": bar,
+        "control": not args.no_control,
+        "control_callback": control_bar,
     }
     if frame is None:
         _check_streamed_training(args)
@@ -149,13 +174,18 @@ def run_train(args: argparse.Namespace) -> int:
         run = train(frame, args.target, test_frame=test_frame, sets=sets, **settings)
     if run is None:  # a distributed worker other than rank 0, which reports and saves
         return 0
-    bar.finish(run.training.message)
+    bar.finish(f"Model: {run.training.message}")
+    if args.no_control:
+        run.no_control = SKIPPED
+    print(f"{run.control_status()}", file=sys.stderr)
     out = run.save(args.out, include_data=args.save_data)
     # A streamed run's schema and preprocessor say what was fitted on a sample.
     streamed = (*run.schema.notes, *run.preprocessor.notes) if frame is None else ()
     for note in (*streamed, *run.splits.notes):
         print(f"Note: {note}", file=sys.stderr)
     print(metrics_table(run), file=sys.stdout)
+    print(f"\n{control_report(run)}", file=sys.stdout)
+    print(f"\n{verdict_line(run)}", file=sys.stdout)
     print(f"\nSaved the run to {out}", file=sys.stdout)
     return 0
 
@@ -214,6 +244,45 @@ def metrics_table(run: Run) -> str:
     for row in [headers, *rows]:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     return "\n".join(lines)
+
+
+def control_report(run: Run) -> str:
+    """The control model's steps, epochs, test metric and seconds, beside the model's (the time
+    budget bounds the model only); or the sentence that says why there is no control."""
+    control = run.control
+    if control is None:
+        return run.no_control
+    model = run.metrics["model"].get(control.metric)
+    score = "undefined" if control.value is None else f"{control.value:.4f}"
+    rows = [
+        ("", "steps", "epochs", control.metric, "seconds"),
+        ("model", f"{run.training.steps:,}", f"{run.training.epochs:,}", _number(model),
+         f"{run.training.elapsed:.1f}"),
+        ("control", f"{control.steps:,}", f"{control.epochs:,}", score, f"{control.seconds:.1f}"),
+    ]  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "Control model (labels shuffled within the training split; the time budget bounds the "
+        "model only):"
+    ]
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def verdict_line(run: Run) -> str:
+    """Whether the model's attention is worth reading (:func:`mrta.analysis.verdict.judge` on
+    the test split), where the run holds its rows (a streamed run holds none)."""
+    if run.frame is None:
+        return "No verdict here: a streamed run holds no rows to score it on."
+    targets, model, _ = run.split_predictions("test")
+    control = None if run.control is None else run.control.test_predictions
+    try:
+        verdict = judge(run.schema.task, targets, model, control)
+    except ValueError as error:  # e.g. a test split of one class: no ROC AUC to compare
+        return f"No verdict: {error}."
+    head = "Worth reading" if verdict.worth_reading else "Not worth reading"
+    return "\n".join([f"Verdict: {head}.", *(f"  {reason}" for reason in verdict.reasons)])
 
 
 def _number(value: Any) -> str:

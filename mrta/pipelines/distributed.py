@@ -9,13 +9,16 @@ worker derives the same schema and split, rank 0 fits the preprocessor and broad
 JSON), every worker builds the same model from the same seed, :func:`mrta.training.loop.fit`
 trains it with :class:`~torch.nn.parallel.DistributedDataParallel` on each worker's shard of the
 training rows, and rank 0 alone evaluates, compares with the baselines and returns the run (the
-others return ``None``). :func:`explain_on_workers` records attention shard by shard (every row
-exactly once) and sums the float64 statistics over the workers, so that its result equals a
-single process's.
+others return ``None``). With ``control=True`` the workers then train the control model
+(:mod:`mrta.runs.control`) the same way, on the same examples with their labels permuted alike
+on every worker, for as many steps; rank 0 scores it on the test split.
+:func:`explain_on_workers` records attention shard by shard (every row exactly once) and sums
+the float64 statistics over the workers, so that its result equals a single process's.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -28,9 +31,16 @@ from mrta.analysis.explanation import Explanation
 from mrta.config import ModelConfig, TrainConfig
 from mrta.data.preprocessing import PreprocessingOptions, Preprocessor
 from mrta.errors import WorkerError, one_line
+from mrta.nn.model import build_model
 from mrta.pipelines.explain import DEFAULT_MAX_ROWS
 from mrta.pipelines.explain import explain as explain_rows
-from mrta.pipelines.train_run import RunPlan, default_train_config, train_model
+from mrta.pipelines.train_run import (
+    CANCELLED,
+    RunPlan,
+    default_train_config,
+    fit_control,
+    train_model,
+)
 from mrta.runs.run import Run
 from mrta.training.loop import Progress
 from mrta.training.world import env_int, process_group
@@ -78,6 +88,8 @@ def train_run_on_workers(
     train_config: TrainConfig | None = None,
     preprocessing_options: PreprocessingOptions | None = None,
     callback: Callable[[Progress], None] | None = None,
+    control: bool = False,
+    control_callback: Callable[[Progress], None] | None = None,
     **plan_options: Any,
 ) -> Run | None:
     """:func:`mrta.pipelines.train_run.train_run` on the workers of a torchrun launch (call it
@@ -89,7 +101,9 @@ def train_run_on_workers(
     ``train_config.seed`` and trains it with DDP on its shard of the training examples (rows,
     or sets with `sets`); rank 0 evaluates against the baselines and returns the run, the
     other workers return ``None``. Each worker calls its own `callback` (the command line
-    gives one to rank 0 only). An error on any worker is raised as
+    gives one to rank 0 only). With `control`, the workers then train the control model
+    with DDP as they trained the model (progress to `control_callback`), and rank 0 scores it
+    on the test split and sets it as the run's ``control``. An error on any worker is raised as
     :class:`~mrta.errors.WorkerError` naming the worker.
     """
     model_config = model_config or ModelConfig()
@@ -112,10 +126,36 @@ def train_run_on_workers(
                 callback=callback,
                 distributed=True,
             )
+            trained_control = None
+            if control:
+                started = time.perf_counter()
+                test, targets = (
+                    plan.test_examples(preprocessor, train_config.seed)
+                    if world.leader
+                    else (None, None)
+                )
+                trained_control = fit_control(
+                    build_model(model.to_dict(), train_config.seed, type(model)),
+                    preprocessor,
+                    train,
+                    validation,
+                    train_config,
+                    training,
+                    test=test,
+                    test_targets=targets,
+                    callback=control_callback,
+                    distributed=True,
+                    started=started,
+                )
             if not world.leader:
                 return None
         # rank 0 alone, the others gone: the held-out metrics beside the baselines
-        return plan.complete(model, preprocessor, train_config, training)
+        run = plan.complete(model, preprocessor, train_config, training)
+        if control:
+            run.control = trained_control
+            if trained_control is None:
+                run.no_control = CANCELLED
+        return run
 
 
 # -- explaining --------------------------------------------------------------------------------

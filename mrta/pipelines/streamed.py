@@ -8,7 +8,12 @@ trains on all of them. Seeded samples bound the rest: the model is scored after 
 at most :data:`STOPPING_ROWS` validation rows, the baselines learn from at most
 :data:`BASELINE_ROWS` training and validation rows, and the test metrics are on at most
 :data:`TEST_ROWS` test rows (:class:`~mrta.runs.run.RunPlan` does the rest, as for a table in
-memory); notes in the run's ``splits.notes`` say what was sampled. The run holds no data rows.
+memory); notes in the run's ``splits.notes`` say what was sampled. The run holds no data rows;
+it holds the file's fingerprint (row count, column names and the SHA-256 of every value, from
+one more pass over the file: :mod:`mrta.data.fingerprint`, the same digest as of the table read
+whole). With ``control=True`` the control model (:mod:`mrta.runs.control`) trains after the
+model on the same encoded training rows, their labels permuted, for as many steps, and is
+scored on the same test rows.
 
 With a sample as large as the file and splits within those limits, the run is the run
 :func:`~mrta.runs.run.train_run` makes of the whole table. Set resolution and a separate test file
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
@@ -31,6 +37,7 @@ import pandas as pd
 
 from mrta.config import ModelConfig, TrainConfig
 from mrta.data import values
+from mrta.data.fingerprint import fingerprint_chunks
 from mrta.data.preprocessing import PreprocessingOptions
 from mrta.data.read import ReadingOptions, read_table
 from mrta.data.schema import Role, TableSchema
@@ -48,7 +55,13 @@ from mrta.data.stream import (
 from mrta.errors import TableError
 from mrta.nn.model import build_model
 from mrta.pipelines.explain import analysed_rows
-from mrta.pipelines.train_run import RunPlan, default_train_config, train_model
+from mrta.pipelines.train_run import (
+    CANCELLED,
+    RunPlan,
+    default_train_config,
+    fit_control,
+    train_model,
+)
 from mrta.runs.run import Run
 from mrta.task import Task
 from mrta.training.loop import Cancel, Progress
@@ -85,13 +98,17 @@ def train_run_from_file(
     stopping_rows: int = STOPPING_ROWS,
     callback: Callable[[Progress], None] | None = None,
     cancel: Cancel = None,
+    control: bool = False,
+    control_callback: Callable[[Progress], None] | None = None,
 ) -> Run:
     """A complete run (as :func:`~mrta.runs.run.train_run`) of the table in the file `source`,
     read `chunk_rows` rows at a time; the schema and the preprocessor are fitted on a seeded
     sample of `sample_rows` rows. The model trains on every training row and is scored after
     every epoch on at most `stopping_rows` validation rows; the baselines learn from at most
     `baseline_rows` training and validation rows; both are scored on at most `test_rows` test
-    rows. The samples are seeded with ``train_config.seed``.
+    rows. The samples are seeded with ``train_config.seed``. With `control`, the control model
+    trains after the model (on the same training rows and validation sample, labels permuted,
+    progress to `control_callback`) and is scored on the same test rows.
 
     Memory: the scan's sample, the encoded training rows and the DataFrames of the baselines'
     and the test rows, besides the chunk.
@@ -141,7 +158,25 @@ def train_run_from_file(
     training = train_model(
         model, preprocessor, train, validation, train_config, callback=callback, cancel=cancel
     )
+    scored = read_rows(layout, picked["test"], chunk_rows=chunk_rows)  # the test rows
+    trained_control = None
+    if control:
+        started = time.perf_counter()
+        trained_control = fit_control(
+            build_model(preprocessor.model_spec(model_config), seed),
+            preprocessor,
+            train,
+            validation,
+            train_config,
+            training,
+            test=preprocessor.transform(scored),
+            test_targets=schema.encode_target(scored),
+            callback=control_callback,
+            cancel=cancel,
+            started=started,
+        )
     del train, validation
+    table = fingerprint_chunks(layout.columns, iter_chunks(layout, chunk_rows))
     plan = RunPlan(
         frame=None,  # the run holds no data rows
         test_frame=None,
@@ -150,9 +185,15 @@ def train_run_from_file(
         sets=None,
         train_rows=read_rows(layout, picked["train"], chunk_rows=chunk_rows),
         validation_rows=read_rows(layout, picked["validation"], chunk_rows=chunk_rows),
-        test_rows=read_rows(layout, picked["test"], chunk_rows=chunk_rows),
+        test_rows=scored,
+        table=table,
     )
-    return plan.complete(model, preprocessor, train_config, training)
+    run = plan.complete(model, preprocessor, train_config, training)
+    if control:
+        run.control = trained_control
+        if trained_control is None:
+            run.no_control = CANCELLED
+    return run
 
 
 def _unseen_labels(column: pd.Series, schema: TableSchema) -> str:
@@ -260,9 +301,10 @@ def explained_rows(
     seed: int = 0,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> tuple[pd.DataFrame, int]:
-    """The rows :func:`mrta.pipelines.explain.explain` analyses of a file (its rows with a target, a
-    seeded sample of `max_rows` of them, as :func:`~mrta.pipelines.explain.analysed_rows` draws it from
-    the whole table), read from the file; and the file's row count.
+    """The rows :func:`mrta.pipelines.explain.explain` analyses of a file (its rows with a
+    target, a seeded sample of `max_rows` of them, as
+    :func:`~mrta.pipelines.explain.analysed_rows` draws it from the whole table), read from the
+    file; and the file's row count.
 
     Reads the target column, then the chosen rows: memory is bounded by the chunk size, the
     target column and the rows returned.
@@ -283,5 +325,3 @@ def file_digest(path: str | os.PathLike[str]) -> str:
     """The SHA-256 of a file's bytes, read in blocks (the cache key of ``mrta explain``)."""
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
-
-

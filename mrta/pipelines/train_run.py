@@ -1,18 +1,29 @@
-"""Training a run: schema, splits, preprocessor, training, evaluation and baselines.
+"""Training a run: schema, splits, preprocessor, training, evaluation and baselines, and the
+control model.
 
 :func:`train_run` is the whole pipeline, shared by the command line and the dashboard.
 :class:`RunPlan` holds its steps around fitting the preprocessor and training, so that the
 distributed and the streamed pipelines, which do those two their own way, share the rest.
+
+:func:`train_control` trains a run's control model (see :mod:`mrta.runs.control`) after the
+run's model, as a step of its own: the dashboard runs it in the background once the first
+heatmap is shown, ``train_run(..., control=True)`` right after the model.
+:func:`fit_control` is its core, for the pipelines that hold their encoded examples themselves
+(streamed, distributed).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
+import numpy as np
 import pandas as pd
+import torch
 
 from mrta.config import ModelConfig, TrainConfig
+from mrta.data.fingerprint import TableFingerprint, fingerprint
 from mrta.data.preprocessing import Examples, PreprocessingOptions, Preprocessor
 from mrta.data.schema import Role, TableSchema, infer_schema
 from mrta.data.sets import SET_BATCH_SIZE, SetOptions, group_targets
@@ -20,10 +31,15 @@ from mrta.data.splits import SplitOptions, Splits, make_group_splits, make_split
 from mrta.errors import TableError
 from mrta.nn.model import TabularAttentionModel, build_model
 from mrta.nn.set_model import SetAttentionModel
+from mrta.runs.control import METRIC_OF_TASK, Control, permutation_seed
 from mrta.runs.run import Run
 from mrta.task import Task
-from mrta.training.evaluate import compare_with_baselines
+from mrta.training.evaluate import compare_with_baselines, metrics
+from mrta.training.inference import predict_logits, to_predictions
 from mrta.training.loop import Cancel, Progress, TrainResult, fit
+
+#: Why a run has no control, where its pipeline made none.
+CANCELLED = "The control model's training was cancelled, so this run has no control."
 
 
 def train_run(
@@ -40,8 +56,14 @@ def train_run(
     split_options: SplitOptions | None = None,
     preprocessing_options: PreprocessingOptions | None = None,
     sets: SetOptions | None = None,
+    control: bool = False,
+    control_callback: Callable[[Progress], None] | None = None,
 ) -> Run:
     """Schema, splits, preprocessor, training, evaluation and baselines: a complete run.
+
+    With `control`, the control model is trained after the model (:func:`train_control`, its
+    progress to `control_callback`; `cancel` stops it too) and set as the run's ``control``;
+    without, the run's ``no_control`` says that none was trained.
 
     The initial weights come from ``train_config.seed`` (the run's `init_seed`); the held-out
     metrics are on the test split (the test file's rows, when `test_frame` is given).
@@ -67,7 +89,128 @@ def train_run(
     training = train_model(
         model, preprocessor, train, validation, train_config, callback=callback, cancel=cancel
     )
-    return plan.complete(model, preprocessor, train_config, training)
+    run = plan.complete(model, preprocessor, train_config, training)
+    if control:
+        run.control = train_control(run, callback=control_callback, cancel=cancel)
+        if run.control is None:
+            run.no_control = CANCELLED
+    return run
+
+
+def train_control(
+    run: Run,
+    *,
+    callback: Callable[[Progress], None] | None = None,
+    cancel: Cancel = None,
+) -> Control | None:
+    """The control model of `run` (it needs the run's rows: its ``frame``, and ``test_frame``
+    for a separate test file); ``None`` when `cancel` stopped it (a control cut short is no
+    fair null). Set it as the run's ``control`` to keep it; `run` itself is not changed.
+
+    The control has the run's model configuration and initial weights (``init_seed``), and
+    trains with the run's training config on its training examples (rows, or sets: a set run
+    permutes the group labels) whose labels are permuted within the training split, scored
+    after every epoch on the validation examples with labels permuted within the validation
+    split, for exactly ``run.training.steps`` steps (:func:`fit_control`), its learning rate
+    following the schedule as far as the model's went (``run.training.schedule_fraction``:
+    short of its end after an early stop). It is scored on the test split's true labels. Its
+    ``seconds`` cover all of this.
+    """
+    start = time.perf_counter()
+    train, validation, test = (run.examples(split) for split in ("train", "validation", "test"))
+    if run.sets is None:
+        targets = run.schema.encode_target(run.rows("test"))
+    else:
+        targets = test.target.numpy()
+    return fit_control(
+        run.untrained_model(),
+        run.preprocessor,
+        train,
+        validation,
+        run.train_config,
+        run.training,
+        test=test,
+        test_targets=targets,
+        callback=callback,
+        cancel=cancel,
+        started=start,
+    )
+
+
+def fit_control(
+    model: TabularAttentionModel | SetAttentionModel,
+    preprocessor: Preprocessor,
+    train: Examples,
+    validation: Examples,
+    train_config: TrainConfig,
+    model_training: TrainResult,
+    *,
+    test: Examples | None,
+    test_targets: np.ndarray | None,
+    callback: Callable[[Progress], None] | None = None,
+    cancel: Cancel = None,
+    distributed: bool = False,
+    started: float | None = None,
+) -> Control | None:
+    """Train `model` (the run's untrained model) as a control: :func:`mrta.training.loop.fit`
+    for exactly the steps of `model_training` (the run's model's), as far through the
+    learning-rate schedule as it went, on `train` and `validation` with their labels permuted
+    (:func:`permute_labels`, seeded by :func:`~mrta.runs.control.permutation_seed` of
+    ``train_config.seed``), then scored on `test` against `test_targets` (its true labels, as
+    the run's metrics take them). ``None`` when `cancel` stopped it.
+
+    Distributed (a worker of a torchrun launch, every worker calling it alike), only rank 0
+    needs `test`; the others pass ``None`` and get a control without a test score.
+    `started`: when the control step began (``time.perf_counter()``), for its ``seconds``.
+    """
+    start = time.perf_counter() if started is None else started
+    seed = permutation_seed(train_config.seed)
+    train, validation = permute_labels((train, validation), seed)
+    training = train_model(
+        model,
+        preprocessor,
+        train,
+        validation,
+        train_config,
+        callback=callback,
+        cancel=cancel,
+        distributed=distributed,
+        steps=model_training.steps,
+        schedule_end=model_training.schedule_fraction or 1.0,
+    )
+    if training.stop_reason == "cancelled":
+        return None
+    task = preprocessor.schema.task
+    metric, value, predictions = METRIC_OF_TASK[task.value], None, None
+    if test is not None and test_targets is not None:
+        predictions = to_predictions(
+            task.value,
+            predict_logits(model, test),
+            preprocessor.target_mean,
+            preprocessor.target_std,
+        )
+        value = metrics(task, test_targets, predictions, preprocessor.schema.class_labels)[metric]
+    return Control(
+        model=model,
+        permutation_seed=seed,
+        training=training,
+        metric=metric,
+        value=value,
+        seconds=round(time.perf_counter() - start, 3),
+        test_rows=0 if test is None else len(test),
+        test_predictions=predictions,
+    )
+
+
+def permute_labels(parts: tuple[Examples, ...], seed: int) -> tuple[Examples, ...]:
+    """Each part of `parts` with its targets permuted within it, by one numpy generator seeded
+    with `seed` (the first part's permutation first): the same labels, in another order."""
+    rng = np.random.default_rng(seed)
+    permuted = []
+    for part in parts:
+        order = torch.from_numpy(rng.permutation(len(part)))
+        permuted.append(replace(part, target=part.target[order]))
+    return tuple(permuted)
 
 
 def train_model(
@@ -80,9 +223,12 @@ def train_model(
     callback: Callable[[Progress], None] | None = None,
     cancel: Cancel = None,
     distributed: bool = False,
+    steps: int | None = None,
+    schedule_end: float = 1.0,
 ) -> TrainResult:
     """:func:`mrta.training.loop.fit` of a run's model on its encoded examples, on the target
-    scale of `preprocessor`: the one training call of every pipeline."""
+    scale of `preprocessor`: the one training call of every pipeline (`steps`, `schedule_end`:
+    exactly that many, that far through the learning-rate schedule, as a control trains)."""
     return fit(
         model,
         train,
@@ -93,6 +239,8 @@ def train_model(
         callback=callback,
         cancel=cancel,
         distributed=distributed,
+        steps=steps,
+        schedule_end=schedule_end,
     )
 
 
@@ -105,7 +253,8 @@ def default_train_config(sets: SetOptions | None = None) -> TrainConfig:
 @dataclass
 class RunPlan:
     """The steps of :func:`train_run` around fitting the preprocessor and training, for the
-    pipelines that do those two their own way (:func:`mrta.pipelines.distributed.train_run_on_workers`,
+    pipelines that do those two their own way
+    (:func:`mrta.pipelines.distributed.train_run_on_workers`,
     :func:`mrta.pipelines.streamed.train_run_from_file`)."""
 
     frame: pd.DataFrame | None  # None: the rows stay in their file (the run holds none)
@@ -116,6 +265,8 @@ class RunPlan:
     train_rows: pd.DataFrame
     validation_rows: pd.DataFrame
     test_rows: pd.DataFrame
+    table: TableFingerprint | None = None  # the table's fingerprint (mrta.data.fingerprint)
+    test_table: TableFingerprint | None = None  # a separate test file's
 
     @classmethod
     def prepare(
@@ -129,7 +280,8 @@ class RunPlan:
         split_options: SplitOptions | None = None,
         sets: SetOptions | None = None,
     ) -> RunPlan:
-        """The schema and the split (of rows, or of whole groups with `sets`) of a table."""
+        """The schema and the split (of rows, or of whole groups with `sets`) of a table, and
+        the fingerprints of the table (and of a separate test file)."""
         if sets is not None:
             roles = {sets.group_by: Role.IGNORED, **(roles or {})}
         schema = infer_schema(frame, target, task=task, roles=roles)
@@ -144,7 +296,18 @@ class RunPlan:
         test_rows = (test_frame if test_frame is not None else frame).iloc[list(splits.test)]
         if len(test_rows) == 0:
             raise TableError("The test split is empty: keep a test fraction or give a test file.")
-        return cls(frame, test_frame, schema, splits, sets, train_rows, validation_rows, test_rows)
+        return cls(
+            frame,
+            test_frame,
+            schema,
+            splits,
+            sets,
+            train_rows,
+            validation_rows,
+            test_rows,
+            table=fingerprint(frame),
+            test_table=None if test_frame is None else fingerprint(test_frame),
+        )
 
     def build(
         self, preprocessor: Preprocessor, model_config: ModelConfig, seed: int
@@ -164,6 +327,15 @@ class RunPlan:
         ]
         self.splits = replace(self.splits, notes=(*self.splits.notes, *notes))
         return build_model(spec, seed, SetAttentionModel), train, validation
+
+    def test_examples(self, preprocessor: Preprocessor, seed: int) -> tuple[Examples, np.ndarray]:
+        """The encoded test examples (rows, or sets made with `seed`) and their true targets,
+        as the run's metrics take them (class indices, or values in the target's units)."""
+        if self.sets is None:
+            test = preprocessor.transform(self.test_rows)
+            return test, self.schema.encode_target(self.test_rows)
+        test = self.sets.make(self.test_rows, preprocessor, seed=seed)
+        return test, test.target.numpy()
 
     def complete(
         self,
@@ -187,4 +359,6 @@ class RunPlan:
             frame=self.frame,
             test_frame=self.test_frame,
             sets=self.sets,
+            table=self.table,
+            test_table=self.test_table,
         )

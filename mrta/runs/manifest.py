@@ -4,6 +4,10 @@ The manifest (``manifest.json``) names the format, its version and each file's S
 :func:`verified_files` refuses a directory that is not a run, a newer format, a missing or
 unlisted file and a file that does not match its checksum, each with a :class:`RunError`.
 Checksums stop damage, not forgery.
+
+Format 2 added ``table.json`` (the table's fingerprint) and ``control.json`` (the control model,
+or why there is none), both required from format 2 on, and ``control.safetensors`` (the
+control's weights, when there is a control). A format 1 run, which has neither, still loads.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from mrta.errors import RunError
 FORMAT = "mrta-run"
 
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: table.json and the control model (control.json, control.safetensors)
 
 
 MANIFEST = "manifest.json"
@@ -41,6 +45,22 @@ JSON_FILES = (
 
 
 DATA_FILES = ("data.csv", "test.csv")  # only when the rows are saved with the run
+
+
+TABLE_FILE = "table.json"  # the table's fingerprint (format 2 on)
+
+
+CONTROL_FILE = "control.json"  # the control model's facts, or why there is none (format 2 on)
+
+
+CONTROL_WEIGHTS = "control.safetensors"  # the control's weights, when there is a control
+
+
+#: Files a run of each format must list, besides the weights and `JSON_FILES`.
+REQUIRED_FROM = {TABLE_FILE: 2, CONTROL_FILE: 2}
+
+
+OPTIONAL_FILES = (CONTROL_WEIGHTS,)  # listed only when there is a control
 
 
 def verified_files(path: Path) -> dict[str, bytes]:
@@ -64,14 +84,15 @@ def verified_files(path: Path) -> dict[str, bytes]:
     listed = manifest.get("files")
     if not isinstance(listed, dict):
         raise RunError(f"The manifest of the run at {where!r} lists no files: save the run again.")
-    for name in (WEIGHTS, *JSON_FILES):
+    required = [name for name, since in REQUIRED_FROM.items() if found >= since]
+    for name in (WEIGHTS, *JSON_FILES, *required):
         if name not in listed:
             raise RunError(
                 f"The manifest of the run at {where!r} does not list {name}: save the run again."
             )
     files = {}
     for name, digest in listed.items():
-        if name not in (WEIGHTS, *JSON_FILES, *DATA_FILES):
+        if name not in (WEIGHTS, *JSON_FILES, *REQUIRED_FROM, *OPTIONAL_FILES, *DATA_FILES):
             raise RunError(f"The manifest of the run at {where!r} lists an unknown file {name!r}.")
         data = read_file(path, name)
         if hashlib.sha256(data).hexdigest() != digest:

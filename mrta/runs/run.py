@@ -10,7 +10,16 @@ see :mod:`mrta.runs.manifest`):
   preprocessor and the split (its seed and row indices);
 - ``metrics.json``: held-out metrics of the model and the baselines;
 - ``history.json``: the training result and its per-epoch history;
+- ``table.json``: the fingerprint of the table trained on (and of a separate test file): row
+  count, column names and a SHA-256 of the parsed content (:mod:`mrta.data.fingerprint`), so
+  that the split can be applied to the same file given again (:meth:`Run.check_table`);
+- ``control.json`` and ``control.safetensors``: the control model trained on shuffled labels
+  (:mod:`mrta.runs.control`); without one, ``control.json`` says why;
 - ``data.csv`` (and ``test.csv`` for a separate test file): the rows, only when asked for.
+
+Run format 2 added ``table.json`` and the control files. A run of format 1 still loads: it has
+no control (``control`` is ``None`` and ``no_control`` says why) and no fingerprint (its table
+is checked by row count and column names only).
 
 A run of set resolution (``sets``: one example per group of rows) also records its
 :class:`~mrta.data.sets.SetOptions` in ``config.json``; its model is a
@@ -36,7 +45,8 @@ import pandas as pd
 import safetensors.torch
 
 from mrta.config import ModelConfig, TrainConfig
-from mrta.data.preprocessing import Preprocessor
+from mrta.data.fingerprint import TableCheck, TableFingerprint, check_table, shape_only
+from mrta.data.preprocessing import Examples, Preprocessor
 from mrta.data.read import read_table
 from mrta.data.schema import TableSchema
 from mrta.data.sets import SetOptions
@@ -45,11 +55,14 @@ from mrta.errors import RunError
 from mrta.jsonable import json_bytes
 from mrta.nn.model import TabularAttentionModel, build_model
 from mrta.nn.set_model import SetAttentionModel
+from mrta.runs.control import CONTROL_FILE, CONTROL_WEIGHTS, NOT_TRAINED, OLD_FORMAT, Control
 from mrta.runs.manifest import (
     DATA_FILES,
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
+    OPTIONAL_FILES,
+    TABLE_FILE,
     WEIGHTS,
     package_version,
     parse_json,
@@ -79,6 +92,10 @@ class Run:
         frame: pd.DataFrame | None = None,
         test_frame: pd.DataFrame | None = None,
         sets: SetOptions | None = None,
+        control: Control | None = None,
+        no_control: str = NOT_TRAINED,
+        table: TableFingerprint | None = None,
+        test_table: TableFingerprint | None = None,
     ) -> None:
         self.model = model
         self.preprocessor = preprocessor
@@ -90,6 +107,10 @@ class Run:
         self.frame = frame  # the table trained on, when known
         self.test_frame = test_frame  # a separate test file, when one was used
         self.sets = sets  # set resolution: how rows were grouped; None for one row, one example
+        self.control = control  # the model trained on shuffled labels; None: see no_control
+        self.no_control = no_control  # why there is no control, when there is none
+        self.table = table  # the fingerprint of the table trained on; None before format 2
+        self.test_table = test_table  # and of a separate test file
         # unique for the life of the process, unlike id(): caches of derived views key on it
         self.uid = uuid.uuid4().hex
 
@@ -141,12 +162,7 @@ class Run:
             examples = self.preprocessor.transform(frame, with_target=False)
             index = frame.index
         task = self.schema.task.value
-        predicted = to_predictions(
-            task,
-            predict_logits(self.model, examples),
-            self.preprocessor.target_mean,
-            self.preprocessor.target_std,
-        )
+        predicted = self.predict_examples(examples)
         if task == Task.REGRESSION:
             out = pd.DataFrame({"prediction": predicted}, index=index)
         else:
@@ -161,6 +177,114 @@ class Run:
     def untrained_model(self) -> TabularAttentionModel | SetAttentionModel:
         """The model as it was before training: same config, initial weights of `init_seed`."""
         return build_model(self.model.to_dict(), self.init_seed, type(self.model))
+
+    def control_status(self) -> str:
+        """One sentence about the control: how it was trained and scored, or why there is none."""
+        return self.control.describe() if self.control is not None else self.no_control
+
+    def examples(self, split: str, *, with_target: bool = True) -> Examples:
+        """The encoded examples of a split (rows, or sets for a set run), as training and
+        scoring see them (needs the table, as :meth:`rows`)."""
+        rows = self.rows(split)
+        if self.sets is not None:
+            return self.sets.make(
+                rows, self.preprocessor, seed=self.train_config.seed, with_target=with_target
+            )
+        return self.preprocessor.transform(rows, with_target=with_target)
+
+    def split_predictions(
+        self, split: str = "test"
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """What a verdict compares: the split's targets (class indices, or values in the
+        target's units), the model's predictions and the control's (``None`` without a control),
+        as :func:`mrta.training.inference.to_predictions` gives them, example by example (rows,
+        or groups for a set run). Needs the table, as :meth:`rows`.
+
+        Shape: targets ``(N,)``; predictions ``(N, C)`` probabilities or ``(N,)`` values.
+        """
+        examples = self.examples(split)
+        if self.sets is None:
+            targets = self.schema.encode_target(self.rows(split))
+        else:
+            targets = examples.target.numpy()
+        model, control = (
+            None if model is None else self.predict_examples(examples, model)
+            for model in (self.model, None if self.control is None else self.control.model)
+        )
+        return targets, model, control
+
+    def predict_examples(
+        self, examples: Examples, model: TabularAttentionModel | SetAttentionModel | None = None
+    ) -> np.ndarray:
+        """Predictions of `model` (default: the run's) for encoded examples, in the target's
+        units (see :func:`mrta.training.inference.to_predictions`)."""
+        return to_predictions(
+            self.schema.task.value,
+            predict_logits(self.model if model is None else model, examples),
+            self.preprocessor.target_mean,
+            self.preprocessor.target_std,
+        )
+
+    def check_table(
+        self, table: pd.DataFrame | TableFingerprint, *, test_file: bool = False
+    ) -> TableCheck:
+        """Whether `table` (read by :func:`mrta.data.read.read_table`, or the fingerprint of a
+        file read in chunks, :func:`mrta.data.fingerprint.fingerprint_chunks`) is the table this
+        run was trained on (with `test_file`, its separate test file), so that its saved split
+        can be applied to it: row count, column names and content against the saved fingerprint.
+
+        A run saved before fingerprints (format 1) is checked by its column names and by the
+        rows its split needs (the largest saved row index), not by its content; the result's
+        ``checked`` and ``notes`` say so.
+        """
+        if test_file and not self.splits.separate_test_file:
+            raise ValueError("this run's test split is part of its table: it has no test file")
+        expected = self.test_table if test_file else self.table
+        if expected is not None:
+            return check_table(table, expected)
+        if isinstance(table, pd.DataFrame):
+            table = shape_only(len(table), table.columns)
+        return self._check_without_fingerprint(table, test_file)
+
+    def _check_without_fingerprint(self, found: TableFingerprint, test_file: bool) -> TableCheck:
+        splits = self.splits
+        if test_file:
+            indices = splits.test
+            wanted = [*self.schema.feature_columns, self.schema.target]
+        else:
+            parts = (
+                splits.train,
+                splits.validation,
+                () if splits.separate_test_file else splits.test,
+            )
+            indices = tuple(index for part in parts for index in part)
+            wanted = [spec.name for spec in self.schema.columns]
+        least = max(indices, default=-1) + 1
+        differences = []
+        if found.rows < least:
+            differences.append(
+                f"It has {found.rows:,} rows, and the run's split needs at least {least:,} (its "
+                f"largest row index is {least - 1:,})."
+            )
+        names = list(found.columns)
+        missing = [name for name in wanted if name not in names]
+        if missing:
+            differences.append(
+                f"It lacks the column(s) {', '.join(map(repr, missing))} of the run's table."
+            )
+        extra = [name for name in names if name not in wanted]
+        if extra and not test_file:
+            differences.append(
+                f"It has column(s) the run's table did not: {', '.join(map(repr, extra))}."
+            )
+        if not test_file and not missing and not extra and names != wanted:
+            differences.append("Its columns are in another order than the run's table's.")
+        note = (
+            "This run holds no fingerprint of its table (runs saved in run format 1 have none): "
+            f"the table was checked by its column names and by having at least the {least:,} "
+            "rows its split needs, not by its row count or content."
+        )
+        return TableCheck(("row count", "column names"), tuple(differences), (note,))
 
     # -- saving and loading ----------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], *, include_data: bool = False) -> Path:
@@ -181,7 +305,7 @@ class Run:
         path.mkdir(parents=True, exist_ok=True)
         # The manifest goes last, so that a save cut short leaves a run that refuses to load.
         (path / MANIFEST).unlink(missing_ok=True)
-        for name in DATA_FILES:
+        for name in (*DATA_FILES, *OPTIONAL_FILES):
             if name not in files:
                 (path / name).unlink(missing_ok=True)
         for name, data in files.items():
@@ -197,9 +321,8 @@ class Run:
         return path
 
     def _files(self, include_data: bool) -> dict[str, bytes]:
-        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        files = {
-            WEIGHTS: safetensors.torch.save(state, metadata={"format": FORMAT}),
+        files: dict[str, Any] = {
+            WEIGHTS: _weights(self.model),
             "config.json": {
                 "model": self.model.to_dict(),
                 "train": self.train_config.to_dict(),
@@ -211,7 +334,15 @@ class Run:
             "splits.json": self.splits.to_dict(),
             "metrics.json": self.metrics,
             "history.json": self.training.to_dict(),
+            TABLE_FILE: {
+                "table": None if self.table is None else self.table.to_dict(),
+                "test_table": None if self.test_table is None else self.test_table.to_dict(),
+            },
+            CONTROL_FILE: {"trained": False, "reason": self.no_control},
         }
+        if self.control is not None:
+            files[CONTROL_FILE] = self.control.to_dict()
+            files[CONTROL_WEIGHTS] = _weights(self.control.model)
         files = {k: v if isinstance(v, bytes) else json_bytes(v) for k, v in files.items()}
         if include_data:
             if self.frame is None:
@@ -242,6 +373,14 @@ class Run:
             splits = Splits.from_dict(parse_json(files, "splits.json"))
             metrics = parse_json(files, "metrics.json")
             training = TrainResult.from_dict(parse_json(files, "history.json"))
+            table = test_table = None
+            if TABLE_FILE in files:
+                tables = parse_json(files, TABLE_FILE)
+                table, test_table = (
+                    None if tables[key] is None else TableFingerprint.from_dict(tables[key])
+                    for key in ("table", "test_table")
+                )
+            control_facts = parse_json(files, CONTROL_FILE) if CONTROL_FILE in files else None
         except RunError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as error:
@@ -254,14 +393,10 @@ class Run:
                 f"The run at {where!r} has a schema that differs from its preprocessor's: "
                 "train the model again."
             )
-        try:
-            state = safetensors.torch.load(files[WEIGHTS])
-            model.load_state_dict(state, strict=True)
-        except (RuntimeError, ValueError, safetensors.SafetensorError) as error:
-            raise RunError(
-                f"The weights of the run at {where!r} do not fit its model: train the model again."
-            ) from error
-        model.eval()
+        _load_weights(model, files[WEIGHTS], f"The weights of the run at {where!r}")
+        control, no_control = _load_control(
+            files, control_facts, config, init_seed, model_class, where
+        )
         frame, test_frame = (
             read_table(files[name]).frame if name in files else None for name in DATA_FILES
         )
@@ -276,4 +411,53 @@ class Run:
             frame=frame,
             test_frame=test_frame,
             sets=sets,
+            control=control,
+            no_control=no_control,
+            table=table,
+            test_table=test_table,
         )
+
+
+def _weights(model: TabularAttentionModel | SetAttentionModel) -> bytes:
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    return safetensors.torch.save(state, metadata={"format": FORMAT})
+
+
+def _load_weights(model: TabularAttentionModel | SetAttentionModel, data: bytes, what: str) -> None:
+    """Load safetensors weights into `model` (then in eval mode); `what` begins the error."""
+    try:
+        model.load_state_dict(safetensors.torch.load(data), strict=True)
+    except (RuntimeError, ValueError, safetensors.SafetensorError) as error:
+        raise RunError(f"{what} do not fit its model: train the model again.") from error
+    model.eval()
+
+
+def _load_control(
+    files: Mapping[str, bytes],
+    facts: Any,
+    config: Mapping[str, Any],
+    init_seed: int,
+    model_class: type[TabularAttentionModel] | type[SetAttentionModel],
+    where: str,
+) -> tuple[Control | None, str]:
+    """The saved control (rebuilt from its weights) and why there is none, when there is none."""
+    if facts is None:
+        return None, OLD_FORMAT
+    try:
+        if not facts.get("trained"):
+            return None, str(facts.get("reason") or NOT_TRAINED)
+        if CONTROL_WEIGHTS not in files:
+            raise RunError(
+                f"The run at {where!r} describes a control model but lacks its weights "
+                f"({CONTROL_WEIGHTS}): copy the whole run directory."
+            )
+        model = build_model(config["model"], init_seed, model_class)
+        _load_weights(model, files[CONTROL_WEIGHTS], f"The control weights of the run at {where!r}")
+        return Control.from_dict(facts, model), ""
+    except RunError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise RunError(
+            f"The run at {where!r} holds a control this version cannot read ({error}): "
+            "train the model again."
+        ) from error

@@ -14,6 +14,14 @@ step and validation times say would end past the budget. With a seed and no time
 run is reproducible to the bit; with one, the number of steps taken is recorded, and the thread
 count may be chosen by timing (:class:`ThreadChoice`).
 
+With ``steps=N`` :func:`fit` trains for exactly ``N`` optimisation steps, whatever the epochs,
+the time budget and the validation loss say, and keeps the final weights: the effort of another
+run, matched step for step. The control model trains so (on permuted labels the best
+validation checkpoint would be chosen on noise). Its learning-rate schedule runs over the ``N``
+steps up to ``schedule_end`` of the way: the other run's ``schedule_fraction``, so that a run
+stopped early, whose learning rate never decayed, is matched by a control whose rate does not
+decay either.
+
 With ``distributed=True`` (in a worker of a torchrun launch, see :mod:`mrta.training.world`) the
 model trains with :class:`~torch.nn.parallel.DistributedDataParallel`: each worker takes its part
 of the same seeded permutation every epoch (:class:`~torch.utils.data.distributed.
@@ -30,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -71,11 +79,17 @@ class Progress:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What happened: one history entry per evaluation (epoch 0 is the untrained model)."""
+    """What happened: one history entry per evaluation (epoch 0 is the untrained model).
+
+    ``stop_reason`` is one of ``max_epochs``, ``early_stopping``, ``time_budget``, ``steps``
+    (exactly the steps asked for), ``cancelled`` or ``nan_loss``; ``best_epoch`` and
+    ``best_validation_loss`` are those of the weights kept (with ``fit(steps=...)``, the last
+    epoch's).
+    """
 
     history: list[dict[str, Any]]
-    steps: int
-    epochs: int
+    steps: int  # optimisation steps taken
+    epochs: int  # epochs begun (the last may be partial)
     elapsed: float
     stop_reason: str
     message: str
@@ -86,6 +100,9 @@ class TrainResult:
     threads: int | None
     world_size: int = 1  # workers that trained together (distributed data parallel)
     backend: str | None = None  # their torch.distributed backend
+    #: How far through its learning-rate schedule (warm-up, then cosine decay) the last step
+    #: was: 1 at the end of the plan; less after an early stop. None: not recorded (older runs).
+    schedule_fraction: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""
@@ -131,8 +148,11 @@ def fit(
     callback: Callable[[Progress], None] | None = None,
     cancel: Cancel = None,
     distributed: bool = False,
+    steps: int | None = None,
+    schedule_end: float = 1.0,
 ) -> TrainResult:
-    """Train `model` in place and leave it with the weights of its best validation loss.
+    """Train `model` in place and leave it with the weights of its best validation loss (with
+    `steps`, its final weights).
 
     Args:
         model: the model to train (moved to the chosen device): a
@@ -152,10 +172,29 @@ def fit(
             config; the device is the worker's own, ``threads`` (default: the cores shared
             among this machine's workers) is per worker, and training stops on every worker
             at the same step.
+        steps: train exactly this many optimisation steps (0 leaves the initial weights) and
+            keep the final weights: no early stopping, no time budget, no cap of
+            ``config.max_epochs`` (the last epoch may be partial). The learning-rate schedule
+            spans the `steps`; the validation rows are still scored after every epoch, for the
+            history. Cancelling or a non-finite loss still stops it sooner (the result's
+            ``steps`` says how many were taken). On the CPU with ``config.threads`` unset, the
+            thread count is chosen by timing, as under a time budget (:class:`ThreadChoice`).
+        schedule_end: with `steps`, how far through the learning-rate schedule the last step
+            goes (in (0, 1]): step ``k`` of ``N`` trains at the rate of ``schedule_end * k / N``
+            of the schedule.
 
-    Raises ``ValueError`` for a table without targets or an unavailable device.
+    Raises ``ValueError`` for a table without targets, an unavailable device or a negative
+    `steps`.
     """
     config = config or TrainConfig()
+    # Timed training (a budget, or a step count to match another run's): choose the threads.
+    timed = config.time_budget is not None or steps is not None
+    if steps is not None:
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"steps must be a whole number of at least 0, got {steps!r}")
+        config = replace(config, time_budget=None)  # the steps are the budget
+        if not (isinstance(schedule_end, int | float) and 0 < schedule_end <= 1):
+            raise ValueError(f"schedule_end must be in (0, 1], got {schedule_end!r}")
     for name, table in (("training", train), ("validation", validation)):
         if table.target is None or len(table) == 0:
             raise ValueError(f"the {name} rows need targets, and at least one row")
@@ -168,12 +207,7 @@ def fit(
     if world is not None:
         # no timing of thread counts: the workers' step times must not depend on it
         threads = (config.threads or world.cpu_threads()) if device.type == "cpu" else None
-    elif (
-        threads is not None
-        and threads > 1
-        and config.threads is None
-        and config.time_budget is not None
-    ):
+    elif threads is not None and threads > 1 and config.threads is None and timed:
         choice = ThreadChoice(threads)
         threads = 1  # where the choice starts
     rng_devices = [device.index or 0] if device.type == "cuda" else []
@@ -181,7 +215,17 @@ def fit(
         # the workers share the shuffles (seeded apart) but not their dropout masks
         torch.manual_seed(config.seed + (world.rank if world is not None else 0))
         return _Trainer(
-            model, train, validation, config, device, choice, target_mean, target_std, world
+            model,
+            train,
+            validation,
+            config,
+            device,
+            choice,
+            target_mean,
+            target_std,
+            world,
+            steps,
+            schedule_end,
         ).run(callback, cancel)
 
 
@@ -199,8 +243,13 @@ class _Trainer:
         target_mean: float | None,
         target_std: float | None,
         world: World | None = None,
+        steps: int | None = None,
+        schedule_end: float = 1.0,
     ) -> None:
         self.model = model.to(device)
+        self.fixed_steps = steps  # train exactly this many steps, keep the final weights
+        self.schedule_end = schedule_end if steps is not None else 1.0
+        self.schedule_reached = 0.0  # the schedule fraction of the last step taken
         self.world = world
         self.config = config
         self.device = device
@@ -242,7 +291,9 @@ class _Trainer:
                 device_ids=[device.index] if device.type == "cuda" else None,
                 static_graph=True,
             )
-        self.planned_steps = config.max_epochs * self.steps_per_epoch
+        self.planned_steps = max(
+            1, config.max_epochs * self.steps_per_epoch if steps is None else steps
+        )
         self.optimizer = torch.optim.AdamW(
             parameter_groups(model, config.weight_decay), lr=config.learning_rate
         )
@@ -310,14 +361,24 @@ class _Trainer:
 
     def run(self, callback: Callable[[Progress], None] | None, cancel: Cancel) -> TrainResult:
         config = self.config
+        fixed = self.fixed_steps
         self.start = time.perf_counter()
         best = self.evaluate(0, None)
-        best_state = _copy_state(self.model)
+        best_state = _copy_state(self.model) if fixed is None else None
         epochs_without_gain = 0
         epoch = 0
         stop: tuple[str, str] | None = None
         while stop is None:
-            if epoch == config.max_epochs:
+            if fixed is not None and self.step >= fixed:
+                stop = (
+                    "steps",
+                    (
+                        f"Trained for exactly {fixed} steps ({epoch} epochs) with no early "
+                        "stopping, and kept the final weights."
+                    ),
+                )
+                break
+            if fixed is None and epoch == config.max_epochs:
                 stop = "max_epochs", f"Stopped after the maximum of {config.max_epochs} epochs."
                 break
             losses, stop = self.train_epoch(epoch + 1, best["epoch"], callback, cancel)
@@ -343,6 +404,8 @@ class _Trainer:
                 )
             if not math.isfinite(entry["validation_loss"]):
                 stop = _nan_stop("validation", entry["validation_loss"], epoch, best["epoch"])
+            elif fixed is not None:
+                continue  # no early stopping and no best weights: the steps decide
             elif entry["validation_loss"] < best["validation_loss"]:
                 best, best_state, epochs_without_gain = entry, _copy_state(self.model), 0
             else:
@@ -355,7 +418,19 @@ class _Trainer:
                             f"{config.patience} epochs."
                         ),
                     )
-        self.model.load_state_dict(best_state)
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        else:  # exactly `fixed` steps (or fewer, cut short): the final weights
+            best = self.history[-1]
+            if stop[0] != "steps":
+                reason = stop[1].split(": training stopped")[0].rstrip(".")
+                stop = (
+                    stop[0],
+                    (
+                        f"{reason}: it took {self.step} of the {fixed} steps and kept its final "
+                        "weights."
+                    ),
+                )
         self.model.eval()
         return TrainResult(
             history=self.history,
@@ -371,6 +446,7 @@ class _Trainer:
             threads=torch.get_num_threads() if self.device.type == "cpu" else None,
             world_size=1 if self.world is None else self.world.size,
             backend=None if self.world is None else self.world.backend,
+            schedule_fraction=round(self.schedule_reached, 6),
         )
 
     def train_epoch(
@@ -391,6 +467,8 @@ class _Trainer:
             self.sampler.set_epoch(epoch)
             order = torch.tensor(list(self.sampler), dtype=torch.int64)  # this worker's part
         for rows in order.split(self.local_batch):
+            if self.fixed_steps is not None and self.step >= self.fixed_steps:
+                break  # every worker takes the same steps: no collective is skipped
             cancelled = _cancelled(cancel)
             over = budget is not None and self.elapsed() + self.next_step_seconds() >= budget
             if self.world is not None:
@@ -427,8 +505,9 @@ class _Trainer:
             if threads != torch.get_num_threads():
                 torch.set_num_threads(threads)
         start = time.perf_counter()
+        self.schedule_reached = self.schedule_end * self.fraction(steps_ahead=1)
         self.learning_rate = learning_rate_at(
-            self.fraction(steps_ahead=1), self.config.learning_rate, self.config.warmup_fraction
+            self.schedule_reached, self.config.learning_rate, self.config.warmup_fraction
         )
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate
