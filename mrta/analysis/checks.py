@@ -19,7 +19,7 @@ JSON (see :func:`mrta.report.exports.json_ready`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +33,7 @@ from mrta.analysis.cohorts import ALL_ROWS, CohortKey
 from mrta.analysis.collect import DEFAULT_BATCH_SIZE, ProgressFn
 from mrta.analysis.inputs import Inputs, attention_layers, split_inputs
 from mrta.analysis.rank_agreement import spearman_agreement
-from mrta.analysis.stats import head_divergence
+from mrta.analysis.stats import head_divergence, map_label
 from mrta.nn.attention import AttentionBlock
 from mrta.streams import MapKey
 from mrta.training.inference import batches, evaluating, model_device
@@ -493,30 +493,71 @@ def rollout_agreement(
     }
 
 
+#: A map counts as learned where its divergence from the untrained model is more than this many
+#: times the control's (the same architecture trained on shuffled labels).
+LEARNED_FACTOR = 2.0
+
+
 def map_divergence(
-    atlas: AttentionAtlas, reference: AttentionAtlas, cohort: CohortKey = ALL_ROWS
+    atlas: AttentionAtlas,
+    reference: AttentionAtlas,
+    cohort: CohortKey = ALL_ROWS,
+    control: AttentionAtlas | None = None,
 ) -> list[dict[str, object]]:
-    """Per layer and map, how far the mean maps moved from ``reference`` (the untrained model).
+    """Per layer and map, how far the mean maps moved from ``reference`` (the untrained model),
+    beside how far the control's moved (its null: training on shuffled labels moves maps too).
 
     ``divergence`` is the mean over heads of :func:`mrta.analysis.stats.head_divergence` (JS,
-    base 2, in ``[0, 1]``), ``max_head_divergence`` the largest head's.
+    base 2, in ``[0, 1]``), ``max_head_divergence`` the largest head's; ``control_divergence``
+    the same for the control's all-rows maps (``None`` without a control); ``learned`` whether
+    ``divergence`` exceeds :data:`LEARNED_FACTOR` times ``control_divergence`` (``None`` without
+    a control); ``label`` is ``"uniform"``, ``"trivial by construction"`` or ``None``
+    (:func:`~mrta.analysis.stats.map_label` of the trained map).
     """
     i, j = atlas.index(cohort), reference.index(cohort)
     rows: list[dict[str, object]] = []
     for layer, map_id in atlas.map_keys:
-        per_head = head_divergence(
-            atlas.means[(layer, map_id)][i], reference.means[(layer, map_id)][j]
-        )
+        untrained = reference.means[(layer, map_id)][j]
+        per_head = head_divergence(atlas.means[(layer, map_id)][i], untrained)
+        control_divergence = None
+        if control is not None:
+            control_map = control.means[(layer, map_id)][control.index(ALL_ROWS)]
+            control_divergence = float(head_divergence(control_map, untrained).mean())
+        divergence = float(per_head.mean())
         rows.append(
             {
                 "layer": layer,
                 "layer_name": atlas.layer_names[layer],
                 "map_id": map_id,
-                "divergence": float(per_head.mean()),
+                "divergence": divergence,
                 "max_head_divergence": float(per_head.max()),
+                "control_divergence": control_divergence,
+                "learned": None
+                if control_divergence is None
+                else divergence > LEARNED_FACTOR * control_divergence,
+                "label": map_label(atlas.means[(layer, map_id)][i]),
             }
         )
     return rows
+
+
+def most_learned_map(divergence: Sequence[Mapping[str, Any]]) -> tuple[int, str] | None:
+    """The map a reader should see first: the one whose divergence from the untrained model most
+    exceeds its control's, or, without a control, the one that moved most; never a map that is
+    uniform or trivial by construction while another is not. ``None`` for no maps.
+
+    Shape: entries of :func:`map_divergence` -> ``(layer, map_id)``.
+    """
+    if not divergence:
+        return None
+
+    def excess(entry: Mapping[str, Any]) -> tuple[bool, float]:
+        control = entry.get("control_divergence")
+        moved = float(entry["divergence"]) - (0.0 if control is None else float(control))
+        return entry.get("label") is None, moved
+
+    best = max(divergence, key=excess)
+    return int(best["layer"]), str(best["map_id"])
 
 
 def sanity_checks(

@@ -7,6 +7,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
+from mrta.analysis.verdict import Verdict
 from mrta.data.read import ReadingOptions
 from mrta.data.stream import DEFAULT_CHUNK_ROWS
 from mrta.errors import positive_int
@@ -92,3 +93,12 @@ def table_or_stream(args: argparse.Namespace, chunk_rows: int | None) -> pd.Data
 def refuse_streamed(flag: str, data: str, why: str, instead: str) -> None:
     """Raise the one-line refusal of `flag` on a streamed table."""
     raise ValueError(f"{flag} needs the table in memory, but {data} is streamed ({why}): {instead}")
+
+
+def verdict_text(verdict: Verdict | None, note: str | None = None) -> str:
+    """The verdict as the command line prints it: a headline and its reasons, or why there is
+    none."""
+    if verdict is None:
+        return note or "No verdict."
+    head = "Worth reading" if verdict.worth_reading else "NOT worth reading"
+    return "\n".join([f"Verdict: {head}.", *(f"  {reason}" for reason in verdict.reasons)])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import pandas as pd
+
 from mrta.analysis.atlas import AttentionAtlas
 from mrta.analysis.cohorts import CohortKey
 from mrta.cli.common import (
@@ -13,10 +15,12 @@ from mrta.cli.common import (
     add_run_arguments,
     subcommand,
     table_or_stream,
+    verdict_text,
 )
 from mrta.cli.progress import ProgressBar
 from mrta.data.read import read_table
 from mrta.data.stream import DEFAULT_CHUNK_ROWS
+from mrta.errors import RunError
 from mrta.pipelines import launch
 from mrta.pipelines.analysis_cache import load_explanation, save_explanation
 from mrta.pipelines.distributed import explain_on_workers
@@ -93,6 +97,14 @@ def run_explain(args: argparse.Namespace) -> int:
     if launch.launches(args.nproc):
         return launch.launch(args.argv, args.nproc)
     frame = table_or_stream(args, args.chunk_rows)
+    if frame is not None and run.frame is None:
+        _use_as_training_table(run, frame, args)
+    elif args.checks and run.frame is None:
+        raise RunError(
+            f"--checks needs the table the run was trained on in memory, and {args.data} is "
+            "over the reading limits: explain without --checks, or use a run saved with "
+            "--save-data."
+        )
     sampled_from = None
     if frame is None:  # only the rows analysed are read: a seeded sample, as from the whole
         chunk_rows = args.chunk_rows or DEFAULT_CHUNK_ROWS
@@ -122,6 +134,8 @@ def run_explain(args: argparse.Namespace) -> int:
     atlas = explanation.atlas
     cohorts = _cohorts(atlas, args.cohort)
     written = write_exports(run, explanation, args.out, cohorts=cohorts, report=args.report)
+    print(verdict_text(explanation.verdict, explanation.verdict_note), file=sys.stdout)
+    print(run.control_status(), file=sys.stdout)
     bar.finish(
         f"{'Read from the run' if cached else 'Recorded'} {explanation.rows:,} rows "
         f"({len(atlas.cohorts)} cohorts); wrote "
@@ -129,6 +143,23 @@ def run_explain(args: argparse.Namespace) -> int:
         + f" to {args.out}"
     )
     return 0
+
+
+def _use_as_training_table(run: Run, frame: pd.DataFrame, args: argparse.Namespace) -> None:
+    """Give a run saved without its rows the table DATA when it is the table the run was trained
+    on (checked against the run's fingerprint), so that its splits, the checks and the verdict
+    work; refuse --checks on another table."""
+    check = run.check_table(frame)
+    if check.matches:
+        run.frame = frame
+        for note in check.notes:
+            print(f"Note: {note}", file=sys.stderr)
+    elif args.checks:
+        raise RunError(
+            f"{args.data} is not the table the run {args.run} was trained on, and --checks "
+            f"rebuilds the run's validation split from it. {check.summary()} Give the training "
+            "file, or leave out --checks to explain the run on these rows."
+        )
 
 
 def _cohorts(atlas: AttentionAtlas, asked: list[str]) -> list[CohortKey]:

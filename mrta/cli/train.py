@@ -7,7 +7,6 @@ import argparse
 import sys
 from typing import Any
 
-from mrta.analysis.verdict import judge
 from mrta.cli.common import (
     add_chunk_rows,
     add_nproc,
@@ -15,6 +14,7 @@ from mrta.cli.common import (
     refuse_streamed,
     subcommand,
     table_or_stream,
+    verdict_text,
 )
 from mrta.cli.config_flags import add_config_flags, config_from_args
 from mrta.cli.progress import ProgressBar
@@ -25,6 +25,7 @@ from mrta.data.sets import MAX_SET_SIZE, SetOptions
 from mrta.data.stream import DEFAULT_CHUNK_ROWS, DEFAULT_SAMPLE_ROWS
 from mrta.pipelines import launch
 from mrta.pipelines.distributed import train_run_on_workers
+from mrta.pipelines.explain import run_verdict
 from mrta.pipelines.streamed import train_run_from_file
 from mrta.pipelines.train_run import default_train_config, train_run
 from mrta.runs.control import NOT_TRAINED
@@ -185,7 +186,7 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"Note: {note}", file=sys.stderr)
     print(metrics_table(run), file=sys.stdout)
     print(f"\n{control_report(run)}", file=sys.stdout)
-    print(f"\n{verdict_line(run)}", file=sys.stdout)
+    print(f"\n{verdict_text(*run_verdict(run))}", file=sys.stdout)
     print(f"\nSaved the run to {out}", file=sys.stdout)
     return 0
 
@@ -268,21 +269,6 @@ def control_report(run: Run) -> str:
     for row in rows:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     return "\n".join(lines)
-
-
-def verdict_line(run: Run) -> str:
-    """Whether the model's attention is worth reading (:func:`mrta.analysis.verdict.judge` on
-    the test split), where the run holds its rows (a streamed run holds none)."""
-    if run.frame is None:
-        return "No verdict here: a streamed run holds no rows to score it on."
-    targets, model, _ = run.split_predictions("test")
-    control = None if run.control is None else run.control.test_predictions
-    try:
-        verdict = judge(run.schema.task, targets, model, control)
-    except ValueError as error:  # e.g. a test split of one class: no ROC AUC to compare
-        return f"No verdict: {error}."
-    head = "Worth reading" if verdict.worth_reading else "Not worth reading"
-    return "\n".join([f"Verdict: {head}.", *(f"  {reason}" for reason in verdict.reasons)])
 
 
 def _number(value: Any) -> str:

@@ -19,12 +19,15 @@ from mrta.analysis.atlas import AttentionAtlas
 from mrta.analysis.checks import AblationResult, PermutationImportance
 from mrta.analysis.cohorts import ALL_ROWS, CohortKey
 from mrta.analysis.heads import HeadStats
+from mrta.analysis.verdict import Verdict
 from mrta.jsonable import json_ready, write_json
 from mrta.streams import MAP_IDS
 
 ATLAS_FORMAT = "mrta-attention-atlas"
 SUMMARY_FORMAT = "mrta-analysis-summary"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # of the atlas files
+#: 2: the verdict and the control model
+SUMMARY_VERSION = 2
 # Leading characters that make a spreadsheet read a cell as a formula (OWASP's list).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 TIDY_COLUMNS = ("layer", "map", "head", "cohort", "query", "key", "weight")
@@ -178,21 +181,28 @@ def analysis_summary(
     permutation: PermutationImportance | None = None,
     ablation: AblationResult | None = None,
     sanity: Mapping[str, Any] | None = None,
+    verdict: Verdict | None = None,
+    control: Mapping[str, Any] | None = None,
     cohort: CohortKey = ALL_ROWS,
 ) -> dict[str, Any]:
-    """The run's analysis as plain JSON: head table, importances, ablation, sanity checks.
+    """The run's analysis as plain JSON (every key is documented in the README's "summary.json").
 
-    Keys: ``format``, ``format_version``, ``cohort``, ``rows``, ``heads`` (the head table),
-    ``importance`` (``rollout``: each row's rollout averaged; ``rollout_of_mean_maps``;
-    ``permutation``: loss increase per column, or ``None``), ``permutation`` (its details),
-    ``ablation``, ``sanity``.
+    Keys: ``format``, ``format_version``, ``cohort``, ``rows``, ``verdict`` (see
+    :class:`~mrta.analysis.verdict.Verdict`; ``None`` without the test rows), ``control``
+    (``steps``, ``epochs``, ``metric`` (its test value), ``map_divergence`` (per map, the
+    control's divergence from the untrained model); ``None`` without a control), ``heads`` (the
+    head table), ``importance`` (``rollout``: each row's rollout averaged;
+    ``rollout_of_mean_maps``; ``permutation``: loss increase per column, or ``None``),
+    ``permutation`` (its details), ``ablation``, ``sanity``.
     """
     return json_ready(
         {
             "format": SUMMARY_FORMAT,
-            "format_version": FORMAT_VERSION,
+            "format_version": SUMMARY_VERSION,
             "cohort": atlas.cohort_labels[atlas.index(cohort)],
             "rows": atlas.counts[atlas.index(cohort)],
+            "verdict": None if verdict is None else verdict.to_dict(),
+            "control": control,
             "heads": list(heads),
             "importance": {
                 "rollout": atlas.importance(cohort),

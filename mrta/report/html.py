@@ -22,6 +22,9 @@ table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
 th { background: #f3f3f3; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.verdict { padding: 0.8em 1em; border-radius: 4px; margin: 1em 0; }
+.verdict.no { background: #fdecea; border: 2px solid #b71c1c; }
+.verdict.yes { background: #e8f5e9; border: 1px solid #2e7d32; }
 """
 
 
@@ -73,17 +76,28 @@ def run_report(
     figures: Sequence[tuple[str, go.Figure]],
     heads: Sequence[Any],
     sanity: Mapping[str, Any],
+    verdict: tuple[bool, str, Sequence[str]] | None = None,
 ) -> str:
     """A self-contained HTML page of a run: it embeds plotly.js once, so it opens offline.
 
     Args:
+        verdict: ``(worth reading, headline, reasons)``, shown first: a warning banner when
+            the model is not worth reading.
         data_summary: facts about the table (rows, columns, target...).
         metrics: the model's metrics; baselines: per baseline name, its metrics.
         figures: ``(caption, figure)`` pairs: the chosen maps, importances, sanity figures.
         heads: the head table (:class:`~mrta.analysis.heads.HeadStats` or dicts).
         sanity: the sanity checks (see :func:`mrta.analysis.checks.sanity_checks`).
     """
-    parts = [
+    parts = []
+    if verdict is not None:
+        yes, headline, reasons = verdict
+        items = "".join(f"<li>{html.escape(reason)}</li>" for reason in reasons)
+        parts.append(
+            f'<div class="verdict {"yes" if yes else "no"}" role="{"status" if yes else "alert"}">'
+            f"<strong>{html.escape(headline)}</strong><ul>{items}</ul></div>"
+        )
+    parts += [
         f"<h2>Data</h2>{_key_value_table(data_summary)}",
         f"<h2>Metrics</h2>{_key_value_table(metrics)}",
         "<h2>Baselines</h2>"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from mrta.analysis.cohorts import ALL_ROWS, CohortKey
 from mrta.analysis.explanation import Explanation
@@ -36,6 +37,8 @@ def write_exports(
         permutation=explanation.permutation,
         ablation=explanation.ablation,
         sanity=explanation.sanity,
+        verdict=explanation.verdict,
+        control=control_summary(run, explanation),
     )
     written.append(write_json(out / "summary.json", summary))
     if report:
@@ -43,3 +46,20 @@ def write_exports(
         path.write_text(report_html(run, explanation), encoding="utf-8")
         written.append(path)
     return written
+
+
+def control_summary(run: Run, explanation: Explanation) -> dict[str, Any] | None:
+    """The control model in ``summary.json``: its steps, epochs, test metric and per map its
+    divergence from the untrained model; ``None`` for a run without a control."""
+    if run.control is None:
+        return None
+    return {
+        "steps": run.control.steps,
+        "epochs": run.control.epochs,
+        "metric": run.control.value,
+        "map_divergence": [
+            {"layer": e["layer"], "map_id": e["map_id"], "divergence": e["control_divergence"]}
+            for e in explanation.divergence
+            if e.get("control_divergence") is not None
+        ],
+    }

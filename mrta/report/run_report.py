@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mrta.analysis.checks import LEARNED_FACTOR
 from mrta.analysis.cohorts import ALL_ROWS
 from mrta.analysis.explanation import Explanation
 from mrta.report import figures
@@ -29,13 +30,38 @@ def report_figures(explanation: Explanation, layer: int = 0) -> list[tuple[str, 
         ("Rollout importance", figures.importance_bars(atlas.importance(), title="Rollout"))
     )
     if explanation.divergence:
+        caption = (
+            "Divergence from the untrained model, trained beside the control (a map counts as "
+            f"learned where the first is more than {LEARNED_FACTOR:g} times the second)"
+            if explanation.control is not None
+            else "Divergence from the untrained model (no control model to compare with)"
+        )
         shown.append(
-            (
-                "Divergence from the untrained model",
-                figures.divergence_bars(explanation.divergence, title="Trained vs untrained"),
-            )
+            (caption, figures.divergence_bars(explanation.divergence, title="Trained vs untrained"))
         )
     return shown
+
+
+def verdict_banner(run: Run, explanation: Explanation) -> tuple[bool, str, list[str]]:
+    """``(worth reading, headline, reasons)``: what the report, the command line and the
+    dashboard say first about a run's attention."""
+    verdict = explanation.verdict
+    if verdict is None:
+        note = explanation.verdict_note or "No verdict."
+        return False, "No verdict: do not read these maps as what the model learned.", [note]
+    reasons = list(verdict.reasons)
+    if run.control is None:
+        reasons.append(run.control_status())
+    if verdict.worth_reading:
+        return True, "Worth reading: the model beats chance and its control.", reasons
+    return (
+        False,
+        (
+            "Not worth reading: the model does not beat chance and its control by a margin the "
+            "bootstrap trusts, so its maps may show the architecture or noise, not the data."
+        ),
+        reasons,
+    )
 
 
 def report_html(run: Run, explanation: Explanation, title: str = "MRTA Explorer run") -> str:
@@ -59,4 +85,5 @@ def report_html(run: Run, explanation: Explanation, title: str = "MRTA Explorer 
         figures=report_figures(explanation),
         heads=explanation.heads,
         sanity=explanation.sanity,
+        verdict=verdict_banner(run, explanation),
     )
