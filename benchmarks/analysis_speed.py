@@ -20,7 +20,7 @@ reports peak resident memory minus resident memory just before the collection, f
 and 100,000 rows with every cohort, on a smaller model (1 head, d_model and tokens 8) so that
 the large size finishes in minutes; the streamed state does not depend on the number of rows.
 
-Run: ``python benchmarks/analysis_speed.py [--threads N]`` (a few minutes on 2 cores); it
+Run: ``python -m benchmarks.analysis_speed [--threads N]`` (a few minutes on 2 cores); it
 writes ``benchmarks/results/analysis_speed.json``. On a machine shared with other busy
 processes, ``--threads 1`` gives steadier (and there, faster) figures: torch's threads wait on
 each other when a core is taken.
@@ -41,17 +41,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the tests' model builder and seeded inputs
-
-from memory import memory_mb  # noqa: E402
-from tiny_models import random_inputs, tiny_model  # noqa: E402
-
+from benchmarks.memory import memory_mb
 from mrta.analysis.cohorts import CohortSpec
 from mrta.analysis.collect import collect_attention
-from mrta.analysis.recorder import AttentionRecorder  # noqa: E402
-from mrta.config import ModelConfig  # noqa: E402
+from mrta.analysis.recorder import AttentionRecorder
+from mrta.config import ModelConfig
+from mrta.nn.model import build_model
 
+ROOT = Path(__file__).resolve().parents[1]
 RESULT = ROOT / "benchmarks" / "results" / "analysis_speed.json"
 ROWS, N_NUM, N_CAT, LEVELS, CLASSES = 10_000, 20, 10, 12, 3
 HEADS, D_MODEL, DEPTH, BATCH = 8, 64, 2, 512
@@ -65,18 +62,35 @@ def table(rows: int, config: ModelConfig = MODEL):
     """The model, its inputs, targets and the raw frame with one column per token."""
     num_names = [f"num_{j}" for j in range(N_NUM)]
     cat_names = [f"cat_{j}" for j in range(N_CAT)]
-    model = tiny_model(
-        num_names, cat_names, [LEVELS] * N_CAT, n_classes=CLASSES, config=config, seed=SEED
-    )
-    num, ind, cat = random_inputs(rows, N_NUM, N_CAT, LEVELS, seed=SEED)
+    spec = {  # what Preprocessor.model_spec gives for such a table
+        "config": config.to_dict(),
+        "task": "multiclass",
+        "numerical_tokens": num_names,
+        "categorical_tokens": cat_names,
+        "vocabulary_sizes": [LEVELS] * N_CAT,
+        "n_classes": CLASSES,
+    }
+    model = build_model(spec, SEED)  # a TabularAttentionModel
+    num, ind, cat = random_inputs(rows)
     targets = torch.randint(0, CLASSES, (rows,), generator=torch.Generator().manual_seed(SEED))
     raw = np.where(ind.numpy() > 0, np.nan, num.numpy().astype(np.float64) * 1000)
     labels = np.array([f"level {k}" for k in range(LEVELS)], dtype=object)[cat.numpy()]
     frame = pd.DataFrame(
         {**dict(zip(num_names, raw.T, strict=True)), **dict(zip(cat_names, labels.T, strict=True))}
     )
-    spec = CohortSpec.for_frame(frame, class_labels=("a", "b", "c"))
-    return model.eval(), (num, ind, cat), targets, frame, spec
+    cohorts = CohortSpec.for_frame(frame, class_labels=("a", "b", "c"))
+    return model.eval(), (num, ind, cat), targets, frame, cohorts
+
+
+def random_inputs(rows: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Seeded ``(numerical, indicators, categorical)``: about 10 % of numbers missing (value 0,
+    indicator 1); codes in ``[0, LEVELS)``."""
+    generator = torch.Generator().manual_seed(SEED)
+    numerical = torch.randn(rows, N_NUM, generator=generator)
+    indicators = (torch.rand(rows, N_NUM, generator=generator) < 0.1).float()
+    numerical = numerical * (1 - indicators)
+    categorical = torch.randint(0, LEVELS, (rows, N_CAT), generator=generator)
+    return numerical, indicators, categorical
 
 
 def memory_child(rows: int, threads: int) -> None:
@@ -133,13 +147,15 @@ def main(threads: int) -> None:
     seconds["recorder_commit_seconds"] = spent[0]
 
     map_bytes = sum(a.nbytes for a in (*atlas.means.values(), *atlas.stds.values()))
+    child = [sys.executable, "-m", "benchmarks.analysis_speed", "--threads", str(threads)]
     memory = [
         json.loads(
             subprocess.run(
-                [sys.executable, __file__, "--threads", str(threads), "--memory-child", str(rows)],
+                [*child, "--memory-child", str(rows)],
                 check=True,
                 capture_output=True,
                 text=True,
+                cwd=ROOT,
             ).stdout
         )
         for rows in MEMORY_ROWS

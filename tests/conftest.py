@@ -7,6 +7,10 @@ import torch
 
 # The Keras reference layer (parity tests, README examples) runs on Keras' torch backend.
 os.environ.setdefault("KERAS_BACKEND", "torch")
+# One thread for the tests' own tensors: on a 2-core machine where another process is busy, the
+# threads of a tiny model's matmuls spin-wait for a core and a pass takes 500 times as long.
+# (Training chooses its own thread count and restores this one after it.)
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

@@ -29,6 +29,7 @@ def test_the_rule_scores_as_sample_data_documents(bench, table):
     assert round(scores["expected_accuracy"], 3) == 0.859
 
 
+@pytest.mark.slow
 def test_a_quality_run_and_the_summary_over_seeds(bench, table):
     small = table[table[bench.GROUP].isin(table[bench.GROUP].unique()[:120])]
     threads = torch.get_num_threads()
@@ -61,6 +62,7 @@ def test_the_scale_table_has_fixed_set_sizes(bench):
     assert frame.equals(bench.scale_table(7, 13))  # seeded
 
 
+@pytest.mark.slow
 def test_the_scale_steps_train_then_explain_the_same_sets(bench, tmp_path):
     threads = torch.get_num_threads()
     try:

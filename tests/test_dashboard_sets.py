@@ -67,6 +67,7 @@ def grouped():
     return at
 
 
+@pytest.mark.slow
 def test_the_set_sample_opens_in_group_mode_and_the_choice_survives_pages():
     at = new_app()
     sample = next(s for s in SAMPLE_TABLES if s.file == "synthetic_set.csv")
@@ -95,6 +96,7 @@ def test_the_set_sample_opens_in_group_mode_and_the_choice_survives_pages():
     assert at.session_state["table"].set_options() is None
 
 
+@pytest.mark.slow
 def test_group_mode_guesses_the_key_and_describes_the_sets():
     at = new_app()
     source = choose_groups(at, "sets.csv", csv_of(grouped_table()))
@@ -120,6 +122,7 @@ def test_the_guessed_key_repeats_and_looks_like_one():
     assert guess_group_key(numbered.drop(columns="customer_id"), None, "y") is None
 
 
+@pytest.mark.slow
 def test_training_in_group_mode_compares_with_the_aggregate_baseline(grouped):
     at = grouped
     assert not at.exception and not at.error
@@ -137,6 +140,7 @@ def test_training_in_group_mode_compares_with_the_aggregate_baseline(grouped):
     assert titles == ["Loss per epoch", "Confusion matrix (test split)", "ROC curve (test split)"]
 
 
+@pytest.mark.slow
 def test_explore_shows_the_summary_a_set_map_and_its_rows_ranked(grouped):
     at = grouped
     at.switch_page("views/explore.py").run()
@@ -165,6 +169,7 @@ def test_explore_shows_the_summary_a_set_map_and_its_rows_ranked(grouped):
     assert bars["layout"]["title"]["text"] == f"The {size} most attended of {size} rows"
 
 
+@pytest.mark.slow
 def test_the_set_browser_filters_sets_and_switches_maps_heads_and_labels(grouped):
     at = grouped
     at.switch_page("views/explore.py").run()
@@ -195,6 +200,7 @@ def _text(sets: pd.DataFrame, key: str) -> str:
     return set_text(sets.set_index("g").loc[key])
 
 
+@pytest.mark.slow
 def test_a_big_set_shows_the_map_of_its_most_attended_rows(grouped):
     at = grouped
     at.switch_page("views/explore.py").run()
@@ -209,6 +215,7 @@ def test_a_big_set_shows_the_map_of_its_most_attended_rows(grouped):
     assert len(at.dataframe[0].value) == 130, "the ranked table holds every row"
 
 
+@pytest.mark.slow
 def test_export_offers_the_set_files_and_the_chosen_sets_maps(grouped):
     at = grouped
     at.switch_page("views/explore.py").run()
@@ -231,6 +238,7 @@ def test_export_offers_the_set_files_and_the_chosen_sets_maps(grouped):
     assert list(tidy.columns) == ["layer", "map", "head", "query", "key", "weight"]
 
 
+@pytest.mark.slow
 def test_a_target_that_varies_within_groups_is_refused_and_the_run_is_kept(grouped):
     run, explanation = grouped.session_state["run"], grouped.session_state["explanation"]
     at = new_app()

@@ -64,6 +64,7 @@ def test_an_unknown_comparison_is_refused():
         RowFilter("x", "=~", "1")
 
 
+@pytest.mark.slow
 def test_a_filter_cohort_is_recorded_over_the_rows_that_meet_it(run):
     atlas, cohort = filter_cohort(run, RowFilter("x1", ">", "0"))
     assert cohort == ("filter", "x1 > 0")
@@ -74,6 +75,7 @@ def test_a_filter_cohort_is_recorded_over_the_rows_that_meet_it(run):
         filter_cohort(run, RowFilter("x1", ">", "100"))
 
 
+@pytest.mark.slow
 def test_one_rows_maps_are_labelled_with_its_values(run):
     rows = explorable_rows(run)
     assert len(rows) == len(run.frame)  # every row of the tiny table has a target
@@ -85,6 +87,7 @@ def test_one_rows_maps_are_labelled_with_its_values(run):
     assert len(keys) == 2 and all("x" in key for key in keys)
 
 
+@pytest.mark.slow
 def test_a_run_without_rows_says_so(run):
     empty = replace_frame(run, None)
     with pytest.raises(RunError, match="holds no rows"):
@@ -101,6 +104,7 @@ def replace_frame(run, frame):
     return other
 
 
+@pytest.mark.slow
 def test_explain_run_gives_the_explanation_of_the_runs_kind(run):
     from test_sets import planted_table
 

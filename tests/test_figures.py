@@ -20,9 +20,9 @@ from mrta.report.figures import (
     head_grid,
     heatmap,
     importance_bars,
-    run_report,
     shorten,
 )
+from mrta.report.html import run_report
 
 LONG = "a column name far too long for any axis label"
 NUM = ("<b>bold</b>", LONG, "age")

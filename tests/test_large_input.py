@@ -211,7 +211,8 @@ def test_a_parquet_column_of_lists_is_refused_by_name(tmp_path):
 @pytest.mark.parametrize(
     ("kind", "chunk_rows"),
     [
-        *itertools.product(["csv", "parquet"], [1, 7, 64, 10_000]),
+        *(pytest.param(kind, 1, marks=pytest.mark.slow) for kind in ("csv", "parquet")),  # 2-3 s
+        *itertools.product(["csv", "parquet"], [7, 64, 10_000]),
         *itertools.product(["csv.gz", "parquet-groups", "parquet-typed"], [7, 64, 10_000]),
     ],
 )

@@ -15,6 +15,7 @@ README = (ROOT / "README.md").read_text()
 DEFAULTS_COMMAND = "python -m mrta.cli.defaults"
 
 
+@pytest.mark.slow
 def test_defaults_table_is_generated_from_the_code():
     block = re.search(r"<!-- defaults:start -->\n(.*?)\n<!-- defaults:end -->", README, re.S)
     assert block, "README.md lacks the defaults table markers"
@@ -30,6 +31,7 @@ def test_defaults_table_is_generated_from_the_code():
     assert done.stdout == markdown_table() + "\n"
 
 
+@pytest.mark.slow
 def test_python_examples_run(monkeypatch):
     if os.environ.get("CI") != "true":
         pytest.importorskip("kerasfactory")

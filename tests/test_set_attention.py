@@ -54,6 +54,7 @@ def test_pooled_importance_equals_the_matrix_rollout(n_num, n_cat):
     np.testing.assert_allclose(pooled_importance(averaged, n_num, n_cat), expected, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_every_row_of_every_set_is_measured_once_and_measures_average_one(analysed):
     _, frame, explanation = analysed
     rows = explanation.rows
@@ -70,6 +71,7 @@ def test_every_row_of_every_set_is_measured_once_and_measures_average_one(analys
     assert set(explanation.sets["prediction"]) <= {"0", "1"}
 
 
+@pytest.mark.slow
 def test_a_sets_measures_do_not_depend_on_the_other_sets_in_its_batch(analysed):
     run, frame, explanation = analysed
     key = explanation.sets["g"].iloc[3]
@@ -79,6 +81,7 @@ def test_a_sets_measures_do_not_depend_on_the_other_sets_in_its_batch(analysed):
     np.testing.assert_allclose(alone.rows[columns].to_numpy(), together, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_one_sets_maps_are_row_stochastic_and_match_its_measures(analysed):
     run, frame, explanation = analysed
     key = explanation.sets["g"].iloc[0]
@@ -100,6 +103,7 @@ def test_one_sets_maps_are_row_stochastic_and_match_its_measures(analysed):
         set_maps(run, frame, "nope")
 
 
+@pytest.mark.slow
 def test_summaries_partition_the_rows_by_level_or_quantile(analysed):
     _, _, explanation = analysed
     by_kind = explanation.summary("kind")
@@ -116,6 +120,7 @@ def test_summaries_partition_the_rows_by_level_or_quantile(analysed):
         explanation.summary("kind", measure="nope")
 
 
+@pytest.mark.slow
 def test_exports_hold_sets_rows_summaries_and_one_sets_maps(analysed, tmp_path):
     run, frame, explanation = analysed
     key = explanation.sets["g"].iloc[0]
@@ -139,6 +144,7 @@ def test_exports_hold_sets_rows_summaries_and_one_sets_maps(analysed, tmp_path):
     assert len(tidy) == len(maps.maps) * TINY.num_heads * n * n
 
 
+@pytest.mark.slow
 def test_a_sample_of_sets_is_seeded_and_a_row_run_is_refused(analysed):
     run, frame, _ = analysed
     first = explain_sets(run, frame, max_sets=10, seed=1)

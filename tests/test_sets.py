@@ -272,6 +272,7 @@ def test_round_trips_through_the_row_models_spec():
 
 
 @pytest.mark.parametrize("bind_rows", [False, True])
+@pytest.mark.slow
 def test_a_short_fit_learns_a_rule_across_rows(bind_rows):
     torch.set_num_threads(1)
     frame = planted_table(400, seed=1)

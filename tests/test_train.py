@@ -68,6 +68,7 @@ def tiny_fit(config: TrainConfig = QUICK, task: str = "binary", **kwargs):
 
 
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+@pytest.mark.slow
 def test_each_task_trains_and_beats_the_trivial_baseline(task):
     run = train_run(tiny_frame(task), "y", model_config=TINY_MODEL, train_config=QUICK)
     assert run.model.task == task
@@ -82,6 +83,7 @@ def test_each_task_trains_and_beats_the_trivial_baseline(task):
 
 
 @pytest.mark.parametrize("role", ["numerical", "categorical"])
+@pytest.mark.slow
 def test_a_table_with_one_type_of_column_trains(role):
     frame = tiny_frame()
     if role == "numerical":
@@ -94,6 +96,7 @@ def test_a_table_with_one_type_of_column_trains(role):
     assert run.metrics["model"]["log_loss"] < run.metrics["trivial"]["log_loss"]
 
 
+@pytest.mark.slow
 def test_a_seed_and_an_epoch_limit_reproduce_the_weights_to_the_bit():
     config = replace(QUICK, max_epochs=3, seed=5)
     first_model, first = tiny_fit(config)
@@ -112,6 +115,7 @@ def test_a_seed_and_an_epoch_limit_reproduce_the_weights_to_the_bit():
     assert without_time(other_seed.history) != without_time(first.history)
 
 
+@pytest.mark.slow
 def test_the_callback_sees_steps_and_epochs_with_growing_progress():
     seen = []
     _, result = tiny_fit(replace(QUICK, max_epochs=3), callback=seen.append)
@@ -124,6 +128,7 @@ def test_the_callback_sees_steps_and_epochs_with_growing_progress():
 
 
 @pytest.mark.parametrize("kind", ["event", "callable"])
+@pytest.mark.slow
 def test_cancel_stops_before_the_next_step_and_keeps_the_best_weights(kind):
     event = threading.Event()
     cancel = event if kind == "event" else event.is_set
@@ -137,6 +142,7 @@ def test_cancel_stops_before_the_next_step_and_keeps_the_best_weights(kind):
     assert "cancelled" in result.message
 
 
+@pytest.mark.slow
 def test_no_step_starts_that_would_end_past_the_time_budget(monkeypatch):
     # A fake clock: a training forward pass takes 1/8 s, nothing else takes any time.
     now = [100.0]
@@ -158,6 +164,7 @@ def test_no_step_starts_that_would_end_past_the_time_budget(monkeypatch):
     assert result.history[-1]["steps"] == result.steps
 
 
+@pytest.mark.slow
 def test_a_nan_loss_stops_training_and_keeps_the_best_weights():
     preprocessor, train, validation = encoded()
     model = build_model(preprocessor.model_spec(TINY_MODEL), 0)
@@ -173,6 +180,88 @@ def test_a_nan_loss_stops_training_and_keeps_the_best_weights():
     assert "nan" in result.message.lower() and "best weights" in result.message
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert math.isfinite(result.best_validation_loss)
+
+
+@pytest.mark.slow
+def test_exactly_n_steps_ignores_epochs_budget_and_stopping_and_keeps_the_final_weights():
+    preprocessor, train, validation = encoded()
+    model = build_model(preprocessor.model_spec(TINY_MODEL), 0)
+    after_step = {}
+
+    def callback(progress):
+        if progress.event == "step":
+            after_step[progress.step] = {k: v.clone() for k, v in model.state_dict().items()}
+
+    # A cap of one epoch, patience 1 and a budget of a nanosecond: none of them applies.
+    config = replace(QUICK, max_epochs=1, patience=1, time_budget=1e-9)
+    result = fit(model, train, validation, config, steps=10, callback=callback)
+    # 180 training rows: 4 batches of 45 an epoch, so 10 steps are 2 epochs and a half
+    assert (result.steps, result.epochs, result.stop_reason) == (10, 3, "steps")
+    assert "exactly 10 steps (3 epochs)" in result.message and "final weights" in result.message
+    assert [entry["epoch"] for entry in result.history] == [0, 1, 2, 3]
+    assert (
+        result.best_epoch == 3
+        and result.best_validation_loss == result.history[-1]["validation_loss"]
+    )
+    assert sorted(after_step) == list(range(1, 11))
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, after_step[10][name]), name
+
+
+@pytest.mark.slow
+def test_n_steps_follow_the_schedule_as_far_as_asked():
+    rates = {}
+    _, full = tiny_fit(QUICK, steps=8, callback=lambda p: rates.setdefault(p.step, p.learning_rate))
+    assert full.schedule_fraction == 1.0 and rates[8] == 0.0  # decayed to 0 at its end
+    rates.clear()
+    _, half = tiny_fit(
+        QUICK,
+        steps=8,
+        schedule_end=0.5,
+        callback=lambda p: rates.setdefault(p.step, p.learning_rate),
+    )
+    assert half.schedule_fraction == 0.5
+    for step in (1, 4, 8):
+        expected = learning_rate_at(0.5 * step / 8, QUICK.learning_rate, QUICK.warmup_fraction)
+        assert rates[step] == pytest.approx(expected), step
+    with pytest.raises(ValueError, match="schedule_end must be in"):
+        tiny_fit(QUICK, steps=8, schedule_end=0.0)
+
+
+@pytest.mark.slow
+def test_the_schedule_fraction_reached_is_recorded():
+    _, planned = tiny_fit(replace(QUICK, max_epochs=3))
+    assert planned.stop_reason == "max_epochs" and planned.schedule_fraction == 1.0
+    _, early = tiny_fit(replace(QUICK, max_epochs=200, patience=1))
+    assert early.stop_reason == "early_stopping"
+    assert early.schedule_fraction == pytest.approx(early.steps / (200 * 4))
+
+
+def test_zero_steps_keeps_the_initial_weights_and_a_negative_count_is_refused():
+    preprocessor, train, validation = encoded()
+    model = build_model(preprocessor.model_spec(TINY_MODEL), 0)
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    result = fit(model, train, validation, QUICK, steps=0)
+    assert (result.steps, result.epochs, result.stop_reason) == (0, 0, "steps")
+    assert all(torch.equal(v, initial[k]) for k, v in model.state_dict().items())
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="steps must be"):
+            fit(model, train, validation, QUICK, steps=bad)
+
+
+@pytest.mark.slow
+def test_n_steps_reproduce_to_the_bit_and_cancel_still_stops_them():
+    config = replace(QUICK, seed=3)
+    first_model, _ = tiny_fit(config, steps=7)
+    second_model, _ = tiny_fit(config, steps=7)
+    for (name, a), b in zip(
+        first_model.state_dict().items(), second_model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    event = threading.Event()
+    _, cut = tiny_fit(config, steps=7, cancel=event, callback=lambda p: p.step == 2 and event.set())
+    assert cut.stop_reason == "cancelled" and cut.steps == 2
+    assert "2 of the 7 steps" in cut.message and "final weights" in cut.message
 
 
 def test_an_unavailable_device_is_a_clear_error(monkeypatch):
@@ -195,6 +284,7 @@ def test_auto_takes_cuda_then_mps_then_the_cpu(monkeypatch, cuda, mps, expected)
     assert resolve_device("cpu") == torch.device("cpu")
 
 
+@pytest.mark.slow
 def test_threads_are_set_for_training_and_restored_after():
     before = torch.get_num_threads()
     seen = []
@@ -248,8 +338,26 @@ def test_thread_choice_keeps_the_faster_count_and_falls_back_to_one_thread():
     assert busy.next() == 1
 
 
+@pytest.mark.slow
 def test_a_time_budget_on_the_cpu_chooses_its_threads():
     before = torch.get_num_threads()
     _, result = tiny_fit(replace(QUICK, time_budget=0.5, threads=None, max_epochs=100_000))
     assert result.threads in (1, default_threads())
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.slow
+def test_a_step_count_on_the_cpu_chooses_its_threads_too(monkeypatch):
+    chosen = []
+    real = ThreadChoice.__init__
+
+    def spy(self, most, *args, **kwargs):
+        chosen.append(most)
+        real(self, most, *args, **kwargs)
+
+    monkeypatch.setattr(ThreadChoice, "__init__", spy)
+    monkeypatch.setattr("mrta.training.loop.default_threads", lambda: 2)
+    _, result = tiny_fit(replace(QUICK, threads=None), steps=8)
+    assert chosen == [2] and result.threads in (1, 2) and result.steps == 8
+    tiny_fit(QUICK, steps=8)  # a thread count given: no choice
+    assert chosen == [2]
