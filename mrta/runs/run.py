@@ -139,8 +139,9 @@ class Run:
         source = self.test_frame if separate else self.frame
         if source is None:
             raise RunError(
-                "This run holds no data rows: set its frame (and test_frame) to the tables it "
-                "was trained on, or save runs with include_data=True."
+                "This run holds no data rows: give it the table it was trained on (mrta "
+                "explain RUN DATA, or run.frame from Python), or train it with --save-data "
+                "(include_data=True when saving from Python)."
             )
         return source.iloc[list(getattr(self.splits, split))]
 
