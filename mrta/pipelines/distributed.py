@@ -35,11 +35,11 @@ from mrta.nn.model import build_model
 from mrta.pipelines.explain import DEFAULT_MAX_ROWS
 from mrta.pipelines.explain import explain as explain_rows
 from mrta.pipelines.train_run import (
-    CANCELLED,
     RunPlan,
     default_train_config,
     fit_control,
     train_model,
+    with_control,
 )
 from mrta.runs.run import Run
 from mrta.training.loop import Progress
@@ -152,9 +152,7 @@ def train_run_on_workers(
         # rank 0 alone, the others gone: the held-out metrics beside the baselines
         run = plan.complete(model, preprocessor, train_config, training)
         if control:
-            run.control = trained_control
-            if trained_control is None:
-                run.no_control = CANCELLED
+            with_control(run, trained_control)
         return run
 
 

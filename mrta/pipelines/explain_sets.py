@@ -31,8 +31,6 @@ DEFAULT_MAX_SETS = 500
 RECORD_PAIRS = 2**20
 
 
-
-
 def explain_sets(
     run: Run,
     frame: pd.DataFrame,

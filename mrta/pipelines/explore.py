@@ -24,13 +24,14 @@ import numpy as np
 import pandas as pd
 
 from mrta.analysis.atlas import AttentionAtlas
-from mrta.analysis.checks import CHECK_ROWS
+from mrta.analysis.checks import CHECK_ROWS, LEARNED_FACTOR
 from mrta.analysis.cohorts import ALL_ROWS, CohortKey
 from mrta.analysis.collect import ProgressFn
 from mrta.analysis.explanation import Explanation
 from mrta.analysis.labels import format_value, token_frame
 from mrta.analysis.rows import RowAttention, row_attention
 from mrta.analysis.sets import ROLLOUT, SetExplanation, measure_name
+from mrta.analysis.stats import TRIVIAL_MAP, UNIFORM_MAP, UNIFORM_TOLERANCE
 from mrta.errors import RunError, TableError
 from mrta.pipelines.explain import analysed_rows, explain, filter_atlas
 from mrta.pipelines.explain_sets import explain_sets
@@ -39,8 +40,12 @@ from mrta.runs.run import Run
 __all__ = [  # its own names, and those of the analysis that a face shows
     "ALL_ROWS",
     "CHECK_ROWS",
+    "LEARNED_FACTOR",
     "OPERATORS",
     "ROLLOUT",
+    "TRIVIAL_MAP",
+    "UNIFORM_MAP",
+    "UNIFORM_TOLERANCE",
     "Explanation",
     "RowFilter",
     "SetExplanation",

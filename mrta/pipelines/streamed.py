@@ -56,11 +56,11 @@ from mrta.errors import TableError
 from mrta.nn.model import build_model
 from mrta.pipelines.explain import analysed_rows
 from mrta.pipelines.train_run import (
-    CANCELLED,
     RunPlan,
     default_train_config,
     fit_control,
     train_model,
+    with_control,
 )
 from mrta.runs.run import Run
 from mrta.task import Task
@@ -190,9 +190,7 @@ def train_run_from_file(
     )
     run = plan.complete(model, preprocessor, train_config, training)
     if control:
-        run.control = trained_control
-        if trained_control is None:
-            run.no_control = CANCELLED
+        with_control(run, trained_control)
     return run
 
 

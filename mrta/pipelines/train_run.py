@@ -91,9 +91,15 @@ def train_run(
     )
     run = plan.complete(model, preprocessor, train_config, training)
     if control:
-        run.control = train_control(run, callback=control_callback, cancel=cancel)
-        if run.control is None:
-            run.no_control = CANCELLED
+        with_control(run, train_control(run, callback=control_callback, cancel=cancel))
+    return run
+
+
+def with_control(run: Run, control: Control | None) -> Run:
+    """`run` with the control that was asked for, or the sentence that says it was cancelled."""
+    run.control = control
+    if control is None:
+        run.no_control = CANCELLED
     return run
 
 
