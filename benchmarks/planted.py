@@ -2,9 +2,10 @@
 
 For ``synthetic_binary.csv`` and ``synthetic_regression.csv`` (rules in ``sample_data/README.md``)
 and each seed, a model is trained at the default model config (``TrainConfig(seed=s,
-time_budget=30, threads=1)``), explained over the whole table (:func:`mrta.pipelines.explain.explain`,
-10,000 rows) and checked (:func:`mrta.pipelines.explain.run_checks`: permutation importance on at most
-2,000 validation rows). Measured per seed:
+time_budget=30, threads=1)``), explained over the whole table
+(:func:`mrta.pipelines.explain.explain`, 10,000 rows) and checked
+(:func:`mrta.pipelines.explain.run_checks`: permutation importance on at most 2,000 validation
+rows). Measured per seed:
 
 - the model's test metric and HistGradientBoosting's on the same split (accuracy for the binary
   table, R² for the regression table);

@@ -3,8 +3,8 @@
 Each table is trained with :func:`mrta.runs.run.train_run` at the default model and training
 configs (the default time budget, seed 0) and scored on its test split beside
 HistGradientBoosting and the trivial baseline, both fitted on the same split. The goals
-(the project's quality yardstick): the model's mean test ROC AUC over the classification tables at least the
-baseline's, and its R² within 0.02 of the baseline's on each regression table.
+(the project's quality yardstick): the model's mean test ROC AUC over the classification
+tables at least the baseline's, and its R² within 0.02 of the baseline's on each regression table.
 ``synthetic_set.csv`` is set resolution and is left out here.
 
 Run ``python -m benchmarks.quality`` (about four minutes on 2 cores); it writes

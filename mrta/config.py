@@ -193,5 +193,3 @@ def _from_dict(cls: type, data: Mapping[str, Any]) -> Any:
     if unknown:
         raise ValueError(f"{cls.__name__} has no setting(s) {', '.join(map(repr, unknown))}")
     return cls(**data)
-
-

@@ -1,8 +1,8 @@
 """The two token streams and the four attention maps between them: the names every level uses.
 
 A model has a numerical and a categorical stream of tokens; each layer has four attention maps,
-named query side first (their blocks and the reference's names: :mod:`mrta.nn.layer`). A table with one
-type of column has one stream, and then only that stream's self-attention map.
+named query side first (their blocks and the reference's names: :mod:`mrta.nn.layer`). A table
+with one type of column has one stream, and then only that stream's self-attention map.
 """
 
 from __future__ import annotations

@@ -4,12 +4,13 @@
 
 import streamlit as st
 
-from mrta_dashboard import session
+from mrta_dashboard import control, keys, session
 
 st.set_page_config(page_title="MRTA Explorer", page_icon=":material/grid_on:", layout="wide")
 session.ensure_table()
 session.adopt_finished_job()  # a run trained in the background, whichever page is shown
 session.adopt_opened_run()  # a run opened in the background, whichever page is shown
+control.follow()  # a run trained here gets its control model in the background, then adopts it
 pages = [  # paths relative to this script, as st.Page wants them
     st.Page("views/data.py", title="Data", icon=":material/table_chart:", default=True),
     st.Page("views/train.py", title="Train", icon=":material/model_training:"),
@@ -23,3 +24,5 @@ with st.sidebar:  # after the page ran, so that it shows the page's latest choic
     st.caption(f"Table: **{loaded.name}** · target: **{loaded.target or '—'}**")
     if caption := session.run_caption():
         st.caption(caption)
+    if control.pending(session.get(keys.RUN)):
+        st.caption("Control model: pending (training in the background).")

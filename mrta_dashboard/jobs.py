@@ -7,9 +7,11 @@ shows it with :func:`watch`, a fragment that reruns every half second while the 
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,13 +22,16 @@ from mrta.training.loop import Progress
 
 #: Seconds between two looks at a running job.
 POLL_SECONDS = 0.5
+#: Seconds a running job is given to stop when the process exits.
+EXIT_SECONDS = 10.0
+_RUNNING: weakref.WeakSet[Job] = weakref.WeakSet()  # the jobs started in this process
 
 
 class Cancelled(Exception):
     """Raised by a cancellable progress callback once the job's cancel button was pressed."""
 
 
-@dataclass
+@dataclass(eq=False)  # one job is one job: compared and hashed by identity
 class Job:
     """One background task with progress, a cancel signal, and its result or error."""
 
@@ -99,7 +104,21 @@ def start(title: str, work: Callable[[Job], Any]) -> Job:
 
     job.thread = threading.Thread(target=target, name=f"mrta-{title}", daemon=True)
     job.thread.start()
+    _RUNNING.add(job)
     return job
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Cancel the jobs still running when the process exits and give them a moment to stop:
+    a thread killed inside torch at exit aborts the process ("terminate called without an
+    active exception")."""
+    jobs = [job for job in list(_RUNNING) if job.running]
+    for job in jobs:
+        job.cancel.set()
+    deadline = time.monotonic() + EXIT_SECONDS
+    for job in jobs:
+        job.thread.join(max(0.0, deadline - time.monotonic()))
 
 
 @st.fragment(run_every=POLL_SECONDS)

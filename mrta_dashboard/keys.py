@@ -35,6 +35,10 @@ TRAIN_JOB_ADOPTED = "run_job"  # the training Job whose run became the session's
 OPEN_JOB = "open_job"  # the Job that records an opened run's attention
 OPEN_JOB_ADOPTED = "open_job_adopted"  # the opening Job whose run became the session's run
 LAST_SETTINGS = "last_settings"  # ((preset, per row), ModelConfig, TrainConfig) of the last run
+CONTROL_JOB = "control_job"  # the Job training the control model of the session's run
+CONTROL_FOR = "control_for"  # the uid of the run whose control was started (once per run)
+CONTROL_CANCEL = "control_cancel"
+VERDICTS = "verdicts"  # {(run uid, has a control): (Verdict, note)} of a run on sets
 
 # -- Data page -----------------------------------------------------------------------------------
 SOURCE = "source"
@@ -82,6 +86,10 @@ ROW = "x_row"  # the one row picked from the table
 FILTER_COLUMN, FILTER_OP, FILTER_VALUE = "x_fcol", "x_fop", "x_fval"
 FILTERS = "x_filters"  # {(run uid, filter name): (AttentionAtlas, cohort key)}
 CHECKS = "x_checks"
+FIRST_MAP = "x_first"  # (run uid, (layer, map id)): the map Explore opens on, chosen once per run
+MAP_TABLE, AGREEMENT_TABLE = "x_maps", "x_agreement"
+ABLATIONS = ("heads", "mean", "maps")  # heads zeroed, heads replaced by their mean, maps zeroed
+ablation_table = KeyFamily("x_ablation")  # (one of ABLATIONS)
 FIGURE, ROLLOUT_FIGURE, HEAD_TABLE = "x_fig", "x_rollout", "x_heads"
 
 # -- Explore page: sets ----------------------------------------------------------------------------
@@ -125,6 +133,12 @@ RUN_VIEWS = (
     FILTER_VALUE,
     FILTERS,
     CHECKS,
+    FIRST_MAP,
+    MAP_TABLE,
+    *(ablation_table(kind) for kind in ABLATIONS),
+    AGREEMENT_TABLE,
+    VERDICTS,
+    CONTROL_CANCEL,
     FIGURE,
     ROLLOUT_FIGURE,
     HEAD_TABLE,

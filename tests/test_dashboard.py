@@ -128,6 +128,7 @@ def test_a_single_class_target_is_refused_with_its_reason():
     assert any("class" in e.value.lower() for e in at.error)
 
 
+@pytest.mark.slow
 def test_training_results_beside_the_baselines(trained):
     at = trained
     assert not at.exception
@@ -139,9 +140,12 @@ def test_training_results_beside_the_baselines(trained):
     assert titles == ["Loss per epoch", "Confusion matrix (test split)", "ROC curve (test split)"]
 
 
+@pytest.mark.slow
 def test_explore_shows_every_head_on_one_scale_with_rows_summing_to_one(trained):
     at = trained
     at.switch_page("views/explore.py").run()
+    at.selectbox(key="x_layer").set_value(0).run()
+    at.selectbox(key="x_map").set_value("num_num").run()
     assert not at.exception
     fig = plotly_json(at)
     heatmaps = [t for t in fig["data"] if t["type"] == "heatmap"]
@@ -161,6 +165,7 @@ def test_explore_shows_every_head_on_one_scale_with_rows_summing_to_one(trained)
 @pytest.mark.parametrize(
     "rows", ["a cohort", "difference of two cohorts", "whole dataset", "one row"]
 )
+@pytest.mark.slow
 def test_explore_aggregations_redraw_without_errors(trained, rows):
     at = trained
     at.switch_page("views/explore.py").run()
@@ -173,17 +178,21 @@ def test_explore_aggregations_redraw_without_errors(trained, rows):
         assert at.get("plotly_chart")
 
 
+@pytest.mark.slow
 def test_the_colour_scale_can_be_fitted_to_the_values(trained):
     at = trained
     at.switch_page("views/explore.py").run()
     at.selectbox(key="x_rows").set_value("whole dataset").run()
+    assert at.radio(key="x_fit").value == "centred", "diverging around uniform by default"
+    at.radio(key="x_fit").set_value("zero").run()
     assert plotly_json(at)["layout"]["coloraxis"]["cmin"] == 0
-    at.toggle(key="x_fit").set_value(True).run()
+    at.radio(key="x_fit").set_value("fit").run()
     fitted = plotly_json(at)["layout"]["coloraxis"]
     assert 0 < fitted["cmin"] < fitted["cmax"]
-    at.toggle(key="x_fit").set_value(False).run()
+    at.radio(key="x_fit").set_value("centred").run()
 
 
+@pytest.mark.slow
 def test_one_head_large_and_the_head_table(trained):
     at = trained
     at.switch_page("views/explore.py").run()
@@ -197,6 +206,7 @@ def test_one_head_large_and_the_head_table(trained):
     assert len(heads) == 2 * 4 * 4  # layers x maps x heads
 
 
+@pytest.mark.slow
 def test_checks_run_on_demand(trained):
     at = trained
     at.switch_page("views/explore.py").run()
@@ -205,6 +215,7 @@ def test_checks_run_on_demand(trained):
     assert any("Spearman" in m.label for m in at.metric)
 
 
+@pytest.mark.slow
 def test_a_filters_maps_are_cached_by_the_runs_uid_not_its_id(trained):
     """Python gives a freed run's id() to the next object: a cache keyed by id(run) shows a new
     run the maps of the run before it. Here the cache holds, under the session's run's id(), an
@@ -242,7 +253,13 @@ def test_every_widget_of_the_explore_page_goes_with_the_run():
     from mrta_dashboard import keys
 
     root = Path(APP).parent
-    files = ["views/explore.py", "parts/maps.py", "parts/checks.py", "parts/set_browser.py"]
+    files = [
+        "views/explore.py",
+        "parts/maps.py",
+        "parts/checks.py",
+        "parts/ablation.py",
+        "parts/set_browser.py",
+    ]
     used = {
         name
         for file in files
@@ -253,6 +270,7 @@ def test_every_widget_of_the_explore_page_goes_with_the_run():
     assert all(keys.set_picker(how) in keys.RUN_VIEWS for how in keys.SET_FILTERS)
 
 
+@pytest.mark.slow
 def test_export_offers_every_download(trained):
     at = trained
     at.switch_page("views/export.py").run()
@@ -262,6 +280,7 @@ def test_export_offers_every_download(trained):
         assert any(wanted in label for label in labels), wanted
 
 
+@pytest.mark.slow
 def test_the_run_zip_holds_a_loadable_run_and_its_analysis(trained, tmp_path):
     import io
     import zipfile
@@ -288,6 +307,7 @@ def test_the_run_zip_holds_a_loadable_run_and_its_analysis(trained, tmp_path):
     assert load_explanation(folder, source="other rows") is None
 
 
+@pytest.mark.slow
 def test_a_failure_inside_training_is_a_message_and_the_app_keeps_working(monkeypatch):
     import importlib
 
@@ -355,6 +375,7 @@ def explore_heatmaps(at: AppTest) -> list[dict]:
     return [t for t in plotly_json(at)["data"] if t["type"] == "heatmap"]
 
 
+@pytest.mark.slow
 def test_a_run_from_the_runs_folder_is_explored_like_one_trained_here(tiny, tmp_path, monkeypatch):
     from mrta.pipelines.archive import RUNS_DIR_ENV
 
@@ -403,6 +424,7 @@ def test_a_missing_runs_folder_says_how_to_configure_it(tmp_path, monkeypatch):
     assert "holds no saved run" in at.info[0].value
 
 
+@pytest.mark.slow
 def test_a_run_zipped_by_the_export_page_opens_at_once_with_its_analysis(tiny, monkeypatch):
     from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
 
@@ -436,6 +458,7 @@ def test_a_run_zipped_by_the_export_page_opens_at_once_with_its_analysis(tiny, m
     assert len(explore_heatmaps(at)) == 2
 
 
+@pytest.mark.slow
 def test_a_damaged_zip_is_refused_and_the_table_and_run_are_kept(tiny):
     from mrta.pipelines.archive import zip_run
 
@@ -452,6 +475,7 @@ def test_a_damaged_zip_is_refused_and_the_table_and_run_are_kept(tiny):
     assert len(explore_heatmaps(at)) == 2
 
 
+@pytest.mark.slow
 def test_a_tampered_run_is_refused_with_its_reason(tiny):
     import io
     import zipfile
@@ -476,6 +500,7 @@ def test_a_tampered_run_is_refused_with_its_reason(tiny):
     assert "run" not in at.session_state
 
 
+@pytest.mark.slow
 def test_rows_that_do_not_fit_the_run_are_refused_and_other_rows_are_flagged(tiny):
     from mrta.pipelines.archive import zip_run
 
@@ -508,6 +533,7 @@ def tiny_frame_csv(seed: int) -> bytes:
     return tiny_frame("multiclass", rows=90, seed=seed).to_csv(index=False).encode()
 
 
+@pytest.mark.slow
 def test_a_set_run_opens_with_its_sets_recorded(tmp_path):
     from test_sets import planted_table
 

@@ -249,9 +249,7 @@ def test_sharded_recording_summed_over_workers_equals_one_pass(
     encoded = preprocessor.transform(rows)
     tokens = token_frame(schema, rows)
     spec = CohortSpec.for_frame(tokens, class_labels=schema.class_labels)
-    model = build_model(
-        preprocessor.model_spec(ModelConfig(d_token=8, d_model=16, num_heads=2)), 0
-    )
+    model = build_model(preprocessor.model_spec(ModelConfig(d_token=8, d_model=16, num_heads=2)), 0)
     one = collect_attention(model, encoded, tokens, spec, batch_size=16)
     fake = ThreadWorld(world)
     monkeypatch.setattr(torch.distributed, "all_reduce", fake.all_reduce)

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from mrta.streams import MAP_IDS
 from mrta import AttentionRecorder, MultiResolutionTabularAttention, RecordingLimitError
+from mrta.streams import MAP_IDS
 
 
 class Stack(nn.Module):

@@ -35,8 +35,17 @@ LEVELS = {
     "__main__": 7,
 }
 #: What the dashboard may use of ``mrta``: the faces it needs, never the model or the analysis.
-DASHBOARD_USES = {"errors", "config", "task", "streams", "data", "training", "runs", "report",
-                  "pipelines"}
+DASHBOARD_USES = {
+    "errors",
+    "config",
+    "task",
+    "streams",
+    "data",
+    "training",
+    "runs",
+    "report",
+    "pipelines",
+}
 
 
 def module_name(path: Path) -> str:
@@ -87,9 +96,7 @@ def test_a_module_imports_only_from_its_level_or_below(path):
     if own is None:  # the package's own __init__: the facade over every level
         return
     upward = sorted(
-        target
-        for target in imported(path)
-        if (found := level(target)) is not None and found > own
+        target for target in imported(path) if (found := level(target)) is not None and found > own
     )
     assert not upward, f"{name} (level {own}) imports from a higher level: {upward}"
     side = {"nn": "data", "data": "nn"}.get(name.split(".")[1])

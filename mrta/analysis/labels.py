@@ -1,4 +1,4 @@
-"""How table values and tokens are named in the views: one token per column, values as short text."""
+"""How table values and tokens are named in the views: a token per column, values as short text."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The row-resolution model: a token per column, stacked MRTA layers, a pooled readout, a head.
 
-One CSV row is one example (row resolution, the dashboard's default). Each numerical column becomes one token through
-its own linear embedding, with its missing-indicator folded into the same token; each
-categorical column one token through its own embedding table (index 0: missing, unseen or
+One CSV row is one example (row resolution, the dashboard's default). Each numerical column becomes
+one token through its own linear embedding, with its missing-indicator folded into the same token;
+each categorical column one token through its own embedding table (index 0: missing, unseen or
 rare). The :class:`~mrta.nn.layer.MultiResolutionTabularAttention` layers then attend between
 columns, and every layer knows its token names, so that every recorded map can be labelled.
 
@@ -159,7 +159,8 @@ class TabularAttentionModel(TaskModel):
     """Tokenizer, a stack of MRTA layers, a readout pooling both streams, and a task head.
 
     The readout is the uniform mean over all tokens of both streams (what
-    :mod:`mrta.analysis.rollout` assumes), then ``LayerNorm -> Linear -> ReLU -> Dropout -> Linear``.
+    :mod:`mrta.analysis.rollout` assumes), then
+    ``LayerNorm -> Linear -> ReLU -> Dropout -> Linear``.
 
     Args:
         config: token width, layer width, depth, heads and dropout.

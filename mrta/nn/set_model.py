@@ -1,11 +1,11 @@
 """The set-resolution model: rows as tokens, stacked MRTA layers with masks, a pooled head.
 
-One example is a set of rows (set resolution: see the README's group mode). Per row, the numerical stream's features are
-the row's numbers beside their missing-indicators (``2 * n_num``), and the categorical stream's
-are the per-column learned embeddings of its codes, concatenated (``n_cat * d_token``): the
-seed's input shapes ``(B, rows, features)``. Both streams have the same rows, so one key-padding
-mask serves both. The readout pools each stream's outputs over the set's real rows, by mean and
-by max, into a head per set.
+One example is a set of rows (set resolution: see the README's group mode). Per row, the numerical
+stream's features are the row's numbers beside their missing-indicators (``2 * n_num``), and the
+categorical stream's are the per-column learned embeddings of its codes, concatenated (``n_cat *
+d_token``): the seed's input shapes ``(B, rows, features)``. Both streams have the same rows, so
+one key-padding mask serves both. The readout pools each stream's outputs over the set's real rows,
+by mean and by max, into a head per set.
 
 Attention has no positions and cross-attention matches tokens by content, not by row, so with
 the streams split this way no block can tie a row's numbers to that same row's categories

@@ -31,6 +31,9 @@ DIFFERENCE_SCALE = "RdBu_r"  # diverging: red where the first cohort attends mor
 
 
 MUTED_COLOUR = "#d9d9d9"
+#: Diverging around the uniform weight: ColorBrewer's red-blue, readable by colour-blind readers
+#: (red: more than an even share, blue: less).
+UNIFORM_SCALE = "RdBu_r"
 
 
 def escape(text: str) -> str:
@@ -99,6 +102,32 @@ def weight_axis(weights: np.ndarray, fit: bool, zmax: float | None = None) -> di
         "cmax": float(weights.max()) if zmax is None else zmax,
         "colorbar": {"title": {"text": "weight"}},
     }
+
+
+def centred_on_uniform(
+    figure: go.Figure, weights: np.ndarray, uniform: float | None = None
+) -> go.Figure:
+    """Recolour `figure` (whose heatmaps share its ``coloraxis``) on :data:`UNIFORM_SCALE`,
+    symmetric around the uniform weight: by default ``1/keys`` of `weights` (give it for a map
+    that shows some of its keys). White is a query spreading evenly over the keys.
+
+    The scale spans at least 0 to twice the uniform weight (further when a weight is further
+    from uniform), so a near-uniform map stays pale instead of being stretched to full colour.
+
+    Shape: weights ``(..., Tq, Tk)``, every value the figure shows.
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    uniform = 1.0 / weights.shape[-1] if uniform is None else uniform
+    spread = max(uniform, float(np.abs(weights - uniform).max()))
+    figure.update_layout(
+        coloraxis={
+            "colorscale": UNIFORM_SCALE,
+            "cmin": uniform - spread,
+            "cmax": uniform + spread,
+            "colorbar": {"title": {"text": f"weight<br>(white: 1/{round(1 / uniform)})"}},
+        }
+    )
+    return figure
 
 
 def heatmap(

@@ -24,8 +24,12 @@ def report_figures(explanation: Explanation, layer: int = 0) -> list[tuple[str, 
             continue
         cohort = atlas.cohort_map(layer_index, map_id, ALL_ROWS)
         queries, keys = atlas.names(layer_index, map_id)
-        title = f"layer {layer_index}, {MAP_LABELS[map_id]}: every head, all rows"
-        shown.append((title, figures.head_grid(cohort.mean, queries, keys, title=title)))
+        title = (
+            f"layer {layer_index}, {MAP_LABELS[map_id]}: every head, all rows "
+            f"(white: the uniform weight 1/{len(keys)})"
+        )
+        grid = figures.head_grid(cohort.mean, queries, keys, title=title)
+        shown.append((title, figures.centred_on_uniform(grid, cohort.mean)))
     shown.append(
         ("Rollout importance", figures.importance_bars(atlas.importance(), title="Rollout"))
     )

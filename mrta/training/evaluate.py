@@ -41,7 +41,6 @@ HGB_MAX_CATEGORIES = 255
 HGB_MAX_ITER = 1000  # early stopping on the validation split decides the real number
 
 
-
 def metrics(
     task: str, y: np.ndarray, predictions: np.ndarray, class_labels: tuple[str, ...] = ()
 ) -> dict[str, Any]:

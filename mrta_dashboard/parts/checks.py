@@ -1,71 +1,156 @@
-"""Beside every map of a run on rows: the sanity checks (the map against the untrained model's;
-rollout against permutation importance, on demand) and the table of heads."""
+"""Beside every map of a run on rows, each check next to its null: the map's divergence from the
+untrained model beside the control's (and whether it counts as learned), and, on demand,
+rollout against permutation importance for the trained model beside the untrained model and
+the control."""
 
 from __future__ import annotations
-
-import dataclasses
 
 import pandas as pd
 import streamlit as st
 
 from mrta.pipelines.explain import run_checks
-from mrta.pipelines.explore import CHECK_ROWS, Explanation
-from mrta_dashboard import keys
+from mrta.pipelines.explore import CHECK_ROWS, LEARNED_FACTOR, Explanation
+from mrta_dashboard import control, keys
+
+#: The rule a map is judged by, stated wherever the judgement is shown.
+LEARNED_RULE = (
+    "A map counts as learned where its divergence from the untrained model is more than "
+    f"{LEARNED_FACTOR:g} times the control's (the same model trained on shuffled labels, whose "
+    "maps move too)."
+)
+NULLS = {"untrained": "untrained model", "control": "control (shuffled labels)"}
+
+
+def divergence_entry(explanation: Explanation, layer: int, map_id: str) -> dict | None:
+    for entry in explanation.divergence:
+        if (entry["layer"], entry["map_id"]) == (layer, map_id):
+            return entry
+    return None
+
+
+def learned_words(run, entry: dict) -> str:
+    """Whether a map counts as learned, in words (or why that cannot be said)."""
+    if entry.get("learned") is not None:
+        return "learned" if entry["learned"] else "not learned"
+    return "control pending" if control.pending(run) else "no control"
 
 
 def sanity(run, explanation: Explanation, layer: int, view: str) -> None:
-    st.markdown("**Sanity checks**")
-    for entry in explanation.divergence:
-        if entry["layer"] == layer and entry["map_id"] == view:
-            st.metric("Divergence from the untrained model", f"{entry['divergence']:.3f} bits")
-            st.caption(
-                "Mean Jensen–Shannon divergence between this map and the same map of the "
-                "model before training (0 = unchanged, 1 = disjoint). Near 0, the map "
-                "reflects the architecture, not what was learned."
-            )
-    agreement = explanation.sanity.get("rollout_vs_permutation")
-    if agreement is not None:
-        _agreement(explanation.sanity, agreement["spearman"])
-    elif st.button("Run ablation and permutation checks", key=keys.CHECKS):
-        bar = st.progress(0.0, text="Starting")
+    st.markdown("**Checks beside their nulls**")
+    entry = divergence_entry(explanation, layer, view)
+    if entry is not None:
+        _divergence(run, entry)
+    _agreement(run, explanation)
 
-        def progress(done: int, total: int, message: str) -> None:
-            bar.progress(min(done / max(total, 1), 1.0), text=message)
 
-        try:
-            run_checks(run, explanation, progress=progress)
-        except Exception as error:  # shown, and the page keeps working
-            st.error(f"The checks failed: {error}")
-            return
-        st.rerun()
+def _divergence(run, entry: dict) -> None:
+    st.metric(
+        "Trained vs untrained",
+        f"{entry['divergence']:.4f} bits",
+        help="How far the trained model's map moved from the untrained model's.",
+    )
+    theirs = entry.get("control_divergence")
+    if theirs is not None:
+        shown = f"{theirs:.4f} bits"
+    else:
+        shown = "pending" if control.pending(run) else "no control"
+    st.metric(
+        "Control vs untrained",
+        shown,
+        help="How far the control's map moved (the same model trained on shuffled labels): "
+        "the null the trained model's move is compared with.",
+    )
+    words = learned_words(run, entry)
+    label = f" · {entry['label']}" if entry.get("label") else ""
+    st.markdown(f"This map: **{words}**{label}")
+    note = ""
+    if control.pending(run):
+        note = " The control is still training: the comparison comes when it lands."
+    elif theirs is None:
+        note = f" {run.control_status()}"
+    st.caption(
+        "Mean Jensen–Shannon divergence (bits; 0 = unchanged, 1 = disjoint) between the "
+        f"map and the same map before training. {LEARNED_RULE}{note}"
+    )
+
+
+def _agreement(run, explanation: Explanation) -> None:
+    sanity = explanation.sanity
+    trained = sanity.get("rollout_vs_permutation")
+    if trained is not None:
+        for stream, result in (sanity.get("rollout_vs_permutation_by_stream") or {}).items():
+            label = "numerical" if stream == "num" else "categorical"
+            value = result["spearman"]
+            shown = "—" if value is None else f"{value:.2f}"
+            st.metric(f"Rollout vs permutation, {label} columns (Spearman)", shown)
+        st.caption(
+            "Rank agreement between attention rollout and permutation importance on validation "
+            "rows, within each type of column (rollout splits its importance half and half "
+            "between the types by construction). — means too few columns to rank."
+        )
+        st.dataframe(
+            agreement_table(trained, explanation.null_agreement, run),
+            hide_index=True,
+            key=keys.AGREEMENT_TABLE,
+        )
+        st.caption(
+            "Over all columns, beside the nulls: the same agreement for the untrained model and "
+            "for the control. The trained model's means something only where it is well above "
+            "theirs. p: two-sided, under random orders of the columns (exact: every order "
+            "enumerated; permutation: seeded random orders)."
+        )
+    wants_control = run.control is not None and "control" not in explanation.null_agreement
+    if trained is not None and not wants_control:
+        return
+    label = "Run the checks again, with the control" if trained is not None else None
+    if st.button(label or "Run ablation and permutation checks", key=keys.CHECKS):
+        _run(run, explanation)
     else:
         st.caption(
-            f"Head ablation and permutation importance run on up to {CHECK_ROWS:,} validation "
-            "rows, on demand."
+            f"Head and map ablation (zeroed, and replaced by their mean) and permutation "
+            f"importance, for the trained model and its nulls, run on up to {CHECK_ROWS:,} "
+            "validation rows, on demand."
         )
 
 
-def _agreement(sanity: dict, overall: float | None) -> None:
-    for stream, spearman in (sanity.get("rollout_vs_permutation_by_stream") or {}).items():
-        value = spearman["spearman"]
-        label = "numerical" if stream == "num" else "categorical"
-        shown = "—" if value is None else f"{value:.2f}"
-        st.metric(f"Rollout vs permutation, {label} columns (Spearman)", shown)
-    st.caption(
-        "Rank agreement between attention rollout and permutation importance on "
-        "validation rows, within each type of column (rollout splits its importance half "
-        "and half between the types by construction"
-        + ("" if overall is None else f"; over all columns: {overall:.2f}")
-        + "). Low or negative: attention is not where the predictions come from; read "
-        "the maps with care. — means too few columns to rank."
+def agreement_table(trained: dict, nulls: dict, run) -> pd.DataFrame:
+    """The rank agreement of the trained model beside the untrained model's and the control's."""
+    rows = [("trained model", trained, "")]
+    for name, words in NULLS.items():
+        result = nulls.get(name)
+        note = ""
+        if result is None:
+            if name == "control" and control.pending(run):
+                note = "control pending"
+            elif name == "control" and run.control is None:
+                note = "no control"
+            else:
+                note = "run the checks again"
+        rows.append((words, result or {}, note))
+    return pd.DataFrame(
+        [
+            {
+                "model": words,
+                "Spearman": result.get("spearman"),
+                "p": result.get("p_value"),
+                "p method": result.get("p_value_method"),
+                "columns": result.get("columns"),
+                "note": note,
+            }
+            for words, result, note in rows
+        ]
     )
 
 
-def head_table(explanation: Explanation) -> None:
-    st.subheader("Heads")
-    st.caption(
-        "Entropy: 1 = attention spread evenly, 0 = on one key. Divergence: from the untrained "
-        "model. Loss/metric change: when the head is zeroed (after the checks run)."
-    )
-    table = pd.DataFrame([dataclasses.asdict(h) for h in explanation.heads])
-    st.dataframe(table.drop(columns=["layer_name"]), hide_index=True, key=keys.HEAD_TABLE)
+def _run(run, explanation: Explanation) -> None:
+    bar = st.progress(0.0, text="Starting")
+
+    def progress(done: int, total: int, message: str) -> None:
+        bar.progress(min(done / max(total, 1), 1.0), text=message)
+
+    try:
+        run_checks(run, explanation, progress=progress)
+    except Exception as error:  # shown, and the page keeps working
+        st.error(f"The checks failed: {error}")
+        return
+    st.rerun()

@@ -10,6 +10,9 @@ from mrta.errors import TableError
 from mrta.pipelines.explore import (
     ALL_ROWS,
     OPERATORS,
+    TRIVIAL_MAP,
+    UNIFORM_MAP,
+    UNIFORM_TOLERANCE,
     Explanation,
     RowFilter,
     explorable_rows,
@@ -20,9 +23,36 @@ from mrta.pipelines.explore import (
 from mrta.report import figures
 from mrta.streams import MAP_LABELS
 from mrta_dashboard import keys, session
+from mrta_dashboard.parts import colour
 
 AGGREGATIONS = ["whole dataset", "a cohort", "difference of two cohorts", "one row", "filter"]
 PICKED_ROWS = 5000  # rows of the table a row is picked from
+LABEL_NOTES = {
+    UNIFORM_MAP: (
+        f"This map is **uniform**: over all the rows recorded, every query's entropy is within "
+        f"{UNIFORM_TOLERANCE} of the even spread's. It shows no preference, whatever structure "
+        "a fitted colour scale draws in it."
+    ),
+    TRIVIAL_MAP: (
+        "This map is **trivial by construction**: it has a single key, so every weight is 1 "
+        "whatever the model learned."
+    ),
+}
+
+
+def map_label(explanation: Explanation, layer: int, map_id: str) -> str | None:
+    """``"uniform"``, ``"trivial by construction"`` or ``None``: what the trained model's map
+    over all rows is by measurement or by construction."""
+    for entry in explanation.divergence:
+        if (entry["layer"], entry["map_id"]) == (layer, map_id):
+            return entry.get("label")
+    return None
+
+
+def map_name(explanation: Explanation, layer: int, map_id: str) -> str:
+    """The map's name with its label, as every title and menu shows it."""
+    label = map_label(explanation, layer, map_id)
+    return MAP_LABELS[map_id] + (f" ({label})" if label else "")
 
 
 def cohort_choice(atlas, label: str, key: str, default: int = 0):
@@ -50,7 +80,9 @@ def show_map(run, explanation: Explanation, layer: int, map_id: str, aggregation
     atlas = explanation.atlas
     head = head_choice(atlas.means[(layer, map_id)].shape[1])
     queries, keys_ = atlas.names(layer, map_id)
-    title = f"layer {layer}, {MAP_LABELS[map_id]}"
+    title = f"layer {layer}, {map_name(explanation, layer, map_id)}"
+    if note := LABEL_NOTES.get(map_label(explanation, layer, map_id)):
+        st.caption(note)
     if aggregation == "difference of two cohorts":
         _difference(atlas, layer, map_id, head, queries, keys_, title)
         return
@@ -88,15 +120,13 @@ def _difference(atlas, layer: int, map_id: str, head, queries, keys_, title: str
 
 
 def _draw(maps: np.ndarray, queries, keys_, head, title: str) -> None:
-    fit = st.toggle(
-        "Fit the colour scale to the values",
-        key=keys.FIT,
-        help="Off: from 0 to the largest weight, honest about how flat a map is. On: from the "
-        "smallest to the largest weight, to see the structure of a near-uniform map.",
-    )
+    scale = colour.choice(keys.FIT)
+    fit = scale == colour.FIT
     if head is None:
         figure = figures.head_grid(maps, queries, keys_, title=f"{title}: every head", fit=fit)
+        colour.centre(figure, maps, scale)
         event = st.plotly_chart(figure, key=keys.FIGURE, on_select="rerun", selection_mode="points")
+        colour.caption(maps, scale)
         points = event.selection.points if event and event.selection else []
         if points:  # a click on a small multiple enlarges that head
             st.session_state[keys.HEAD] = int(points[0]["curve_number"])
@@ -105,7 +135,8 @@ def _draw(maps: np.ndarray, queries, keys_, head, title: str) -> None:
     weights = maps.mean(axis=0) if head == "mean" else maps[head]
     label = "mean of heads" if head == "mean" else f"head {head}"
     figure = figures.heatmap(weights, queries, keys_, title=f"{title}: {label}", fit=fit)
-    st.plotly_chart(figure, key=keys.FIGURE)
+    st.plotly_chart(colour.centre(figure, weights, scale), key=keys.FIGURE)
+    colour.caption(weights, scale)
 
 
 def _one_row(run, layer: int, map_id: str):

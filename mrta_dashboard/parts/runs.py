@@ -127,5 +127,9 @@ def describe(opened: OpenedRun) -> None:
         st.caption(
             f"One prediction per group of **{run.sets.group_by}**: attention is between rows."
         )
+    if run.control is not None:
+        st.caption(run.control_status())
+    else:  # a run saved before controls existed, or trained without one: said where it matters
+        st.info(run.control_status(), icon=":material/info:")
     for note in opened.notes:
         st.info(note)

@@ -12,6 +12,7 @@ from mrta.pipelines.explore import ROLLOUT, SetExplanation, format_value, measur
 from mrta.report import set_figures
 from mrta.streams import MAP_LABELS
 from mrta_dashboard import keys, session
+from mrta_dashboard.parts import colour
 
 SHOWN_ROWS = 80  # rows of a set's map drawn by default; a larger set shows its most attended
 MAX_SHOWN_ROWS = 160  # at most: a map of n rows is n² cells, each with both rows' values
@@ -155,20 +156,19 @@ def _set_map(run, explanation: SetExplanation, key: str) -> str | None:
     hover = maps.hover()
     w = weights.mean(axis=0) if head == "mean of heads" else weights[head]  # (n, n)
     rows = _most_attended(w)
-    fit = st.toggle(
-        "Fit the colour scale to the values",
-        key=keys.SET_FIT,
-        help="Off: from 0 to the largest weight. On: from the smallest to the largest.",
-    )
+    scale = colour.choice(keys.SET_FIT)
     what = "mean of heads" if head == "mean of heads" else f"head {head}"
+    shown = w[np.ix_(rows, rows)]
     figure = set_figures.set_heatmap(
-        w[np.ix_(rows, rows)],
+        shown,
         [labels[i] for i in rows],
         [hover[i] for i in rows],
         title=f"Set {key}: layer {layer}, {MAP_LABELS[map_id]}, {what}",
-        fit=fit,
+        fit=scale == colour.FIT,
     )
+    colour.centre(figure, shown, scale, uniform=colour.uniform_weight(w))  # the whole set's
     st.plotly_chart(figure, key=keys.SET_MAP_FIGURE)
+    colour.caption(w, scale, what="rows of the set")
     st.caption(
         "Rows of the map are the set's rows as queries, columns the same rows as keys; each "
         "row of the map sums to 1 (the set's padding gets no attention). Hover a cell for "

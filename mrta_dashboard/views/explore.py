@@ -6,9 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 from mrta.pipelines.explore import SetExplanation
-from mrta.streams import MAP_LABELS
-from mrta_dashboard import keys, session
-from mrta_dashboard.parts import checks, maps, set_browser
+from mrta_dashboard import control, keys, session
+from mrta_dashboard.parts import ablation, checks, maps, set_browser, verdict
 
 ROLLOUT = "rollout"
 
@@ -19,10 +18,12 @@ def page() -> None:
     if found is None:
         return
     run, explanation = found
+    verdict.banner(run, explanation)
     if isinstance(explanation, SetExplanation):
         set_browser.show(run, explanation)
         return
     atlas = explanation.atlas
+    first_layer, first_map = _first_map(run, explanation)
     sample = (
         f" (a seeded sample of {explanation.sampled_from:,})" if explanation.sampled_from else ""
     )
@@ -32,13 +33,20 @@ def page() -> None:
     )
     c1, c2, c3 = st.columns([1, 2, 2])
     layer = c1.selectbox(
-        "Layer", range(len(atlas.layer_names)), format_func=lambda i: f"layer {i}", key=keys.LAYER
+        "Layer",
+        range(len(atlas.layer_names)),
+        index=first_layer,
+        format_func=lambda i: f"layer {i}",
+        key=keys.LAYER,
     )
     map_ids = [m for (lyr, m) in atlas.map_keys if lyr == layer]
     view = c2.selectbox(
         "Map",
         [*map_ids, ROLLOUT],
-        format_func=lambda m: "rollout: column importance" if m == ROLLOUT else MAP_LABELS[m],
+        index=map_ids.index(first_map) if layer == first_layer and first_map in map_ids else 0,
+        format_func=lambda m: (
+            "rollout: column importance" if m == ROLLOUT else maps.map_name(explanation, layer, m)
+        ),
         key=keys.MAP,
     )
     aggregation = c3.selectbox("Rows", maps.AGGREGATIONS, key=keys.ROWS)
@@ -55,7 +63,26 @@ def page() -> None:
             maps.show_map(run, explanation, layer, view, aggregation)
     with right:
         checks.sanity(run, explanation, layer, view)
-    checks.head_table(explanation)
+    ablation.tables(run, explanation)
+
+
+def _first_map(run, explanation) -> tuple[int, str]:
+    """The map the page opens on: the most learned one (the one whose divergence from the
+    untrained model most exceeds its control's; while the control is pending, the one that
+    moved most). Chosen once per run, so that it does not jump when the control lands."""
+    stored = session.get(keys.FIRST_MAP)
+    if stored is None or stored[0] != run.uid:
+        if control.pending(run):
+            how = "it moved most from the untrained model (chosen while the control was pending)"
+        elif explanation.control is None:
+            how = "it moved most from the untrained model (there is no control to compare with)"
+        else:
+            how = "it moved from the untrained model most beyond what the control moved"
+        stored = (run.uid, explanation.first_map(), how)
+        st.session_state[keys.FIRST_MAP] = stored
+    _, (layer, map_id), how = stored
+    st.caption(f"Opened on layer {layer}, {maps.map_name(explanation, layer, map_id)}: {how}.")
+    return layer, map_id
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ from mrta.pipelines.explore import SetExplanation
 from mrta.report.run_exports import write_exports
 from mrta.report.run_report import report_figures, report_html
 from mrta.report.set_exports import write_set_exports
-from mrta_dashboard import keys, session
+from mrta_dashboard import control, keys, session
+from mrta_dashboard.parts import verdict
 
 
 def page() -> None:
@@ -22,13 +23,20 @@ def page() -> None:
     if found is None:
         return
     run, explanation = found
+    verdict.banner(run, explanation)
+    if control.pending(run):
+        st.caption(
+            "What is downloaded now has no control model and no verdict beside it: download "
+            "again once the control has landed."
+        )
     stem = _stem(run)
     if isinstance(explanation, SetExplanation):  # one prediction per group
         _set_exports(run, explanation, stem)
         return
     st.markdown(
-        "**The report**: data summary, metrics beside the baselines, maps, head table "
-        "and sanity checks, in one HTML file that opens offline."
+        "**The report**: the verdict first, then the data summary, metrics beside the "
+        "baselines, maps, head table and the checks beside their nulls, in one HTML file that "
+        "opens offline."
     )
     st.download_button(
         "Download the HTML report",

@@ -16,7 +16,8 @@ from mrta.pipelines.train_run import default_train_config, train_run
 from mrta.report import figures
 from mrta.task import Task
 from mrta.training.devices import available_devices
-from mrta_dashboard import jobs, keys, session
+from mrta_dashboard import control, jobs, keys, session
+from mrta_dashboard.parts import verdict
 
 HEADS, WIDTHS, BATCHES = [1, 2, 4, 8], [16, 32, 64, 128], [16, 32, 64, 128, 256, 512]
 PRESETS = {  # name -> (model, training) overrides of the library defaults
@@ -50,6 +51,7 @@ def page() -> None:
         jobs.watch(keys.TRAIN_JOB, cancel, stopping, _curves)
         return
     session.adopt_finished_job()
+    control.follow()  # a run adopted just now gets its control started
     _settings_form(loaded)
     if job is not None and job.error:
         st.error(f"Training failed: {job.error}. The settings are kept; adjust them and retry.")
@@ -111,6 +113,7 @@ def _settings_form(loaded: session.LoadedTable) -> None:
         st.error(str(error))
         return
     st.session_state[keys.LAST_SETTINGS] = ((preset, sets is None), model_config, train_config)
+    control.stop()  # the control of the run this one replaces
     frame, target, task, roles = loaded.frame, loaded.target, loaded.task, dict(loaded.roles)
     sets = loaded.set_options()
 
@@ -125,6 +128,7 @@ def _settings_form(loaded: session.LoadedTable) -> None:
             callback=job.on_progress,
             cancel=job.cancel,
             sets=sets,
+            control=False,  # trained after, in the background: the first heatmap comes first
         )
         unit = "rows" if sets is None else "sets"
         return run, explain_run(run, progress=job.recording(unit))
@@ -146,10 +150,13 @@ def _curves(job: jobs.Job) -> None:
 def _results(run) -> None:
     training = run.training
     st.subheader("Results on the test split")
+    verdict.banner(run, session.get(keys.EXPLANATION))
     st.caption(
         f"{training.steps:,} steps, {training.epochs} epochs in {training.elapsed:.1f} s on "
         f"{training.device}; stopped: {training.message}"
     )
+    if not control.pending(run):
+        st.caption(run.control_status())
     task = run.schema.task.value
     shown = (
         ["roc_auc", "accuracy", "log_loss"] if task != Task.REGRESSION else ["r2", "rmse", "mae"]
@@ -167,7 +174,7 @@ def _results(run) -> None:
             st.caption(note)
     table = pd.DataFrame({names[k]: {m: run.metrics[k].get(m) for m in shown} for k in names}).T
     st.dataframe(table.style.format(precision=4, na_rep="—"))
-    _verdict(run, task)
+    verdict.baselines(run)
     left, right = st.columns(2)
     left.plotly_chart(figures.training_curves(run.history), key=keys.TRAIN_CURVES)
     try:
@@ -199,25 +206,6 @@ def _test_predictions(run, test: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray
     group_by = run.sets.group_by
     kept, y = targets_of_groups(test, run.schema, group_by, predicted[group_by].tolist())
     return predicted[kept], y
-
-
-def _verdict(run, task: str) -> None:
-    """One sentence on whether the model is good enough for its attention to be worth reading."""
-    key = "r2" if task == Task.REGRESSION else "roc_auc"
-    model, hgb = run.metrics["model"].get(key), run.metrics["hgb"].get(key)
-    if model is None or hgb is None:
-        return
-    label = "R²" if task == Task.REGRESSION else "ROC AUC"
-    if model >= hgb - 0.02:
-        st.success(
-            f"The attention model is on par with gradient boosting ({label} {model:.3f} "
-            f"vs {hgb:.3f}): its attention is worth reading."
-        )
-    else:
-        st.warning(
-            f"The attention model trails gradient boosting ({label} {model:.3f} vs "
-            f"{hgb:.3f}): train longer or wider before reading much into its attention."
-        )
 
 
 if __name__ == "__main__":
