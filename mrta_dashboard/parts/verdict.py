@@ -71,3 +71,13 @@ def baselines(run) -> None:
         "not with gradient boosting.",
         icon=":material/info:",
     )
+
+
+def run_page(title: str, then: str):
+    """A page about the session's run: its header, then the run and its explanation with the
+    verdict shown first; ``None`` when there is no run yet (see :func:`session.require_run`)."""
+    st.header(title)
+    found = session.require_run(then)
+    if found is not None:
+        banner(*found)
+    return found

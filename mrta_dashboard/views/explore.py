@@ -13,12 +13,10 @@ ROLLOUT = "rollout"
 
 
 def page() -> None:
-    st.header("Explore")
-    found = session.require_run("its attention is recorded right after")
+    found = verdict.run_page("Explore", "its attention is recorded right after")
     if found is None:
         return
     run, explanation = found
-    verdict.banner(run, explanation)
     if isinstance(explanation, SetExplanation):
         set_browser.show(run, explanation)
         return

@@ -18,12 +18,10 @@ from mrta_dashboard.parts import verdict
 
 
 def page() -> None:
-    st.header("Export")
-    found = session.require_run("everything it produced can be saved here")
+    found = verdict.run_page("Export", "everything it produced can be saved here")
     if found is None:
         return
     run, explanation = found
-    verdict.banner(run, explanation)
     if control.pending(run):
         st.caption(
             "What is downloaded now has no control model and no verdict beside it: download "
