@@ -42,9 +42,11 @@ def train_and_explain(frame: pd.DataFrame, folder, capsys) -> tuple[dict, str]:
     assert not (run / "data.csv").exists()  # trained without --save-data
     capsys.readouterr()
     out = folder / "explained"
-    assert cli.main(["explain", str(run), str(data), "--out", str(out), "--checks"]) == 0
+    argv = ["explain", str(run), str(data), "--out", str(out), "--checks", "--report"]
+    assert cli.main(argv) == 0
     printed = capsys.readouterr().out
-    return json.loads((out / "summary.json").read_text()), printed
+    report = (out / "report.html").read_text()
+    return json.loads((out / "summary.json").read_text()), printed + report
 
 
 @pytest.mark.slow
@@ -54,6 +56,7 @@ def test_a_learned_rule_is_worth_reading_and_shuffled_labels_are_not(tmp_path, c
     assert verdict["worth_reading"] is True, verdict["reasons"]
     assert verdict["metric"] == "roc_auc" and verdict["vs_control_low"] > 0
     assert "Verdict: Worth reading." in printed
+    assert '<div class="verdict yes"' in printed  # the report opens with it
     assert real["control"]["steps"] > 0 and real["format_version"] == 2
     assert real["ablation"] is not None  # --checks ran on the rebuilt validation split
 
@@ -62,6 +65,7 @@ def test_a_learned_rule_is_worth_reading_and_shuffled_labels_are_not(tmp_path, c
     shuffled, printed = train_and_explain(frame, tmp_path / "shuffled", capsys)
     assert shuffled["verdict"]["worth_reading"] is False
     assert "Verdict: NOT worth reading." in printed
+    assert '<div class="verdict no" role="alert"><strong>Not worth reading' in printed  # report
 
 
 @pytest.mark.slow
