@@ -13,6 +13,7 @@ from mrta.cli.common import (
     add_chunk_rows,
     add_nproc,
     add_run_arguments,
+    positive,
     subcommand,
     table_or_stream,
     verdict_text,
@@ -62,7 +63,7 @@ def add_explain(commands: argparse._SubParsersAction) -> None:
         help="also run head ablation and permutation importance on the validation split "
         "(needs a run saved with its data)",
     )
-    p.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS, metavar="N")
+    p.add_argument("--max-rows", type=positive, default=DEFAULT_MAX_ROWS, metavar="N")
     add_chunk_rows(p)
     _add_set_arguments(p)
     add_nproc(p, "explain")
@@ -78,7 +79,7 @@ def _add_set_arguments(p: argparse.ArgumentParser) -> None:
     )
     sets.add_argument(
         "--max-sets",
-        type=int,
+        type=positive,
         default=DEFAULT_MAX_SETS,
         metavar="N",
         help="analyse at most N groups, a seeded sample of them (default: %(default)s)",
@@ -170,7 +171,10 @@ def _cohorts(atlas: AttentionAtlas, asked: list[str]) -> list[CohortKey]:
     unknown = [label for label in asked if label not in labels]
     if unknown:
         known = ", ".join(repr(label) for label in atlas.cohort_labels[:6])
-        raise ValueError(f"no cohort labelled {unknown[0]!r}; cohorts include {known}, ...")
+        raise ValueError(
+            f"--cohort: no cohort labelled {unknown[0]!r}; cohorts include {known}, ... "
+            "(--cohort every writes them all)"
+        )
     return [labels[label] for label in asked] or [atlas.cohorts[0]]
 
 
