@@ -702,3 +702,19 @@ def test_map_divergence_and_sanity_checks(model, data):
     rollout = atlas.importance()
     expected = rollout_agreement({n: rollout[n] for n in ("bill", "flipper", "mass")}, increases)
     assert by_stream["num"] == expected
+
+
+def test_a_map_is_learned_only_beyond_twice_its_control_and_never_when_uniform(model, data):
+    num, ind, cat, y = data
+    names = (["bill", "flipper", "mass"], ["island", "sex"], [4, 4])
+    atlas = collect_attention(model, (num, ind, cat), targets=y)
+    untrained = collect_attention(tiny_model(*names, seed=1), (num, ind, cat), targets=y)
+    # the trained model as its own control: no map moved more than twice the control's
+    rows = map_divergence(atlas, untrained, control=atlas)
+    assert all(row["control_divergence"] == pytest.approx(row["divergence"]) for row in rows)
+    assert not any(row["learned"] for row in rows)
+    # the untrained model as the control: every map that is not uniform moved beyond it
+    rows = map_divergence(atlas, untrained, control=untrained)
+    assert all(row["control_divergence"] == pytest.approx(0.0, abs=1e-9) for row in rows)
+    assert all(row["learned"] is (row["label"] is None) for row in rows)
+    assert all(row["learned"] is None for row in map_divergence(atlas, untrained))

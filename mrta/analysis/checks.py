@@ -511,7 +511,8 @@ def map_divergence(
     base 2, in ``[0, 1]``), ``max_head_divergence`` the largest head's; ``control_divergence``
     the same for the control's all-rows maps (``None`` without a control); ``learned`` whether
     ``divergence`` exceeds :data:`LEARNED_FACTOR` times ``control_divergence`` (``None`` without
-    a control); ``label`` is ``"uniform"``, ``"trivial by construction"`` or ``None``
+    a control; never for a map that is uniform or trivial by construction, which shows nothing
+    however far it moved); ``label`` is ``"uniform"``, ``"trivial by construction"`` or ``None``
     (:func:`~mrta.analysis.stats.map_label` of the trained map).
     """
     i, j = atlas.index(cohort), reference.index(cohort)
@@ -524,6 +525,7 @@ def map_divergence(
             control_map = control.means[(layer, map_id)][control.index(ALL_ROWS)]
             control_divergence = float(head_divergence(control_map, untrained).mean())
         divergence = float(per_head.mean())
+        label = map_label(atlas.means[(layer, map_id)][i])
         rows.append(
             {
                 "layer": layer,
@@ -534,8 +536,8 @@ def map_divergence(
                 "control_divergence": control_divergence,
                 "learned": None
                 if control_divergence is None
-                else divergence > LEARNED_FACTOR * control_divergence,
-                "label": map_label(atlas.means[(layer, map_id)][i]),
+                else label is None and divergence > LEARNED_FACTOR * control_divergence,
+                "label": label,
             }
         )
     return rows

@@ -124,10 +124,6 @@ def train_control(
     """
     start = time.perf_counter()
     train, validation, test = (run.examples(split) for split in ("train", "validation", "test"))
-    if run.sets is None:
-        targets = run.schema.encode_target(run.rows("test"))
-    else:
-        targets = test.target.numpy()
     return fit_control(
         run.untrained_model(),
         run.preprocessor,
@@ -136,7 +132,7 @@ def train_control(
         run.train_config,
         run.training,
         test=test,
-        test_targets=targets,
+        test_targets=run.targets("test", test),
         callback=callback,
         cancel=cancel,
         started=start,

@@ -36,7 +36,8 @@ def report_figures(explanation: Explanation, layer: int = 0) -> list[tuple[str, 
     if explanation.divergence:
         caption = (
             "Divergence from the untrained model, trained beside the control (a map counts as "
-            f"learned where the first is more than {LEARNED_FACTOR:g} times the second)"
+            f"learned where the first is more than {LEARNED_FACTOR:g} times the second and the map "
+            "is neither uniform nor trivial)"
             if explanation.control is not None
             else "Divergence from the untrained model (no control model to compare with)"
         )

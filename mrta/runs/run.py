@@ -204,15 +204,22 @@ class Run:
         Shape: targets ``(N,)``; predictions ``(N, C)`` probabilities or ``(N,)`` values.
         """
         examples = self.examples(split)
-        if self.sets is None:
-            targets = self.schema.encode_target(self.rows(split))
-        else:
-            targets = examples.target.numpy()
+        targets = self.targets(split, examples)
         model, control = (
             None if model is None else self.predict_examples(examples, model)
             for model in (self.model, None if self.control is None else self.control.model)
         )
         return targets, model, control
+
+    def targets(self, split: str, examples: Examples | None = None) -> np.ndarray:
+        """The split's targets as its metrics take them: class indices (or values in the
+        target's units) per row, or per group for a set run (`examples`: the split's, if made).
+
+        Shape: ``(N,)``.
+        """
+        if self.sets is None:
+            return self.schema.encode_target(self.rows(split))
+        return (self.examples(split) if examples is None else examples).target.numpy()
 
     def predict_examples(
         self, examples: Examples, model: TabularAttentionModel | SetAttentionModel | None = None

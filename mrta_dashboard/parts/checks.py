@@ -16,7 +16,7 @@ from mrta_dashboard import control, keys
 LEARNED_RULE = (
     "A map counts as learned where its divergence from the untrained model is more than "
     f"{LEARNED_FACTOR:g} times the control's (the same model trained on shuffled labels, whose "
-    "maps move too)."
+    "maps move too), and it is neither uniform nor trivial by construction."
 )
 NULLS = {"untrained": "untrained model", "control": "control (shuffled labels)"}
 
