@@ -94,7 +94,9 @@ def explain(
             progress=step(2),
             shard=shard,
         )
-    verdict, note = run_verdict(run)
+    # workers other than rank 0 hand back nothing: they need no verdict
+    leader = shard is None or shard.rank == 0
+    verdict, note = run_verdict(run) if leader else (None, None)
     return Explanation(
         atlas=atlas,
         untrained=untrained,
