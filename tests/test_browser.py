@@ -103,6 +103,9 @@ def test_upload_train_explore_select_a_head_and_download_the_report(browser, url
     page.wait_for_timeout(1000)
     page.screenshot(path=ARTIFACTS / "4-explore-one-head.png", full_page=True)
 
+    # the control trains in the background; a download asked for while the page reruns as it
+    # lands can be lost, so export once the verdict is no longer pending
+    page.get_by_text("Verdict pending").first.wait_for(state="detached", timeout=180_000)
     page.get_by_role("link", name="Export").click()
     with page.expect_download(timeout=180_000) as download:  # the report is built on click
         page.get_by_role("button", name="Download the HTML report").click()
