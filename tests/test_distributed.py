@@ -5,9 +5,11 @@ check the pieces: argument passing, row shards, and sharded recording summed ove
 (threads standing in for processes).
 """
 
+import contextlib
 import copy
 import os
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -187,6 +189,27 @@ def test_launching_needs_a_positive_count_and_never_happens_inside_a_worker(monk
         monkeypatch.setenv(name, value)
     assert world.in_worker() and not world.is_leader()
     assert not launch.launches(2)
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_workers_leave_the_group_together_unless_the_block_failed(monkeypatch, fails):
+    """A worker done early waits at a barrier before tearing the group down (a worker that
+    left while the others worked on was aborted by gloo); after an error it leaves at once."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    for name, value in zip(world.WORKER_ENV, ("0", "1", "0", "127.0.0.1", str(port)), strict=True):
+        monkeypatch.setenv(name, value)
+    calls = []
+    barrier = torch.distributed.barrier
+    monkeypatch.setattr(torch.distributed, "barrier", lambda: calls.append("barrier") or barrier())
+    expected = pytest.raises(RuntimeError) if fails else contextlib.nullcontext()
+    with expected, world.process_group("cpu") as joined:
+        assert joined.size == 1 and joined.leader
+        if fails:
+            raise RuntimeError("a failing block")
+    assert calls == ([] if fails else ["barrier"])
+    assert not torch.distributed.is_initialized()
 
 
 @pytest.mark.parametrize("n_rows, world", [(10, 3), (2, 3), (1000, 2), (7, 7)])

@@ -10,6 +10,7 @@ worker cannot hang the others for ever.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -164,7 +165,8 @@ class World:
 @contextmanager
 def process_group(device: str = "auto") -> Iterator[World]:
     """Join the workers torchrun started (its environment: ``RANK``, ``WORLD_SIZE``,
-    ``MASTER_ADDR``, ...) for the block; leave the group after it.
+    ``MASTER_ADDR``, ...) for the block; leave the group after it, all workers at once when
+    the block ends without an error.
 
     On CUDA, each worker takes the GPU ``LOCAL_RANK`` (``torch.cuda.set_device``).
     """
@@ -178,5 +180,11 @@ def process_group(device: str = "auto") -> Iterator[World]:
     )
     try:
         yield World.current()
+        # Every worker leaves together: a worker done early (rank 0 works on after training)
+        # must not tear down its end of the group while the others still use theirs.
+        dist.barrier()
     finally:
+        # Collect what still holds the group while the interpreter is alive: gloo threads
+        # left to its shutdown abort the worker (SIGABRT) after its work is done.
+        gc.collect()
         dist.destroy_process_group()
