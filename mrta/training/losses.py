@@ -30,18 +30,18 @@ def model_target(
     return y.float() if task == Task.BINARY else y.long()
 
 
-def task_loss(task: Task, logits: Tensor, target: Tensor) -> Tensor:
+def task_loss(task: Task, logits: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """The task's loss of `logits` against :func:`model_target` values: binary cross-entropy,
-    cross-entropy or mean squared error.
+    cross-entropy or mean squared error; `reduction` as torch's (``"none"``: per example).
 
-    Shape: ``(B, n_outputs)`` and ``(B,)`` -> a scalar.
+    Shape: ``(B, n_outputs)`` and ``(B,)`` -> a scalar, or ``(B,)`` with ``reduction="none"``.
     """
     logits = logits.float()
     if task == Task.BINARY:
-        return F.binary_cross_entropy_with_logits(logits[:, 0], target)
+        return F.binary_cross_entropy_with_logits(logits[:, 0], target, reduction=reduction)
     if task == Task.MULTICLASS:
-        return F.cross_entropy(logits, target)
-    return F.mse_loss(logits[:, 0], target)
+        return F.cross_entropy(logits, target, reduction=reduction)
+    return F.mse_loss(logits[:, 0], target, reduction=reduction)
 
 
 def task_scores(
