@@ -15,24 +15,22 @@ from mrta.analysis.atlas import AttentionAtlas
 from mrta.analysis.checks import (
     AblationResult,
     MapAblationResult,
-    _shuffle_column,
     ablate_heads,
     ablate_maps,
-    bounded_sample,
     map_divergence,
     mean_head_outputs,
-    permutation_importance,
     removed_heads,
     rollout_agreement,
     sanity_checks,
-    score_sample,
 )
 from mrta.analysis.cohorts import ALL_ROWS, CohortMap, CohortSpec, cohort_difference
 from mrta.analysis.collect import collect_attention
 from mrta.analysis.heads import head_table, map_labels
 from mrta.analysis.labels import format_value, token_frame, value_labels
+from mrta.analysis.permutation import _shuffle_column, permutation_importance
 from mrta.analysis.rollout import rollout_importance
 from mrta.analysis.rows import row_attention
+from mrta.analysis.scoring import bounded_sample, score_sample
 from mrta.analysis.stats import (
     TRIVIAL_MAP,
     UNIFORM_MAP,
@@ -659,6 +657,32 @@ def test_shuffling_moves_a_value_with_its_indicator(data):
         shuffled.categorical, cat
     )
     assert torch.equal(_shuffle_column(sample, "cat", 1, order).categorical[:, 1], cat[order, 1])
+
+
+def test_permutation_standard_errors_cover_the_shuffles_and_columns_group_tokens(model, data):
+    num, ind, cat, y = data
+    common = {"loss_fn": cross_entropy, "seed": 3}
+    result = permutation_importance(model, (num, ind, cat), y, repeats=4, **common)
+    for column in result.columns:
+        assert column.loss_increase_se == pytest.approx(column.loss_increase_std / 2.0)
+    assert result.standard_errors() == {c.column: c.loss_increase_se for c in result.columns}
+    single = permutation_importance(model, (num, ind, cat), y, repeats=1, **common)
+    assert single.standard_errors() is None and single.columns[0].loss_increase_std is None
+    # two tokens of one column move with one order: as if a single token were shuffled twice
+    grouped = permutation_importance(
+        model,
+        (num, ind, cat),
+        y,
+        repeats=2,
+        columns={"bill+flipper": ["bill", "flipper"], "island": ["island"]},
+        **common,
+    )
+    assert [c.column for c in grouped.columns] == ["bill+flipper", "island"]
+    assert grouped.columns[0].stream == "num" and grouped.columns[1].stream == "cat"
+    with pytest.raises(ValueError, match="tokens the model does not have: \\['beak'\\]"):
+        permutation_importance(model, (num, ind, cat), y, columns={"b": ["beak"]}, **common)
+    with pytest.raises(ValueError, match="repeats must be"):
+        permutation_importance(model, (num, ind, cat), y, repeats=0, **common)
 
 
 # -- sanity checks ---------------------------------------------------------------------------

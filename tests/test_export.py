@@ -10,16 +10,11 @@ import torch
 import torch.nn.functional as F
 from tiny_models import random_inputs, tiny_model
 
-from mrta.analysis.checks import (
-    AblationResult,
-    PermutationImportance,
-    ablate_heads,
-    permutation_importance,
-    sanity_checks,
-)
+from mrta.analysis.checks import AblationResult, ablate_heads, sanity_checks
 from mrta.analysis.cohorts import ALL_ROWS, CohortSpec
 from mrta.analysis.collect import collect_attention
 from mrta.analysis.heads import head_table
+from mrta.analysis.permutation import PermutationImportance, permutation_importance
 from mrta.jsonable import json_ready, write_json
 from mrta.report.exports import (
     analysis_summary,

@@ -7,8 +7,8 @@ loss and metric (changed minus baseline):
   once (heads of a map are often redundant where the map is not); both either zero the heads'
   outputs (``method="zero"``, through ``block.head_mask``) or replace them by their mean over the
   sample's rows (``method="mean"``, through ``block.head_mask`` and ``block.head_offset``:
-  the head then still adds its average, but nothing that depends on the row);
-- :func:`permutation_importance` shuffles one input column at a time.
+  the head then still adds its average, but nothing that depends on the row)
+  (:mod:`mrta.analysis.permutation` shuffles one input column at a time).
 
 Sanity checks: :func:`rollout_agreement` (does the rollout rank the columns as the permutation
 importance does? with an exact or permutation p-value from
@@ -31,78 +31,17 @@ from torch import Tensor, nn
 from mrta.analysis.atlas import AttentionAtlas
 from mrta.analysis.cohorts import ALL_ROWS, CohortKey
 from mrta.analysis.collect import DEFAULT_BATCH_SIZE, ProgressFn
-from mrta.analysis.inputs import Inputs, attention_layers, split_inputs
+from mrta.analysis.inputs import Inputs, attention_layers
+from mrta.analysis.permutation import PermutationImportance
 from mrta.analysis.rank_agreement import spearman_agreement
+from mrta.analysis.scoring import CHECK_ROWS, Sample, bounded_sample, change, score_sample
 from mrta.analysis.stats import head_divergence, map_label
 from mrta.nn.attention import AttentionBlock
 from mrta.streams import MapKey
-from mrta.training.inference import batches, evaluating, model_device
 from mrta.training.losses import ScoreFn
 
-#: ``fn(logits, targets)`` -> a number (a tensor of one element is fine), over all rows at once.
-CHECK_ROWS = 2000  # rows of the sample: deltas of a few 0.001 are visible, runs stay short
-DEFAULT_REPEATS = 3  # shuffles per column: enough for a spread, cheap enough for 30 columns
 #: How an ablation removes a head: zero its output, or replace it by its mean over the rows.
 ABLATION_METHODS = ("zero", "mean")
-
-
-@dataclass(frozen=True)
-class Sample:
-    """A bounded, seeded sample of rows. Shape: ``(n, n_num)``, ``(n, n_num)``, ``(n, n_cat)``,
-    ``(n,)``."""
-
-    numerical: Tensor
-    indicators: Tensor
-    categorical: Tensor
-    targets: Tensor
-
-
-def bounded_sample(
-    data: Inputs,
-    targets: Tensor | np.ndarray | None = None,
-    max_rows: int = CHECK_ROWS,
-    seed: int = 0,
-) -> Sample:
-    """At most ``max_rows`` rows of ``data``, drawn without replacement with ``seed``, in order."""
-    numerical, indicators, categorical, target = split_inputs(data, targets)
-    if target is None:
-        raise ValueError("measuring a loss needs targets: pass targets or an encoded target")
-    n = len(numerical)
-    rows = torch.arange(n)
-    if n > max_rows:
-        rows = torch.from_numpy(np.sort(np.random.default_rng(seed).choice(n, max_rows, False)))
-    return Sample(numerical[rows], indicators[rows], categorical[rows], target[rows])
-
-
-def score_sample(
-    model: nn.Module,
-    sample: Sample,
-    loss_fn: ScoreFn,
-    metric_fn: ScoreFn | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-) -> tuple[float, float | None]:
-    """``(loss, metric)`` of ``model`` on ``sample``, in eval mode without gradients."""
-    device = model_device(model)
-    with evaluating(model):
-        logits = torch.cat(
-            [
-                model(
-                    sample.numerical[rows].to(device),
-                    sample.indicators[rows].to(device),
-                    sample.categorical[rows].to(device),
-                )
-                .float()
-                .cpu()
-                for rows in batches(len(sample.targets), batch_size)
-            ]
-        )
-    loss = float(loss_fn(logits, sample.targets))
-    metric = None if metric_fn is None else float(metric_fn(logits, sample.targets))
-    return loss, metric
-
-
-def _delta(changed: float | None, baseline: float | None) -> float | None:
-    return None if changed is None or baseline is None else changed - baseline
 
 
 # -- ablation --------------------------------------------------------------------------------
@@ -318,7 +257,7 @@ def ablate_heads(
                 loss, metric = score_sample(model, sample, loss_fn, metric_fn, batch_size)
             entries.append(
                 HeadAblation(
-                    index, map_id, head, loss, metric, loss - base_loss, _delta(metric, base_metric)
+                    index, map_id, head, loss, metric, loss - base_loss, change(metric, base_metric)
                 )
             )
             if progress is not None:
@@ -357,113 +296,11 @@ def ablate_maps(
         with removed_heads(block, list(range(block.num_heads)), means.get((index, map_id))):
             loss, metric = score_sample(model, sample, loss_fn, metric_fn, batch_size)
         entries.append(
-            MapAblation(index, map_id, loss, metric, loss - base_loss, _delta(metric, base_metric))
+            MapAblation(index, map_id, loss, metric, loss - base_loss, change(metric, base_metric))
         )
         if progress is not None:
             progress(len(entries), len(blocks), f"{verb} layer {index} {map_id}")
     return MapAblationResult(len(sample.targets), base_loss, base_metric, tuple(entries), method)
-
-
-# -- permutation importance ------------------------------------------------------------------
-@dataclass(frozen=True)
-class ColumnImportance:
-    """How much shuffling one input column hurts: mean and std over the repeats."""
-
-    column: str
-    stream: str  # "num" or "cat"
-    loss_increase: float
-    loss_increase_std: float
-    metric_delta: float | None
-
-
-@dataclass(frozen=True)
-class PermutationImportance:
-    """:func:`permutation_importance`'s baseline and one entry per column."""
-
-    rows: int
-    repeats: int
-    seed: int
-    baseline_loss: float
-    baseline_metric: float | None
-    columns: tuple[ColumnImportance, ...]
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PermutationImportance:
-        """Inverse of :func:`mrta.report.exports.json_ready` on a result, for cached runs."""
-        return cls(
-            rows=data["rows"],
-            repeats=data["repeats"],
-            seed=data["seed"],
-            baseline_loss=data["baseline_loss"],
-            baseline_metric=data["baseline_metric"],
-            columns=tuple(ColumnImportance(**column) for column in data["columns"]),
-        )
-
-    def loss_increases(self) -> dict[str, float]:
-        """Mean loss increase per column."""
-        return {c.column: c.loss_increase for c in self.columns}
-
-
-def permutation_importance(
-    model: nn.Module,
-    data: Inputs,
-    targets: Tensor | np.ndarray | None = None,
-    *,
-    loss_fn: ScoreFn,
-    metric_fn: ScoreFn | None = None,
-    repeats: int = DEFAULT_REPEATS,
-    max_rows: int = CHECK_ROWS,
-    seed: int = 0,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    progress: ProgressFn | None = None,
-) -> PermutationImportance:
-    """Shuffle each input column's tokens across the sample's rows and measure the damage.
-
-    A numerical column's value and missing-indicator move together; a categorical column's
-    index moves. Column names are ``model.numerical_tokens`` and ``model.categorical_tokens``.
-    """
-    sample = bounded_sample(data, targets, max_rows, seed)
-    base_loss, base_metric = score_sample(model, sample, loss_fn, metric_fn, batch_size)
-    columns = [("num", j, name) for j, name in enumerate(model.numerical_tokens)]
-    columns += [("cat", j, name) for j, name in enumerate(model.categorical_tokens)]
-    rng = np.random.default_rng(seed)
-    results = []
-    for done, (stream, j, name) in enumerate(columns, start=1):
-        losses, metrics = [], []
-        for _ in range(repeats):
-            order = torch.from_numpy(rng.permutation(len(sample.targets)))
-            shuffled = _shuffle_column(sample, stream, j, order)
-            loss, metric = score_sample(model, shuffled, loss_fn, metric_fn, batch_size)
-            losses.append(loss - base_loss)
-            metrics.append(_delta(metric, base_metric))
-        results.append(
-            ColumnImportance(
-                column=name,
-                stream=stream,
-                loss_increase=float(np.mean(losses)),
-                loss_increase_std=float(np.std(losses)),
-                metric_delta=None if metrics[0] is None else float(np.mean(metrics)),
-            )
-        )
-        if progress is not None:
-            progress(done, len(columns), f"shuffling {name}")
-    return PermutationImportance(
-        len(sample.targets), repeats, seed, base_loss, base_metric, tuple(results)
-    )
-
-
-def _shuffle_column(sample: Sample, stream: str, j: int, order: Tensor) -> Sample:
-    numerical, indicators, categorical = (
-        sample.numerical.clone(),
-        sample.indicators.clone(),
-        sample.categorical.clone(),
-    )
-    if stream == "num":
-        numerical[:, j] = sample.numerical[order, j]
-        indicators[:, j] = sample.indicators[order, j]
-    else:
-        categorical[:, j] = sample.categorical[order, j]
-    return Sample(numerical, indicators, categorical, sample.targets)
 
 
 # -- sanity checks ---------------------------------------------------------------------------

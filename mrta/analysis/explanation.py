@@ -7,14 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mrta.analysis.atlas import AttentionAtlas
-from mrta.analysis.checks import (
-    AblationResult,
-    MapAblationResult,
-    PermutationImportance,
-    most_learned_map,
-    sanity_checks,
-)
+from mrta.analysis.checks import AblationResult, MapAblationResult, most_learned_map, sanity_checks
 from mrta.analysis.heads import HeadStats
+from mrta.analysis.permutation import PermutationImportance
 from mrta.analysis.verdict import Verdict
 
 

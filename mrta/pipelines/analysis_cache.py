@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mrta.analysis.checks import AblationResult, MapAblationResult, PermutationImportance
+from mrta.analysis.checks import AblationResult, MapAblationResult
 from mrta.analysis.cohorts import ALL_ROWS
 from mrta.analysis.explanation import Explanation
 from mrta.analysis.heads import head_table
+from mrta.analysis.permutation import PermutationImportance
 from mrta.analysis.verdict import Verdict
 from mrta.jsonable import write_json
 from mrta.report.exports import load_atlas, save_atlas

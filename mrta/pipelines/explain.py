@@ -18,19 +18,14 @@ import pandas as pd
 import torch
 
 from mrta.analysis.atlas import AttentionAtlas
-from mrta.analysis.checks import (
-    CHECK_ROWS,
-    ablate_heads,
-    ablate_maps,
-    map_divergence,
-    permutation_importance,
-    rollout_agreement,
-)
+from mrta.analysis.checks import ablate_heads, ablate_maps, map_divergence, rollout_agreement
 from mrta.analysis.cohorts import ALL_ROWS, CohortSpec
 from mrta.analysis.collect import ProgressFn, Shard, collect_attention
 from mrta.analysis.explanation import Explanation
 from mrta.analysis.heads import head_table
 from mrta.analysis.labels import token_frame
+from mrta.analysis.permutation import permutation_importance
+from mrta.analysis.scoring import CHECK_ROWS
 from mrta.analysis.verdict import Verdict, judge
 from mrta.errors import RunError, one_line
 from mrta.runs.run import Run

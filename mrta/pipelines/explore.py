@@ -24,12 +24,13 @@ import numpy as np
 import pandas as pd
 
 from mrta.analysis.atlas import AttentionAtlas
-from mrta.analysis.checks import CHECK_ROWS, LEARNED_FACTOR
+from mrta.analysis.checks import LEARNED_FACTOR
 from mrta.analysis.cohorts import ALL_ROWS, CohortKey
 from mrta.analysis.collect import ProgressFn
 from mrta.analysis.explanation import Explanation
 from mrta.analysis.labels import format_value, token_frame
 from mrta.analysis.rows import RowAttention, row_attention
+from mrta.analysis.scoring import CHECK_ROWS
 from mrta.analysis.sets import ROLLOUT, SetExplanation, measure_name
 from mrta.analysis.stats import TRIVIAL_MAP, UNIFORM_MAP, UNIFORM_TOLERANCE
 from mrta.errors import RunError, TableError

@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 
 from mrta.analysis.atlas import AttentionAtlas
-from mrta.analysis.checks import AblationResult, PermutationImportance
+from mrta.analysis.checks import AblationResult
 from mrta.analysis.cohorts import ALL_ROWS, CohortKey
 from mrta.analysis.heads import HeadStats
+from mrta.analysis.permutation import PermutationImportance
 from mrta.analysis.verdict import Verdict
 from mrta.jsonable import json_ready, write_json
 from mrta.streams import MAP_IDS
