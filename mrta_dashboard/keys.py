@@ -91,6 +91,7 @@ MAP_TABLE, AGREEMENT_TABLE = "x_maps", "x_agreement"
 ABLATIONS = ("heads", "mean", "maps")  # heads zeroed, heads replaced by their mean, maps zeroed
 ablation_table = KeyFamily("x_ablation")  # (one of ABLATIONS)
 FIGURE, ROLLOUT_FIGURE, HEAD_TABLE = "x_fig", "x_rollout", "x_heads"
+IMPORTANCE_FIGURE, DELETION_FIGURE, FAITHFULNESS_TABLE = "x_imp", "x_del", "x_faith"
 
 # -- Explore page: sets ----------------------------------------------------------------------------
 SET_MEASURE, SET_COLUMN, SET_FILTER = "x_s_measure", "x_s_column", "x_s_filter"
@@ -142,6 +143,9 @@ RUN_VIEWS = (
     FIGURE,
     ROLLOUT_FIGURE,
     HEAD_TABLE,
+    IMPORTANCE_FIGURE,
+    DELETION_FIGURE,
+    FAITHFULNESS_TABLE,
     SET_MEASURE,
     SET_COLUMN,
     SET_FILTER,

@@ -19,6 +19,7 @@ from test_dashboard import TIMEOUT, new_app, plotly_json
 from test_honest_cli import planted
 from test_train import QUICK, TINY_MODEL
 
+from mrta.pipelines.explore import METHOD_NOTES, METHOD_TITLES, METHODS
 from mrta.pipelines.train_run import CANCELLED
 from mrta.runs.control import NOT_TRAINED
 from mrta_dashboard import jobs, keys
@@ -306,6 +307,15 @@ def test_every_check_is_shown_beside_its_null(planted_run):
         "Single heads replaced by their mean",
         "Whole maps zeroed",
     ]
+    # every importance beside the others, each with what it cannot tell, then their deletion
+    # check against random orders
+    faithfulness = next(t for t in tables if "beats random" in t.columns)
+    assert list(faithfulness["method"])[:4] == [METHOD_TITLES[m] for m in METHODS]
+    assert faithfulness["method"].iloc[-1].startswith("20 random orders")
+    assert set(faithfulness["beats random"].iloc[:4]) <= {"yes", "no"}
+    captions = " ".join(c.value for c in at.caption)
+    assert all(METHOD_NOTES[m] in captions for m in METHODS)
+    assert "Faithfulness." in " ".join(m.value for m in at.markdown)
 
 
 @pytest.mark.slow

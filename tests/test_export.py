@@ -174,8 +174,12 @@ def test_summary_is_strict_json_with_clear_keys(model, inputs, atlas, tmp_path):
     path = write_json(tmp_path / "summary.json", summary)
     loaded = json.loads(path.read_text())
     assert loaded["rows"] == 40 and loaded["cohort"] == "all rows"
-    assert set(loaded["importance"]) == {"rollout", "rollout_of_mean_maps", "permutation"}
-    assert list(loaded["importance"]["rollout"]) == [*NUM, *CAT]
+    assert loaded["format_version"] == 3
+    assert set(loaded["rollout"]) == {"mean", "of_mean_maps"}
+    assert list(loaded["rollout"]["mean"]) == [*NUM, *CAT]
+    # the importances and their deletion check come with the checks on test rows
+    assert loaded["importance"] is None and loaded["faithfulness"] is None
+    assert loaded["importance_rows"] is None
     assert len(loaded["heads"]) == 2 * 4 * 2
     assert loaded["heads"][0]["loss_delta"] == ablation.heads[0].loss_delta
     assert loaded["sanity"]["map_divergence"][0]["divergence"] == pytest.approx(0.0, abs=1e-6)

@@ -57,8 +57,15 @@ def test_a_learned_rule_is_worth_reading_and_shuffled_labels_are_not(tmp_path, c
     assert verdict["metric"] == "roc_auc" and verdict["vs_control_low"] > 0
     assert "Verdict: Worth reading." in printed
     assert '<div class="verdict yes"' in printed  # the report opens with it
-    assert real["control"]["steps"] > 0 and real["format_version"] == 2
+    assert real["control"]["steps"] > 0 and real["format_version"] == 3
     assert real["ablation"] is not None  # --checks ran on the rebuilt validation split
+    # the importances on half the test rows, their deletion check on the other half
+    permutation = real["importance"]["permutation"]["mean"]
+    assert sorted(permutation, key=permutation.get)[-3:] == sorted(
+        ["kind", "x", "alone"], key=permutation.get
+    ), "the planted columns lead the permutation importance"
+    assert real["faithfulness"]["permutation"]["beats_random"] is True
+    assert "Faithfulness: removing columns in the order of" in printed
 
     frame = planted()
     frame["y"] = frame["y"].to_numpy()[np.random.default_rng(1).permutation(len(frame))]

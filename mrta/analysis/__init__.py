@@ -1,5 +1,6 @@
-"""Reading attention: the recorder (forward hooks), atlases of cohorts, rollout, per-head
-statistics, interventions and checks. Takes models and tensors, never runs."""
+"""Reading attention: the recorder (forward hooks), atlases of cohorts, per-head statistics,
+column importances (permutation, rollout, value norm, relevance) with their deletion curves,
+interventions and checks. Takes models and tensors, never runs."""
 
 from mrta.analysis.atlas import AttentionAtlas
 from mrta.analysis.cohorts import ALL_ROWS, CohortSpec

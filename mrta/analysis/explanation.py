@@ -8,7 +8,9 @@ from typing import Any
 
 from mrta.analysis.atlas import AttentionAtlas
 from mrta.analysis.checks import AblationResult, MapAblationResult, most_learned_map, sanity_checks
+from mrta.analysis.deletion import Faithfulness
 from mrta.analysis.heads import HeadStats
+from mrta.analysis.importance import ColumnImportances
 from mrta.analysis.permutation import PermutationImportance
 from mrta.analysis.verdict import Verdict
 
@@ -29,7 +31,11 @@ class Explanation:
     ablation: AblationResult | None = None  # single heads zeroed
     mean_ablation: AblationResult | None = None  # single heads replaced by their mean output
     map_ablation: MapAblationResult | None = None  # whole maps zeroed
-    permutation: PermutationImportance | None = None
+    permutation: PermutationImportance | None = None  # on the ranking half of the test rows
+    #: every method's column importance on the ranking half of the test rows
+    importance: ColumnImportances | None = None
+    #: every method's deletion curve on the other half, against random orders
+    faithfulness: Faithfulness | None = None
     #: rollout-vs-permutation agreement of the nulls: "untrained" and "control", when checked
     null_agreement: dict[str, Any] = field(default_factory=dict)
 

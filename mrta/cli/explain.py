@@ -29,6 +29,7 @@ from mrta.pipelines.explain import DEFAULT_MAX_ROWS, explain, run_checks
 from mrta.pipelines.explain_sets import DEFAULT_MAX_SETS, explain_sets, set_maps
 from mrta.pipelines.streamed import explained_rows, file_digest
 from mrta.report.run_exports import write_exports
+from mrta.report.run_report import faithfulness_words
 from mrta.report.set_exports import write_set_exports
 from mrta.runs.run import Run
 from mrta.training import world
@@ -60,8 +61,10 @@ def add_explain(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--checks",
         action="store_true",
-        help="also run head ablation and permutation importance on the validation split "
-        "(needs a run saved with its data)",
+        help="also run head and map ablation on the validation split, and on the test split "
+        "four column importances (permutation, rollout, value_norm, relevance) with their "
+        "deletion curves against random orders; writes importance.csv and faithfulness.csv "
+        "(needs the table the run was trained on)",
     )
     p.add_argument("--max-rows", type=positive, default=DEFAULT_MAX_ROWS, metavar="N")
     add_chunk_rows(p)
@@ -137,6 +140,8 @@ def run_explain(args: argparse.Namespace) -> int:
     written = write_exports(run, explanation, args.out, cohorts=cohorts, report=args.report)
     print(verdict_text(explanation.verdict, explanation.verdict_note), file=sys.stdout)
     print(run.control_status(), file=sys.stdout)
+    if explanation.faithfulness is not None:
+        print(f"Faithfulness: {faithfulness_words(explanation.faithfulness)}", file=sys.stdout)
     bar.finish(
         f"{'Read from the run' if cached else 'Recorded'} {explanation.rows:,} rows "
         f"({len(atlas.cohorts)} cohorts); wrote "

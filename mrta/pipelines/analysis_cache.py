@@ -12,15 +12,17 @@ from pathlib import Path
 
 from mrta.analysis.checks import AblationResult, MapAblationResult
 from mrta.analysis.cohorts import ALL_ROWS
+from mrta.analysis.deletion import Faithfulness
 from mrta.analysis.explanation import Explanation
 from mrta.analysis.heads import head_table
+from mrta.analysis.importance import ColumnImportances
 from mrta.analysis.permutation import PermutationImportance
 from mrta.analysis.verdict import Verdict
 from mrta.jsonable import write_json
 from mrta.report.exports import load_atlas, save_atlas
 
 ANALYSIS_DIR = "analysis"  # where a run directory caches its explanation
-ANALYSIS_FORMAT = 2  # 2: the control's maps, the verdict and the null checks
+ANALYSIS_FORMAT = 3  # 2: the control's maps, the verdict, the null checks; 3: importances
 
 
 def save_explanation(explanation: Explanation, run_dir: str | Path, source: str) -> Path:
@@ -50,6 +52,8 @@ def save_explanation(explanation: Explanation, run_dir: str | Path, source: str)
         "map_ablation": explanation.map_ablation,
         "permutation": explanation.permutation,
         "null_agreement": explanation.null_agreement,
+        "importance": explanation.importance and explanation.importance.to_record(),
+        "faithfulness": explanation.faithfulness and explanation.faithfulness.to_dict(),
     }
     write_json(out / "explanation.json", record)
     return out
@@ -76,6 +80,8 @@ def load_explanation(run_dir: str | Path, source: str) -> Explanation | None:
             record["permutation"]
         )
         verdict = record["verdict"] and Verdict.from_dict(record["verdict"])
+        importance = record["importance"] and ColumnImportances.from_record(record["importance"])
+        faithfulness = record["faithfulness"] and Faithfulness.from_dict(record["faithfulness"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return Explanation(
@@ -93,4 +99,6 @@ def load_explanation(run_dir: str | Path, source: str) -> Explanation | None:
         map_ablation=map_ablation,
         permutation=permutation,
         null_agreement=record["null_agreement"] or {},
+        importance=importance,
+        faithfulness=faithfulness,
     )

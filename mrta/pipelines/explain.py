@@ -5,8 +5,9 @@ pass), does the same for the two nulls, the untrained model (the run's initial w
 control (trained on shuffled labels), derives the head table and the map divergences, and
 judges the run on its test split (:func:`run_verdict`). :func:`attach_control` adds a control
 that landed after the explanation. :func:`run_checks` adds the on-demand checks (head and map
-ablation, zeroed and mean-replaced, and permutation importance on a bounded validation sample,
-for the nulls too); :func:`filter_atlas` records a custom cohort.
+ablation, zeroed and mean-replaced, on validation rows; on test rows the four column importances
+and their deletion curves against random orders, and the nulls' rank agreements);
+:func:`filter_atlas` records a custom cohort.
 """
 
 from __future__ import annotations
@@ -21,8 +22,27 @@ from mrta.analysis.atlas import AttentionAtlas
 from mrta.analysis.checks import ablate_heads, ablate_maps, map_divergence, rollout_agreement
 from mrta.analysis.cohorts import ALL_ROWS, CohortSpec
 from mrta.analysis.collect import ProgressFn, Shard, collect_attention
+from mrta.analysis.deletion import (
+    MIN_ROWS,
+    RANDOM_ORDERS,
+    Faithfulness,
+    deletion_losses,
+    faithfulness,
+    random_orders,
+    removal_values,
+    row_losses,
+    split_halves,
+)
 from mrta.analysis.explanation import Explanation
 from mrta.analysis.heads import head_table
+from mrta.analysis.importance import (
+    METHODS,
+    ColumnImportances,
+    MethodImportance,
+    attention_importances,
+    column_streams,
+    input_columns,
+)
 from mrta.analysis.labels import token_frame
 from mrta.analysis.permutation import permutation_importance
 from mrta.analysis.scoring import CHECK_ROWS
@@ -32,6 +52,12 @@ from mrta.runs.run import Run
 from mrta.task import Task
 from mrta.training.losses import task_scores
 
+#: Why a set run has no row-level importances or deletion curves.
+SET_RUN_CHECKS = (
+    "The column importances, their deletion curves and the head checks work on row runs: in a "
+    "set run an example is a group of rows, so shuffling or removing a column of one row says "
+    "little. Explore the set run's rollout shares instead."
+)
 DEFAULT_MAX_ROWS = (
     10_000  # rows recorded for the maps: cohorts are well filled, a pass takes seconds
 )
@@ -167,38 +193,129 @@ def _table(run: Run, frame: pd.DataFrame | None) -> pd.DataFrame:
 def run_checks(
     run: Run, explanation: Explanation, *, seed: int = 0, progress: ProgressFn | None = None
 ) -> Explanation:
-    """The interventions on the validation split (at most :data:`CHECK_ROWS` rows): every head
-    zeroed and replaced by its mean output, every map zeroed, and permutation importance; and
-    the rollout-vs-permutation agreement of the untrained and the control models, the nulls of
-    the trained model's."""
-    encoded = run.preprocessor.transform(run.rows("validation"))
+    """The interventions and the importances, each beside its null.
+
+    On the validation split (at most :data:`CHECK_ROWS` rows): every head zeroed and replaced by
+    its mean output, every map zeroed. On the test split (at most :data:`CHECK_ROWS` rows, cut
+    in two halves by :func:`~mrta.analysis.deletion.split_halves`): the four column importances
+    of :mod:`mrta.analysis.importance` on the first half, and their deletion curves against
+    random orders on the second (:func:`deletion_faithfulness`), so that no row both ranks the
+    columns and scores the ranking; and the rollout-vs-permutation agreement of the untrained
+    and the control models on the first half, the nulls of the trained model's.
+    Raises ``RunError`` for a set run (its examples are groups of rows: these row-level
+    attributions and curves do not apply).
+    """
+    if run.sets is not None:
+        raise RunError(SET_RUN_CHECKS)
+    validation = run.preprocessor.transform(run.rows("validation"))
+    ranked_rows, curve_rows = importance_rows(run, seed)
+    ranked = run.preprocessor.transform(ranked_rows)
     loss_fn, metric_fn, _ = task_scores(
         run.schema.task, run.preprocessor.target_mean, run.preprocessor.target_std
     )
     nulls = {"untrained": (run.untrained_model(), explanation.untrained)}
     if run.control is not None and explanation.control is not None:
         nulls["control"] = (run.control.model, explanation.control)
-    names = ["ablating heads", "mean-ablating heads", "ablating maps", "permuting columns"]
-    step = _phases(progress, [*names, *(f"permuting columns of the {n} model" for n in nulls)])
+    names = [
+        "ablating heads",
+        "mean-ablating heads",
+        "ablating maps",
+        "permuting columns",
+        "attributing attention",
+        "deleting columns",
+        *(f"permuting columns of the {n} model" for n in nulls),
+    ]
+    step = _phases(progress, names)
     common = {"loss_fn": loss_fn, "metric_fn": metric_fn, "max_rows": CHECK_ROWS, "seed": seed}
+    columns = input_columns(run.schema)
     with torch.no_grad():
-        explanation.ablation = ablate_heads(run.model, encoded, progress=step(0), **common)
+        explanation.ablation = ablate_heads(run.model, validation, progress=step(0), **common)
         explanation.mean_ablation = ablate_heads(
-            run.model, encoded, method="mean", progress=step(1), **common
+            run.model, validation, method="mean", progress=step(1), **common
         )
-        explanation.map_ablation = ablate_maps(run.model, encoded, progress=step(2), **common)
-        explanation.permutation = permutation_importance(
-            run.model, encoded, progress=step(3), **common
+        explanation.map_ablation = ablate_maps(run.model, validation, progress=step(2), **common)
+        permutation = permutation_importance(
+            run.model, ranked, columns=columns, progress=step(3), **common
         )
+    explanation.permutation = permutation
+    _report(step(4), "attributing attention")
+    explanation.importance = ColumnImportances(
+        rows=len(ranked_rows),
+        methods={
+            "permutation": MethodImportance(
+                permutation.loss_increases(), permutation.standard_errors()
+            ),
+            **attention_importances(run.model, ranked, columns),
+        },
+        streams=column_streams(run.schema),
+    )
+    explanation.faithfulness = deletion_faithfulness(
+        run, explanation.importance, curve_rows, seed=seed, progress=step(5)
+    )
+    with torch.no_grad():
         for i, (name, (model, atlas)) in enumerate(nulls.items()):
-            permutation = permutation_importance(model, encoded, progress=step(4 + i), **common)
+            null_permutation = permutation_importance(
+                model, ranked, columns=columns, progress=step(6 + i), **common
+            )
             explanation.null_agreement[name] = rollout_agreement(
-                atlas.importance(), permutation.loss_increases()
+                atlas.importance(), null_permutation.loss_increases()
             )
     explanation.heads = head_table(
         explanation.atlas, ALL_ROWS, reference=explanation.untrained, ablation=explanation.ablation
     )
     return explanation
+
+
+def importance_rows(run: Run, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The test rows the importances are computed on and those their deletion curves are
+    measured on: at most :data:`CHECK_ROWS` test rows with a target (a seeded sample), cut in
+    two disjoint halves. Raises ``RunError`` when there are too few."""
+    rows = analysed_rows(run, run.rows("test"), CHECK_ROWS, seed)
+    if len(rows) < MIN_ROWS:
+        raise RunError(
+            f"The test split has {len(rows)} rows with a target; the importances and their "
+            f"deletion curves need at least {MIN_ROWS}: keep a larger test fraction."
+        )
+    ranked, curves = split_halves(len(rows), seed)
+    return rows.iloc[ranked], rows.iloc[curves]
+
+
+def deletion_faithfulness(
+    run: Run,
+    importances: ColumnImportances,
+    rows: pd.DataFrame,
+    *,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+) -> Faithfulness:
+    """Each method's deletion curve on `rows` (columns replaced, in its order, by their training
+    mean or most frequent level) against :data:`~mrta.analysis.deletion.RANDOM_ORDERS` random
+    orders (:func:`mrta.analysis.deletion.faithfulness`)."""
+    removal = removal_values(run.rows("train"), run.schema)
+    orders = {m: importances.methods[m].ranking() for m in METHODS if m in importances}
+    random = random_orders(list(removal), RANDOM_ORDERS, seed)
+
+    def losses_of(frame: pd.DataFrame) -> np.ndarray:
+        return row_losses(run.model, run.preprocessor, frame)
+
+    total = len(orders) + len(random)
+    curves = []
+    for done, order in enumerate([*orders.values(), *random], start=1):
+        curves.append(deletion_losses(losses_of, rows, removal, order))
+        if progress is not None:
+            progress(done, total, "deleting columns")
+    return faithfulness(
+        dict(zip(orders, curves[: len(orders)], strict=True)),
+        np.stack(curves[len(orders) :]),
+        orders=orders,
+        random=random,
+        seed=seed,
+    )
+
+
+def _report(progress: ProgressFn | None, message: str) -> None:
+    if progress is not None:
+        progress(0, 1, message)
 
 
 def _phases(progress: ProgressFn | None, names: Sequence[str]):

@@ -28,6 +28,7 @@ from mrta.analysis.checks import LEARNED_FACTOR
 from mrta.analysis.cohorts import ALL_ROWS, CohortKey
 from mrta.analysis.collect import ProgressFn
 from mrta.analysis.explanation import Explanation
+from mrta.analysis.importance import METHOD_NOTES, METHOD_TITLES, METHODS
 from mrta.analysis.labels import format_value, token_frame
 from mrta.analysis.rows import RowAttention, row_attention
 from mrta.analysis.scoring import CHECK_ROWS
@@ -42,6 +43,9 @@ __all__ = [  # its own names, and those of the analysis that a face shows
     "ALL_ROWS",
     "CHECK_ROWS",
     "LEARNED_FACTOR",
+    "METHODS",
+    "METHOD_NOTES",
+    "METHOD_TITLES",
     "OPERATORS",
     "ROLLOUT",
     "TRIVIAL_MAP",

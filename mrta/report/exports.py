@@ -18,7 +18,9 @@ import pandas as pd
 from mrta.analysis.atlas import AttentionAtlas
 from mrta.analysis.checks import AblationResult
 from mrta.analysis.cohorts import ALL_ROWS, CohortKey
+from mrta.analysis.deletion import EXPORT_KEY, Faithfulness
 from mrta.analysis.heads import HeadStats
+from mrta.analysis.importance import METHODS, ColumnImportances
 from mrta.analysis.permutation import PermutationImportance
 from mrta.analysis.verdict import Verdict
 from mrta.jsonable import json_ready, write_json
@@ -27,8 +29,9 @@ from mrta.streams import MAP_IDS
 ATLAS_FORMAT = "mrta-attention-atlas"
 SUMMARY_FORMAT = "mrta-analysis-summary"
 FORMAT_VERSION = 1  # of the atlas files
-#: 2: the verdict and the control model
-SUMMARY_VERSION = 2
+#: 2: the verdict and the control model; 3: every method's importance with its standard error,
+#: their faithfulness, and the atlas's rollout under its own key
+SUMMARY_VERSION = 3
 # Leading characters that make a spreadsheet read a cell as a formula (OWASP's list).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 TIDY_COLUMNS = ("layer", "map", "head", "cohort", "query", "key", "weight")
@@ -180,6 +183,8 @@ def analysis_summary(
     *,
     heads: Sequence[HeadStats] = (),
     permutation: PermutationImportance | None = None,
+    importance: ColumnImportances | None = None,
+    faithfulness: Faithfulness | None = None,
     ablation: AblationResult | None = None,
     sanity: Mapping[str, Any] | None = None,
     verdict: Verdict | None = None,
@@ -192,9 +197,13 @@ def analysis_summary(
     :class:`~mrta.analysis.verdict.Verdict`; ``None`` without the test rows), ``control``
     (``steps``, ``epochs``, ``metric`` (its test value), ``map_divergence`` (per map, the
     control's divergence from the untrained model); ``None`` without a control), ``heads`` (the
-    head table), ``importance`` (``rollout``: each row's rollout averaged;
-    ``rollout_of_mean_maps``; ``permutation``: loss increase per column, or ``None``),
-    ``permutation`` (its details), ``ablation``, ``sanity``.
+    head table), ``rollout`` (the atlas's attention received, rolled out, over the cohort's
+    rows: ``mean``, each row's rollout averaged, and ``of_mean_maps``), ``importance`` (per
+    method id, ``mean`` and ``se`` per input column, on the ranking half of the test rows;
+    ``None`` until the checks run), ``importance_rows`` (``ranked_on``, ``curves_on``: the rows
+    of each half), ``faithfulness`` (per method, the deletion ``area``, ``low``, ``high`` and
+    ``beats_random``, and ``random``'s ``low`` and ``high``), ``permutation`` (its details),
+    ``ablation``, ``sanity``.
     """
     return json_ready(
         {
@@ -205,13 +214,52 @@ def analysis_summary(
             "verdict": None if verdict is None else verdict.to_dict(),
             "control": control,
             "heads": list(heads),
-            "importance": {
-                "rollout": atlas.importance(cohort),
-                "rollout_of_mean_maps": atlas.mean_map_importance(cohort),
-                "permutation": None if permutation is None else permutation.loss_increases(),
+            "rollout": {
+                "mean": atlas.importance(cohort),
+                "of_mean_maps": atlas.mean_map_importance(cohort),
             },
+            "importance": None if importance is None else importance.to_dict(),
+            "importance_rows": None
+            if importance is None or faithfulness is None
+            else {"ranked_on": importance.rows, "curves_on": faithfulness.rows},
+            "faithfulness": None if faithfulness is None else faithfulness.to_dict()[EXPORT_KEY],
             "permutation": permutation,
             "ablation": ablation,
             "sanity": sanity,
         }
     )
+
+
+IMPORTANCE_COLUMNS = ("method", "column", "stream", "mean", "se", "rank")
+FAITHFULNESS_COLUMNS = ("method", "area", "low", "high", "beats_random")
+
+
+def write_importance_csv(importance: ColumnImportances, path: str | Path) -> Path:
+    """Tidy: one row per method and input column: ``method``, ``column``, ``stream``, ``mean``,
+    ``se`` (empty where none) and ``rank`` (1 = most important)."""
+    rows = []
+    for method in METHODS:
+        if method not in importance:
+            continue
+        result = importance.methods[method]
+        rank = {name: i for i, name in enumerate(result.ranking(), start=1)}
+        for name, mean in result.mean.items():
+            se = None if result.se is None else result.se[name]
+            stream = importance.streams.get(name)
+            rows.append((method, escape_cell(name), stream, mean, se, rank[name]))
+    pd.DataFrame(rows, columns=list(IMPORTANCE_COLUMNS)).to_csv(
+        path, index=False, float_format="%.6g"
+    )
+    return Path(path)
+
+
+def write_faithfulness_csv(faithfulness: Faithfulness, path: str | Path) -> Path:
+    """Tidy: one row per method of the deletion check (``method``, ``area``, ``low``, ``high``,
+    ``beats_random``), and a ``random`` row: the random orders' own areas, 5th and 95th
+    percentiles, in ``low`` and ``high``."""
+    export = faithfulness.to_dict()[EXPORT_KEY]
+    rows = [{"method": method, **values} for method, values in export.items()]
+    pd.DataFrame(rows, columns=list(FAITHFULNESS_COLUMNS)).to_csv(
+        path, index=False, float_format="%.6g"
+    )
+    return Path(path)

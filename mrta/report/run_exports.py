@@ -11,7 +11,13 @@ from typing import Any
 from mrta.analysis.cohorts import ALL_ROWS, CohortKey
 from mrta.analysis.explanation import Explanation
 from mrta.jsonable import write_json
-from mrta.report.exports import analysis_summary, save_atlas, write_tidy_csv
+from mrta.report.exports import (
+    analysis_summary,
+    save_atlas,
+    write_faithfulness_csv,
+    write_importance_csv,
+    write_tidy_csv,
+)
 from mrta.report.run_report import report_html
 from mrta.runs.run import Run
 
@@ -24,8 +30,9 @@ def write_exports(
     cohorts: Sequence[CohortKey] = (ALL_ROWS,),
     report: bool = False,
 ) -> list[Path]:
-    """Write ``maps.npz`` + ``maps.json``, ``maps.csv`` (tidy), ``summary.json`` and, with
-    ``report``, ``report.html`` into ``out``; returns the paths written."""
+    """Write ``maps.npz`` + ``maps.json``, ``maps.csv`` (tidy), ``summary.json``, once the checks
+    ran ``importance.csv`` and ``faithfulness.csv`` (tidy), and with ``report``,
+    ``report.html`` into ``out``; returns the paths written."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = list(save_atlas(explanation.atlas, out / "maps"))
@@ -35,12 +42,18 @@ def write_exports(
         explanation.atlas,
         heads=explanation.heads,
         permutation=explanation.permutation,
+        importance=explanation.importance,
+        faithfulness=explanation.faithfulness,
         ablation=explanation.ablation,
         sanity=explanation.sanity,
         verdict=explanation.verdict,
         control=control_summary(run, explanation),
     )
     written.append(write_json(out / "summary.json", summary))
+    if explanation.importance is not None:
+        written.append(write_importance_csv(explanation.importance, out / "importance.csv"))
+    if explanation.faithfulness is not None:
+        written.append(write_faithfulness_csv(explanation.faithfulness, out / "faithfulness.csv"))
     if report:
         path = out / "report.html"
         path.write_text(report_html(run, explanation), encoding="utf-8")

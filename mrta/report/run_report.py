@@ -8,8 +8,10 @@ from typing import Any
 
 from mrta.analysis.checks import LEARNED_FACTOR
 from mrta.analysis.cohorts import ALL_ROWS
+from mrta.analysis.deletion import Faithfulness
 from mrta.analysis.explanation import Explanation
-from mrta.report import figures
+from mrta.analysis.importance import METHOD_NOTES, METHOD_TITLES, METHODS
+from mrta.report import figures, importance_figures
 from mrta.report.html import run_report
 from mrta.runs.run import Run
 from mrta.streams import MAP_LABELS
@@ -30,9 +32,31 @@ def report_figures(explanation: Explanation, layer: int = 0) -> list[tuple[str, 
         )
         grid = figures.head_grid(cohort.mean, queries, keys, title=title)
         shown.append((title, figures.centred_on_uniform(grid, cohort.mean)))
+    streams = {name: s for s, names in atlas.token_names[0].items() for name in names}
     shown.append(
-        ("Rollout importance", figures.importance_bars(atlas.importance(), title="Rollout"))
+        (
+            f"Attention received, rolled out, over the {explanation.rows:,} rows recorded: "
+            "where the attention weights point, not what the model needs",
+            importance_figures.rollout_by_stream(atlas.importance(), streams),
+        )
     )
+    if explanation.importance is not None:
+        notes = " ".join(
+            f"{METHOD_TITLES[m]}: {METHOD_NOTES[m]}" for m in METHODS if m in explanation.importance
+        )
+        shown.append(
+            (
+                f"Column importance by four methods, on the first half of the test rows. {notes}",
+                importance_figures.importance_panels(explanation.importance),
+            )
+        )
+    if explanation.faithfulness is not None:
+        shown.append(
+            (
+                f"Faithfulness: {faithfulness_words(explanation.faithfulness)}",
+                importance_figures.deletion_curves(explanation.faithfulness),
+            )
+        )
     if explanation.divergence:
         caption = (
             "Divergence from the untrained model, trained beside the control (a map counts as "
@@ -45,6 +69,26 @@ def report_figures(explanation: Explanation, layer: int = 0) -> list[tuple[str, 
             (caption, figures.divergence_bars(explanation.divergence, title="Trained vs untrained"))
         )
     return shown
+
+
+def faithfulness_words(faithfulness: Faithfulness) -> str:
+    """Which methods' rankings beat random deletion orders, in one paragraph."""
+    beat = [METHOD_TITLES[m] for m, r in faithfulness.methods.items() if r.beats_random]
+    missed = [METHOD_TITLES[m] for m, r in faithfulness.methods.items() if not r.beats_random]
+    level = round(100 * faithfulness.level)
+    said = (
+        f"removing columns in the order of {', '.join(beat)} raised the test loss faster than "
+        f"random orders ({level} % bootstrap interval of the area above zero)"
+        if beat
+        else "no method's order raised the test loss faster than random orders"
+    )
+    if beat and missed:
+        said += f"; {', '.join(missed)} did not"
+    return (
+        f"{said}. Measured on {faithfulness.rows:,} test rows that played no part in the "
+        "ranking, each column replaced by its training mean or most frequent level. A method "
+        "that does not beat random here gives no ranking to trust on this run."
+    )
 
 
 def verdict_banner(run: Run, explanation: Explanation) -> tuple[bool, str, list[str]]:

@@ -1,7 +1,7 @@
 """Beside every map of a run on rows, each check next to its null: the map's divergence from the
 untrained model beside the control's (and whether it counts as learned), and, on demand,
 rollout against permutation importance for the trained model beside the untrained model and
-the control."""
+the control, and the button that runs the checks and the importances."""
 
 from __future__ import annotations
 
@@ -84,8 +84,8 @@ def _agreement(run, explanation: Explanation) -> None:
             shown = "—" if value is None else f"{value:.2f}"
             st.metric(f"Rollout vs permutation, {label} columns (Spearman)", shown)
         st.caption(
-            "Rank agreement between attention rollout and permutation importance on validation "
-            "rows, within each type of column (rollout splits its importance half and half "
+            "Rank agreement between attention rollout and permutation importance (on test "
+            "rows), within each type of column (rollout splits its importance half and half "
             "between the types by construction). — means too few columns to rank."
         )
         st.dataframe(
@@ -103,13 +103,14 @@ def _agreement(run, explanation: Explanation) -> None:
     if trained is not None and not wants_control:
         return
     label = "Run the checks again, with the control" if trained is not None else None
-    if st.button(label or "Run ablation and permutation checks", key=keys.CHECKS):
+    if st.button(label or "Run the checks and the importances", key=keys.CHECKS):
         _run(run, explanation)
     else:
         st.caption(
-            f"Head and map ablation (zeroed, and replaced by their mean) and permutation "
-            f"importance, for the trained model and its nulls, run on up to {CHECK_ROWS:,} "
-            "validation rows, on demand."
+            f"Head and map ablation (zeroed, and replaced by their mean) on up to {CHECK_ROWS:,} "
+            f"validation rows; on up to {CHECK_ROWS:,} test rows, cut in two halves, four "
+            "column importances on the first (permutation also for the nulls) and their "
+            "deletion curves against random orders on the second. On demand."
         )
 
 

@@ -21,11 +21,13 @@ from mrta.pipelines.explore import (
     row_map,
 )
 from mrta.report import figures
+from mrta.report.importance_figures import rollout_by_stream
 from mrta.streams import MAP_LABELS
 from mrta_dashboard import keys, session
 from mrta_dashboard.parts import colour
 
 AGGREGATIONS = ["whole dataset", "a cohort", "difference of two cohorts", "one row", "filter"]
+ROLLOUT_TITLE = "attention received, rolled out"
 PICKED_ROWS = 5000  # rows of the table a row is picked from
 LABEL_NOTES = {
     UNIFORM_MAP: (
@@ -185,14 +187,17 @@ def show_rollout(explanation: Explanation, aggregation: str) -> None:
     cohort = ALL_ROWS
     if aggregation == "a cohort":
         cohort = cohort_choice(atlas, "Cohort", keys.ROLLOUT_COHORT)
-    importance = atlas.importance(cohort)
+    streams = {name: s for s, names in atlas.token_names[0].items() for name in names}
     st.plotly_chart(
-        figures.importance_bars(importance, title="How much each column flows into the prediction"),
+        rollout_by_stream(atlas.importance(cohort), streams, title=ROLLOUT_TITLE.capitalize()),
         key=keys.ROLLOUT_FIGURE,
     )
     st.caption(
-        "Rollout multiplies every layer's head-averaged maps, with the residual connections, "
-        "and averages the result over the rows: a share per input column, summing to 1. "
-        "The numerical and the categorical columns always share it half and half (each cross "
-        "stage is half residual), so compare a column with others of its own type."
+        "Rollout multiplies every layer's head-averaged maps, with each residual connection "
+        "counted as half, and averages the result over the rows: a share per input column, "
+        "summing to 1. It says where the attention weights point, not what the model needs: "
+        "the numerical and the categorical columns always receive half each (each cross stage "
+        "is half residual), and a weight on a value that carries nothing still counts. The "
+        "importances below, once the checks ran, say which ranking the model's behaviour bears "
+        "out."
     )

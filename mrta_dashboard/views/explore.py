@@ -7,7 +7,7 @@ import streamlit as st
 
 from mrta.pipelines.explore import SetExplanation
 from mrta_dashboard import control, keys, session
-from mrta_dashboard.parts import ablation, checks, maps, set_browser, verdict
+from mrta_dashboard.parts import ablation, checks, importance, maps, set_browser, verdict
 
 ROLLOUT = "rollout"
 
@@ -43,7 +43,9 @@ def page() -> None:
         [*map_ids, ROLLOUT],
         index=map_ids.index(first_map) if layer == first_layer and first_map in map_ids else 0,
         format_func=lambda m: (
-            "rollout: column importance" if m == ROLLOUT else maps.map_name(explanation, layer, m)
+            "attention received, rolled out"
+            if m == ROLLOUT
+            else maps.map_name(explanation, layer, m)
         ),
         key=keys.MAP,
     )
@@ -61,6 +63,7 @@ def page() -> None:
             maps.show_map(run, explanation, layer, view, aggregation)
     with right:
         checks.sanity(run, explanation, layer, view)
+    importance.section(explanation)
     ablation.tables(run, explanation)
 
 
