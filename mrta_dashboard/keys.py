@@ -106,12 +106,13 @@ SET_FILTERS = ("every set", "wrong predictions", "right predictions", "largest e
 set_picker = KeyFamily("x_set")  # (one of SET_FILTERS): each list of sets has its picker
 
 # -- Export page -----------------------------------------------------------------------------------
-EXPORT_FILES = "e_files"  # (explanation, {file name: bytes})
+EXPORT_FILES = "e_files"  # ((explanation, its checks, control), {file name: bytes})
 EXPORT_SET_FILES = "e_set_files"  # (explanation, {file name: bytes})
 EXPORT_SET = "e_set"
 EXPORT_ROWS = "e_rows"  # whether the zipped run holds the table's rows
 EXPORT_REPORT, EXPORT_RUN, EXPORT_FIGURE = "e_report", "e_run", "e_figure"
 EXPORT_NPZ, EXPORT_JSON, EXPORT_CSV, EXPORT_SUMMARY = "e_npz", "e_json", "e_csv", "e_summary"
+EXPORT_IMPORTANCE, EXPORT_FAITHFULNESS = "e_importance", "e_faithfulness"
 EXPORT_SETS_CSV, EXPORT_ROWS_CSV, EXPORT_SUMMARY_CSV = "e_sets", "e_srows", "e_ssum"
 export_set_maps = KeyFamily("e")  # (file name)
 

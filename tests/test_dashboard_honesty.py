@@ -289,6 +289,9 @@ def test_every_check_is_shown_beside_its_null(planted_run):
     labels = dict(zip(maps["map"], maps["label"], strict=True))
     assert labels["numerical → numerical"] == "uniform"
     assert "numerical → numerical (uniform)" in at.selectbox(key=keys.MAP).options
+    at.switch_page("views/export.py").run()  # exports written before the checks ran
+    assert not any("Importances" in b.label for b in at.get("download_button"))
+    at.switch_page("views/explore.py").run()
     at.button(key=keys.CHECKS).click().run()
     assert not at.exception and not at.error
     tables = [frame.value for frame in at.dataframe]
@@ -316,6 +319,9 @@ def test_every_check_is_shown_beside_its_null(planted_run):
     captions = " ".join(c.value for c in at.caption)
     assert all(METHOD_NOTES[m] in captions for m in METHODS)
     assert "Faithfulness." in " ".join(m.value for m in at.markdown)
+    at.switch_page("views/export.py").run()  # and written again once they did
+    labels = [b.label for b in at.get("download_button")]
+    assert "Importances (.csv)" in labels and "Faithfulness (.csv)" in labels
 
 
 @pytest.mark.slow

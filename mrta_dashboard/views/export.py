@@ -65,6 +65,27 @@ def page() -> None:
         "application/json",
         key=keys.EXPORT_SUMMARY,
     )
+    if "importance.csv" in files:
+        st.markdown(
+            "**The importances** (tidy: method, column, stream, mean, standard error, rank) and "
+            "**their deletion check** (per method the area above random orders, its interval "
+            "and whether it beats random), from the checks on the test rows."
+        )
+        c1, c2 = st.columns(2)
+        c1.download_button(
+            "Importances (.csv)",
+            files["importance.csv"],
+            f"{stem}-importance.csv",
+            "text/csv",
+            key=keys.EXPORT_IMPORTANCE,
+        )
+        c2.download_button(
+            "Faithfulness (.csv)",
+            files["faithfulness.csv"],
+            f"{stem}-faithfulness.csv",
+            "text/csv",
+            key=keys.EXPORT_FAITHFULNESS,
+        )
     st.markdown("**One figure** as a standalone HTML page.")
     shown = report_figures(explanation)
     titles = [title for title, _ in shown]
@@ -112,14 +133,16 @@ def _run_download(run, explanation, stem: str) -> None:
 
 
 def _exports(run, explanation) -> dict[str, bytes]:
-    """The export files, written once per run and kept for the session."""
+    """The export files, written once per state of the explanation and kept for the session
+    (the checks and a control that lands later change it in place)."""
+    state = (explanation, explanation.importance, explanation.ablation, explanation.control)
     cached = st.session_state.get(keys.EXPORT_FILES)
-    if cached is not None and cached[0] is explanation:
+    if cached is not None and all(a is b for a, b in zip(cached[0], state, strict=True)):
         return cached[1]
     with tempfile.TemporaryDirectory() as folder:
         paths = write_exports(run, explanation, folder)
         files = {path.name: path.read_bytes() for path in paths}
-    st.session_state[keys.EXPORT_FILES] = (explanation, files)
+    st.session_state[keys.EXPORT_FILES] = (state, files)
     return files
 
 
