@@ -1,4 +1,5 @@
-"""Plain JSON from the project's values: the one cleaner every JSON file and message goes through.
+"""Plain JSON from the project's values: the one cleaner every JSON file and message goes through,
+and its inverse for the project's result dataclasses.
 
 Dataclasses and mappings become objects, sequences and arrays lists, numpy scalars Python
 numbers, enums their value, and NaN and infinities ``null``, so that what is written is
@@ -13,9 +14,11 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 
 def json_ready(value: Any) -> Any:
@@ -35,6 +38,20 @@ def json_ready(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def from_json_ready(cls: type[T], data: Mapping[str, Any], **entries: type) -> T:
+    """The dataclass `cls` back from :func:`json_ready`'s dict: each field in `entries` holds a
+    list of dicts of that dataclass, made a tuple; a field missing from `data` takes its default
+    (a result cached before the field existed)."""
+    values = {}
+    for field in dataclasses.fields(cls):
+        if field.name not in data:
+            continue
+        value = data[field.name]
+        entry = entries.get(field.name)
+        values[field.name] = value if entry is None else tuple(entry(**item) for item in value)
+    return cls(**values)
 
 
 def json_bytes(value: Any, indent: int = 1) -> bytes:

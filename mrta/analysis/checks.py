@@ -36,6 +36,7 @@ from mrta.analysis.permutation import PermutationImportance
 from mrta.analysis.rank_agreement import spearman_agreement
 from mrta.analysis.scoring import CHECK_ROWS, Sample, bounded_sample, change, score_sample
 from mrta.analysis.stats import head_divergence, map_label
+from mrta.jsonable import from_json_ready
 from mrta.nn.attention import AttentionBlock
 from mrta.streams import MapKey
 from mrta.training.losses import ScoreFn
@@ -72,13 +73,7 @@ class AblationResult:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AblationResult:
         """Inverse of :func:`mrta.report.exports.json_ready` on a result, for cached runs."""
-        return cls(
-            rows=data["rows"],
-            baseline_loss=data["baseline_loss"],
-            baseline_metric=data["baseline_metric"],
-            heads=tuple(HeadAblation(**entry) for entry in data["heads"]),
-            method=data.get("method", "zero"),
-        )
+        return from_json_ready(cls, data, heads=HeadAblation)
 
     def effect(self, layer: int, map_id: str, head: int) -> HeadAblation | None:
         """The entry of one head, ``None`` if it was not ablated."""
@@ -114,13 +109,7 @@ class MapAblationResult:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MapAblationResult:
         """Inverse of :func:`mrta.report.exports.json_ready` on a result, for cached runs."""
-        return cls(
-            rows=data["rows"],
-            baseline_loss=data["baseline_loss"],
-            baseline_metric=data["baseline_metric"],
-            maps=tuple(MapAblation(**entry) for entry in data["maps"]),
-            method=data.get("method", "zero"),
-        )
+        return from_json_ready(cls, data, maps=MapAblation)
 
     def effect(self, layer: int, map_id: str) -> MapAblation | None:
         """The entry of one map, ``None`` if it was not ablated."""

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from mrta.analysis.collect import DEFAULT_BATCH_SIZE, ProgressFn
 from mrta.analysis.inputs import Inputs
 from mrta.analysis.scoring import CHECK_ROWS, Sample, bounded_sample, change, score_sample
+from mrta.jsonable import from_json_ready
 from mrta.training.losses import ScoreFn
 
 DEFAULT_REPEATS = 5  # shuffles per column: a standard error, cheap enough for 30 columns
@@ -54,14 +55,7 @@ class PermutationImportance:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PermutationImportance:
         """Inverse of :func:`mrta.report.exports.json_ready` on a result, for cached runs."""
-        return cls(
-            rows=data["rows"],
-            repeats=data["repeats"],
-            seed=data["seed"],
-            baseline_loss=data["baseline_loss"],
-            baseline_metric=data["baseline_metric"],
-            columns=tuple(ColumnImportance(**column) for column in data["columns"]),
-        )
+        return from_json_ready(cls, data, columns=ColumnImportance)
 
     def loss_increases(self) -> dict[str, float]:
         """Mean loss increase per column."""
