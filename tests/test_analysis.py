@@ -23,8 +23,9 @@ from mrta.analysis.checks import (
     rollout_agreement,
     sanity_checks,
 )
-from mrta.analysis.cohorts import ALL_ROWS, CohortMap, CohortSpec, cohort_difference
+from mrta.analysis.cohorts import ALL_ROWS, CohortSpec
 from mrta.analysis.collect import collect_attention
+from mrta.analysis.difference import CohortMap, cohort_difference
 from mrta.analysis.heads import head_table, map_labels
 from mrta.analysis.labels import format_value, token_frame, value_labels
 from mrta.analysis.permutation import _shuffle_column, permutation_importance

@@ -10,8 +10,8 @@ import torch
 from tiny_models import random_inputs, tiny_config, tiny_model
 
 from mrta.analysis.checks import map_divergence
-from mrta.analysis.cohorts import MapDifference
 from mrta.analysis.collect import collect_attention
+from mrta.analysis.difference import MapDifference
 from mrta.analysis.heads import head_table
 from mrta.report.figures import (
     agreement_scatter,

@@ -13,7 +13,8 @@ from typing import Literal
 
 import numpy as np
 
-from mrta.analysis.cohorts import ALL_ROWS, CohortKey, CohortMap, MapDifference, cohort_difference
+from mrta.analysis.cohorts import ALL_ROWS, CohortKey
+from mrta.analysis.difference import CohortMap, MapDifference, cohort_difference
 from mrta.analysis.rollout import rollout_importance
 from mrta.streams import MAP_IDS, MapKey
 

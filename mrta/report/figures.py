@@ -19,7 +19,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from mrta.analysis.cohorts import MapDifference
+from mrta.analysis.difference import MapDifference
 
 MAX_LABEL = 24  # characters of a name on an axis; the full name is on hover
 
