@@ -14,6 +14,8 @@ from typing import Any, Self
 
 from mrta.errors import positive_int
 
+#: The largest seed: numpy's and scikit-learn's random states take 32-bit seeds.
+MAX_SEED = 2**32 - 1
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -150,6 +152,11 @@ class TrainConfig:
             raise ValueError(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(
+                f"seed must be a whole number from 0 to {MAX_SEED} (what numpy and scikit-learn "
+                f"take), got {self.seed!r}"
+            )
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
 

@@ -114,7 +114,14 @@ def test_no_flags_give_todays_defaults_and_each_flag_sets_its_field():
         time_budget=None, max_epochs=7, batch_size=16, device="cpu", threads=2, seed=5
     )
     assert config_from_args(parse_train("--time-budget", "12.5"), TRAIN).time_budget == 12.5
-    assert config_from_args(parse_train("--batch-size", "0"), sets).batch_size == SET_BATCH_SIZE
+    # a bad value is refused by the flag the user typed, before any work
+    for flags, message in (
+        (("--batch-size", "0"), "--batch-size must be a positive integer, got 0"),
+        (("--seed", "-1"), "--seed must be a whole number from 0 to 4294967295"),
+        (("--seed", str(2**70)), "--seed must be a whole number from 0 to 4294967295"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            config_from_args(parse_train(*flags), sets)
 
 
 def replace_train(**changes) -> TrainConfig:

@@ -41,8 +41,8 @@ def _zero_means_none(seconds: float) -> float | None:
 
 
 def _unset_keeps_base(count: int | None) -> Any:
-    """``--batch-size`` not given (or 0): the base config's, which differs for set runs."""
-    return count or KEEP
+    """``--batch-size`` not given: the base config's, which differs for set runs."""
+    return KEEP if count is None else count
 
 
 @dataclass(frozen=True)
@@ -182,11 +182,19 @@ def _kind(cls: type, field: dataclasses.Field, hint: Any, flag: Flag) -> dict[st
 def config_from_args(args: argparse.Namespace, base: Config) -> Config:
     """`base` with the values of its fields' flags in `args` (a flag's ``value`` may keep the
     base's value, e.g. the set runs' batch size when ``--batch-size`` is not given)."""
-    changes = {}
+    changes, flags = {}, {}
     for field, flag in flag_fields(type(base)):
         value = getattr(args, field.name)
         if flag.value is not None:
             value = flag.value(value)
         if value is not KEEP:
             changes[field.name] = value
-    return dataclasses.replace(base, **changes)
+            flags[field.name] = flag_name(field, flag)
+    try:
+        return dataclasses.replace(base, **changes)
+    except ValueError as error:  # the config names its field: say the flag the user typed
+        message = str(error)
+        for name, flag in flags.items():
+            if message.startswith(f"{name} "):
+                raise ValueError(f"{flag}{message[len(name) :]}") from None
+        raise
