@@ -66,6 +66,14 @@ def test_predict_writes_one_row_per_input_row_in_order(trained):
     assert len(predictions) == 30
     assert list(predictions.columns) == ["high", "low", "mid", "prediction"]
     assert set(predictions["prediction"]) <= {"high", "low", "mid"}
+    # prediction needs a single row (training needs many)
+    new.head(1).to_csv(folder / "one.csv", index=False)
+    done = mrta("predict", "run", "one.csv", "--out", "one_prediction.csv", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    assert len(pd.read_csv(folder / "one_prediction.csv")) == 1
+    new.head(0).to_csv(folder / "none.csv", index=False)
+    done = mrta("predict", "run", "none.csv", "--out", "no_prediction.csv", cwd=folder)
+    assert done.returncode == 1 and "at least one row of data" in done.stderr
 
 
 @pytest.mark.slow

@@ -70,10 +70,12 @@ def add_chunk_rows(p: argparse.ArgumentParser) -> None:
     )
 
 
-def table_or_stream(args: argparse.Namespace, chunk_rows: int | None) -> pd.DataFrame | None:
+def table_or_stream(
+    args: argparse.Namespace, chunk_rows: int | None, options: ReadingOptions | None = None
+) -> pd.DataFrame | None:
     """The table of ``args.data`` read whole, or None (and a note on stderr) when it streams:
-    with ``--chunk-rows``, or when it is over the reading limits."""
-    frame = None if chunk_rows is not None else read_or_stream(args.data)
+    with ``--chunk-rows``, or when it is over the reading limits (`options`)."""
+    frame = None if chunk_rows is not None else read_or_stream(args.data, options)
     if frame is None and world.is_leader():
         limits = ReadingOptions()
         why = (

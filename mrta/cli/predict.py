@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from mrta.cli.common import add_chunk_rows, add_run_arguments, subcommand, table_or_stream
+from mrta.data.read import ReadingOptions
 from mrta.data.stream import DEFAULT_CHUNK_ROWS
 from mrta.pipelines.streamed import predict_file
 from mrta.runs.run import Run
@@ -29,7 +30,7 @@ def add_predict(commands: argparse._SubParsersAction) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     run = Run.load(args.run)
-    frame = table_or_stream(args, args.chunk_rows)
+    frame = table_or_stream(args, args.chunk_rows, ReadingOptions(min_rows=1))
     if frame is None:  # chunk by chunk, in bounded memory
         written = predict_file(
             run, args.data, args.out, chunk_rows=args.chunk_rows or DEFAULT_CHUNK_ROWS

@@ -51,6 +51,10 @@ class ReadingOptions:
         metadata={"why": "drop rows only when the user asks; refusing is the honest default"},
     )
     seed: int = field(default=0, metadata={"why": "the sample of an over-long file is repeatable"})
+    min_rows: int = field(
+        default=2,
+        metadata={"why": "training needs many rows; predicting needs one (mrta predict sets 1)"},
+    )
 
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -198,7 +202,7 @@ def _limit_rows(
 ) -> pd.DataFrame:
     """Refuse too few rows; refuse or sample too many."""
     rows_in_file = len(frame)
-    require_rows(rows_in_file, what)
+    require_rows(rows_in_file, what, options.min_rows)
     if rows_in_file > options.max_rows:
         if not options.sample_over_max_rows:
             raise TableError(
@@ -217,14 +221,15 @@ def _limit_rows(
     return frame
 
 
-def require_rows(rows: int, what: str = "CSV") -> None:
-    """Raise `TableError` for a file with fewer than two data rows; `what` names its format."""
+def require_rows(rows: int, what: str = "CSV", minimum: int = 2) -> None:
+    """Raise `TableError` for a file with fewer than `minimum` data rows (two, unless a single
+    row will do: predicting); `what` names its format."""
     if rows == 0:
+        rows_needed = "at least two rows" if minimum > 1 else "at least one row"
         raise TableError(
-            f"The file has a header but no data rows: upload a {what} with at least two rows "
-            "of data."
+            f"The file has a header but no data rows: upload a {what} with {rows_needed} of data."
         )
-    if rows == 1:
+    if rows == 1 and minimum > 1:
         raise TableError(
             "The file has only one data row: a model needs a table with many rows, "
             "so upload the full table."
