@@ -74,6 +74,22 @@ def test_encoding_is_detected(data, encoding, note):
         assert "save the file as CSV UTF-8" in result.notes[0]
 
 
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_a_byte_order_mark_is_text_not_binary(codec, tmp_path):
+    from mrta.data.stream import scan_table
+
+    text = "a,b,c\n" + "".join(f"José {i},{i},{i / 2}\n" for i in range(50))
+    result = read_table(text.encode(codec))
+    assert result.encoding == codec
+    assert result.frame.equals(read_table(text.encode()).frame)
+    assert "without a byte-order mark" in result.notes[0]
+    path = tmp_path / "table.csv"  # the streamed reader agrees, chunk by chunk
+    path.write_bytes(text.encode(codec))
+    assert scan_table(path, chunk_rows=7).rows == 50
+    with pytest.raises(TableError, match="binary data"):  # zeros anywhere else stay binary
+        read_table(b"a,b\n1,\x00\x00\x002\n3,4\n")
+
+
 @pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
 def test_delimiter_is_detected(delimiter):
     data = delimiter.join(["x", "y", "z"]) + "\n" + delimiter.join(["1.5", "a b", "3"]) + "\n"

@@ -308,7 +308,8 @@ def refuse_binary(raw: bytes) -> None:
                 "it as CSV (in Excel: File > Save As > CSV UTF-8)."
             )
     head = raw[:8192]
-    if b"\x00" in head and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    utf16 = head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or _bomless_utf16(head)
+    if b"\x00" in head and not utf16:
         raise TableError(
             "This file holds binary data, not text: upload a CSV file "
             "(in Excel: File > Save As > CSV UTF-8)."
@@ -319,7 +320,7 @@ def refuse_binary(raw: bytes) -> None:
 class CsvDialect:
     """How a CSV file is written, as detected from its first bytes."""
 
-    encoding: str  # a Python codec: "utf-8", "utf-8-sig", "utf-16", "cp1252" or "latin-1"
+    encoding: str  # a Python codec: utf-8(-sig), utf-16(-le, -be), cp1252 or latin-1
     delimiter: str
     decimal: str
     row_names: bool  # the header lacks the rows' first field (R's write.table): it gets a name
@@ -369,6 +370,20 @@ def _decode(raw: bytes, complete: bool = True) -> tuple[bytes, str, list[str]]:
                 "save it again as CSV UTF-8."
             ) from error
         return text.encode("utf-8"), "utf-16", []
+    elif codec := _bomless_utf16(raw[:8192]):
+        try:
+            text = codecs.getincrementaldecoder(codec)().decode(raw, final=complete)
+        except UnicodeDecodeError as error:
+            raise TableError(
+                "The file looks like UTF-16 text without a byte-order mark but is not valid "
+                "UTF-16: save it again as CSV UTF-8."
+            ) from error
+        order = "little" if codec.endswith("le") else "big"
+        note = (
+            f"The file is UTF-16 ({order}-endian) without a byte-order mark; it was read as "
+            "such. Saving it as CSV UTF-8 avoids the guess."
+        )
+        return text.encode("utf-8"), codec, [note]
     elif _is_utf8(raw, complete):
         return raw, "utf-8", []
     for encoding in FALLBACK_ENCODINGS:
@@ -378,6 +393,20 @@ def _decode(raw: bytes, complete: bool = True) -> tuple[bytes, str, list[str]]:
             continue
         return text.encode("utf-8"), encoding, [encoding_note(encoding)]
     raise AssertionError("latin-1 decodes any bytes")
+
+
+def _bomless_utf16(head: bytes) -> str | None:
+    """``"utf-16-le"`` or ``"utf-16-be"`` when `head` reads as UTF-16 text without a byte-order
+    mark: text of Latin script puts a zero byte in every other place (after each character in
+    little-endian, before it in big-endian) and almost none in the others; else ``None``."""
+    pairs = len(head) // 2
+    if pairs < 4:
+        return None
+    even, odd = head[: 2 * pairs : 2], head[1 : 2 * pairs : 2]
+    for codec, zeros, others in (("utf-16-le", odd, even), ("utf-16-be", even, odd)):
+        if zeros.count(0) >= 0.9 * pairs and others.count(0) <= 0.01 * pairs:
+            return codec
+    return None
 
 
 def encoding_note(encoding: str) -> str:
