@@ -77,6 +77,19 @@ def test_predict_writes_one_row_per_input_row_in_order(trained):
 
 
 @pytest.mark.slow
+def test_train_prints_what_reading_and_the_schema_changed(tmp_path, capsys):
+    frame = tiny_frame("multiclass", rows=120)
+    frame.loc[:4, "y"] = None
+    text = frame.to_csv(index=False).replace("x2,", "x1,", 1)  # a second column named x1
+    (tmp_path / "table.csv").write_text(text)
+    argv = ["train", str(tmp_path / "table.csv"), "--target", "y", "--out", str(tmp_path / "r")]
+    assert cli.main([*argv, *TINY_ARGS]) == 0
+    err = capsys.readouterr().err
+    assert "Note: Duplicate column names were made unique: 'x1' -> 'x1 (2)'." in err
+    assert "Note: 5 row(s) have no value in the target 'y' and are left out." in err
+
+
+@pytest.mark.slow
 def test_a_missing_column_is_one_clear_message(trained, capsys):
     folder, _ = trained
     tiny_frame("multiclass", rows=10).drop(columns=["x1"]).to_csv(folder / "short.csv", index=False)

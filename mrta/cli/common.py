@@ -73,9 +73,14 @@ def add_chunk_rows(p: argparse.ArgumentParser) -> None:
 def table_or_stream(
     args: argparse.Namespace, chunk_rows: int | None, options: ReadingOptions | None = None
 ) -> pd.DataFrame | None:
-    """The table of ``args.data`` read whole, or None (and a note on stderr) when it streams:
+    """The table of ``args.data`` read whole, its reading notes on stderr (a guessed encoding,
+    renamed duplicate columns, skipped rows); or None (and a note on stderr) when it streams:
     with ``--chunk-rows``, or when it is over the reading limits (`options`)."""
-    frame = None if chunk_rows is not None else read_or_stream(args.data, options)
+    result = None if chunk_rows is not None else read_or_stream(args.data, options)
+    if result is not None and world.is_leader():
+        for note in result.notes:
+            print(f"Note: {note}", file=sys.stderr)
+    frame = None if result is None else result.frame
     if frame is None and world.is_leader():
         limits = ReadingOptions()
         why = (

@@ -180,9 +180,9 @@ def run_train(args: argparse.Namespace) -> int:
         run.no_control = SKIPPED
     print(f"{run.control_status()}", file=sys.stderr)
     out = run.save(args.out, include_data=args.save_data)
-    # A streamed run's schema and preprocessor say what was fitted on a sample.
-    streamed = (*run.schema.notes, *run.preprocessor.notes) if frame is None else ()
-    for note in (*streamed, *run.splits.notes):
+    # A streamed run's preprocessor says what was fitted on a sample.
+    streamed = run.preprocessor.notes if frame is None else ()
+    for note in (*run.schema.notes, *streamed, *run.splits.notes):
         print(f"Note: {note}", file=sys.stderr)
     print(metrics_table(run), file=sys.stdout)
     print(f"\n{control_report(run)}", file=sys.stdout)

@@ -39,7 +39,7 @@ from mrta.config import ModelConfig, TrainConfig
 from mrta.data import values
 from mrta.data.fingerprint import fingerprint_chunks
 from mrta.data.preprocessing import PreprocessingOptions
-from mrta.data.read import ReadingOptions, read_table
+from mrta.data.read import ReadingOptions, ReadResult, read_table
 from mrta.data.schema import Role, TableSchema
 from mrta.data.splits import SplitOptions, Splits, make_splits
 from mrta.data.stream import (
@@ -242,9 +242,10 @@ def _sample_notes(splits: Splits, picked: Mapping[str, np.ndarray], seed: int) -
 
 def read_or_stream(
     path: str | os.PathLike[str], options: ReadingOptions | None = None
-) -> pd.DataFrame | None:
-    """The table in the file at `path`, read whole by `read_table`; ``None`` when it is over
-    `options`' limits (bytes on disk or once decompressed, or rows), to be streamed instead.
+) -> ReadResult | None:
+    """The table in the file at `path`, read whole by `read_table` (with its reading notes);
+    ``None`` when it is over `options`' limits (bytes on disk or once decompressed, or rows), to
+    be streamed instead.
 
     A file larger than the byte limit on disk is not opened. Other refusals raise
     ``TableError`` as `read_table` does.
@@ -258,7 +259,7 @@ def read_or_stream(
         if str(error).startswith(_TOO_LARGE):
             return None
         raise
-    return None if result.rows_in_file > options.max_rows else result.frame
+    return None if result.rows_in_file > options.max_rows else result
 
 
 def predict_file(
