@@ -6,6 +6,9 @@ import streamlit as st
 
 from mrta_dashboard import control, keys, session
 
+# An uncaught error shows a generic message, never a traceback with the server's paths: set here
+# so that it holds whichever folder the server starts from (the pages catch what they expect).
+st.set_option("client.showErrorDetails", "none")
 st.set_page_config(page_title="MRTA Explorer", page_icon=":material/grid_on:", layout="wide")
 session.ensure_table()
 session.adopt_finished_job()  # a run trained in the background, whichever page is shown

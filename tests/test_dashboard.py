@@ -25,6 +25,14 @@ def new_app() -> AppTest:
     return at
 
 
+
+def test_the_app_shows_no_traceback_whatever_folder_the_server_starts_from():
+    import streamlit as st
+
+    st.set_option("client.showErrorDetails", "full")  # as if no config file were read
+    new_app()
+    assert st.get_option("client.showErrorDetails") == "none"
+
 def upload(at: AppTest, name: str, content: bytes) -> AppTest:
     at.radio(key="source").set_value("Upload a CSV").run()
     at.file_uploader(key="upload").set_value((name, content, "text/csv")).run()

@@ -28,6 +28,7 @@ STREAMLIT_SETTINGS: dict[str, bool | int | str] = {
     "server.headless": True,
     "browser.gatherUsageStats": False,
     "client.toolbarMode": "minimal",
+    "client.showErrorDetails": "none",  # no traceback with the server's paths in the browser
 }
 
 
