@@ -68,7 +68,7 @@ def test_a_set_map_refuses_labels_or_hover_that_do_not_fit():
         set_figures.set_heatmap(np.eye(3), ["a"], ["x"])
 
 
-def test_summary_bars_run_from_an_even_share_to_the_means_with_standard_errors():
+def test_summary_bars_run_from_an_even_share_to_the_means_with_clustered_errors():
     fig = set_figures.summary_bars(
         ["equity", "bond", "<cash>"],
         [1.4, 0.9, 0.7],
@@ -82,7 +82,8 @@ def test_summary_bars_run_from_an_even_share_to_the_means_with_standard_errors()
     assert bar["type"] == "bar"
     np.testing.assert_allclose(typed(bar["error_y"]["array"]), [0.05, 0, 0.1])
     assert data["layout"]["xaxis"]["ticktext"] == ["equity", "bond", "&lt;cash&gt;"]
-    assert bar["customdata"][1] == ["bond", 1, 0.0, 0.9]
+    assert bar["customdata"][1] == ["bond", 1, "(no SE: rows of one set)", 0.9]
+    assert bar["customdata"][0][2] == "± 0.050 (SE clustered by set)"
     assert bar["base"] == 1.0, "bars run from an even share to the mean"
     np.testing.assert_allclose(typed(bar["y"]), [0.4, -0.1, -0.3])
     assert [shape["y0"] for shape in data["layout"]["shapes"]] == [1.0], "the even share"

@@ -119,8 +119,32 @@ def pooled_importance(
     Shape: each map ``(Tq, Tk)`` -> ``(T,)``, summing to 1.
     """
     t = n_num + n_cat
+    uniform = np.full(t, 1.0 / t, dtype=np.result_type(np.float32, *maps_dtypes(layers)))
+    return readout_importance(layers, uniform, n_num, n_cat)
+
+
+def readout_importance(
+    layers: Sequence[Mapping[str, np.ndarray]], readout: np.ndarray, n_num: int, n_cat: int
+) -> np.ndarray:
+    """How much each input token flows into a pooled representation that reads its last
+    layer's tokens by the weights `readout`: ``readoutᵀ·L_last···L_first``, carried through each
+    layer's stages by vector products as in :func:`pooled_importance` (which is this with the
+    uniform readout ``1/T``). Every ``L`` is row-stochastic, so the importances sum to what
+    `readout` sums to. :mod:`mrta.analysis.sets` derives the readout of the set model's mean
+    and max pooling.
+
+    Computed in the precision of `readout` and the maps together, at least float32.
+
+    Shape: readout ``(T,)`` and each map ``(Tq, Tk)`` (head-averaged) -> ``(T,)``.
+    """
+    t = n_num + n_cat
+    if readout.shape != (t,):
+        raise ValueError(
+            f"readout must hold one weight per token, shape ({t},), got {readout.shape}"
+        )
     num, cat = slice(0, n_num), slice(n_num, t)
-    v = np.full(t, 1.0 / t, dtype=np.result_type(np.float32, *maps_dtypes(layers)))
+    # a copy in the working precision: the self stage below updates it in place
+    v = readout.astype(np.result_type(np.float32, readout.dtype, *maps_dtypes(layers)))
     for maps in reversed(layers):
         if "num_cat" in maps and "cat_num" in maps:  # v @ C
             v = 0.5 * np.concatenate(

@@ -2,16 +2,20 @@
 
 :func:`explain_sets` records the maps of at most ``max_sets`` sets, batch by batch (a batch
 holds at most :data:`RECORD_PAIRS` query-key pairs per map and head), and reduces them to the
-per-row measures of :mod:`mrta.analysis.sets`; :func:`set_maps` gives one group's full maps.
+per-row measures of :mod:`mrta.analysis.sets` (the rollout's readout from the last layer's
+outputs, which the model pools); :func:`set_maps` gives one group's full maps.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from mrta.analysis.collect import ProgressFn
 from mrta.analysis.inputs import attention_layers
@@ -76,12 +80,17 @@ def explain_sets(
             if progress is not None:
                 progress(rows.start, len(sets), "recording attention")
             part = sets.select(rows)
-            with AttentionRecorder(model, mode="keep", max_bytes=2**40) as recorder:
+            with (
+                AttentionRecorder(model, mode="keep", max_bytes=2**40) as recorder,
+                _outputs_of(layers[-1]) as outputs,
+            ):
                 inputs = part.to(model_device(model)).model_inputs()
                 logits[rows] = model(*inputs).float().cpu()
                 weights = {key: recorder.weights(*key) for key in map_keys}
-            filled = row_measures(part, weights, map_keys, len(layers), measures, filled)
-            del weights
+            filled = row_measures(
+                part, weights, outputs[0], map_keys, len(layers), measures, filled
+            )
+            del weights, outputs
     if progress is not None:
         progress(len(sets), len(sets), "recording attention")
     sizes = sets.set_sizes.numpy()
@@ -122,6 +131,22 @@ def set_maps(run: Run, frame: pd.DataFrame, key: str) -> SetMaps:
     return SetMaps(
         key=key, maps=maps, values=values.reset_index(drop=True), order_by=options.order_by
     )
+
+
+@contextmanager
+def _outputs_of(layer: nn.Module) -> Iterator[list[tuple[torch.Tensor | None, ...]]]:
+    """A list that receives the outputs of `layer` (the model's last: what it pools) on the
+    CPU, in their own precision, at each forward pass within the block."""
+    caught: list[tuple[torch.Tensor | None, ...]] = []
+
+    def keep(_module: nn.Module, _inputs: object, out: tuple[torch.Tensor | None, ...]) -> None:
+        caught.append(tuple(None if x is None else x.detach().cpu() for x in out))
+
+    hook = layer.register_forward_hook(keep)
+    try:
+        yield caught
+    finally:
+        hook.remove()
 
 
 def _set_options(run: Run):

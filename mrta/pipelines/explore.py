@@ -32,7 +32,7 @@ from mrta.analysis.importance import METHOD_NOTES, METHOD_TITLES, METHODS
 from mrta.analysis.labels import format_value, token_frame
 from mrta.analysis.rows import RowAttention, row_attention
 from mrta.analysis.scoring import CHECK_ROWS
-from mrta.analysis.sets import ROLLOUT, SetExplanation, measure_name
+from mrta.analysis.sets import ROLLOUT, SE_CLUSTERED, SetExplanation, measure_name
 from mrta.analysis.stats import TRIVIAL_MAP, UNIFORM_MAP, UNIFORM_TOLERANCE
 from mrta.errors import RunError, TableError
 from mrta.pipelines.explain import analysed_rows, explain, filter_atlas
@@ -48,6 +48,7 @@ __all__ = [  # its own names, and those of the analysis that a face shows
     "METHOD_TITLES",
     "OPERATORS",
     "ROLLOUT",
+    "SE_CLUSTERED",
     "TRIVIAL_MAP",
     "UNIFORM_MAP",
     "UNIFORM_TOLERANCE",

@@ -9,15 +9,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mrta.analysis.sets import SetExplanation, SetMaps
+from mrta.analysis.sets import SE_CLUSTERED, SetExplanation, SetMaps
 
 
 def write_set_exports(
     explanation: SetExplanation, out: str | Path, maps: SetMaps | None = None
 ) -> list[Path]:
     """Write ``sets.csv``, ``rows.csv`` (measures beside values), ``summary.csv`` (every
-    column's summary of the rollout measure) and, with `maps`, ``set_maps.npz`` (arrays named
-    ``layer{L}_{map_id}``, ``(H, n, n)``) and ``set_maps.csv`` (tidy) into the folder `out`."""
+    column's summary of the rollout measure: rows, sets, mean and ``se_clustered_by_set``, as
+    :meth:`~mrta.analysis.sets.SetExplanation.summary`) and, with `maps`, ``set_maps.npz``
+    (arrays named ``layer{L}_{map_id}``, ``(H, n, n)``) and ``set_maps.csv`` (tidy) into the
+    folder `out`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "sets.csv", out / "rows.csv", out / "summary.csv"]
@@ -29,9 +31,8 @@ def write_set_exports(
         for column in values.columns
         if column != explanation.order_by
     ]
-    pd.concat(summaries, ignore_index=True)[["column", "group", "rows", "mean", "sem"]].to_csv(
-        written[2], index=False
-    )
+    columns = ["column", "group", "rows", "sets", "mean", SE_CLUSTERED]
+    pd.concat(summaries, ignore_index=True)[columns].to_csv(written[2], index=False)
     if maps is not None:
         arrays = {f"layer{layer}_{map_id}": m for (layer, map_id), m in maps.maps.items()}
         np.savez_compressed(out / "set_maps.npz", **arrays)

@@ -17,6 +17,24 @@ from mrta.report.figures import MAX_LABEL, check_shape, escape, pairs, shorten, 
 MAX_ROW_TICKS = 40
 
 
+#: What the rollout measure of a set run approximates (:mod:`mrta.analysis.sets` derives it),
+#: for the caption of a figure that shows it.
+ROLLOUT_NOTE = (
+    "Rollout starts from the model's pooling: half of each stream's pooled features are means "
+    "(every row an equal share), half are maxima (each row credited with the features it holds "
+    "the maximum of, ties split). It still approximates: the head's LayerNorm and Linear layer "
+    "weigh the pooled features unequally, and rollout counts each residual as a fixed half of "
+    "the flow."
+)
+
+
+#: What the error bars of :func:`summary_bars` are, for its caption.
+SE_NOTE = (
+    "Error bars: standard errors clustered by set (CR1), since a set's rows are not "
+    "independent (their shares sum to the set's size); none where the rows come from one set."
+)
+
+
 def set_heatmap(
     weights: np.ndarray,
     labels: Sequence[str],
@@ -77,7 +95,7 @@ def set_heatmap(
 def summary_bars(
     groups: Sequence[str],
     means: Sequence[float],
-    sems: Sequence[float],
+    standard_errors: Sequence[float],
     rows: Sequence[int],
     *,
     column: str,
@@ -86,32 +104,37 @@ def summary_bars(
     max_label: int = MAX_LABEL,
 ) -> go.Figure:
     """Mean attention measure of the rows by what they hold in one column (its levels or
-    quantile bins, in the order given), with standard-error bars: each bar runs from 1, an
-    even share, up or down to the mean (the rows of
-    :meth:`mrta.analysis.sets.SetExplanation.summary`).
+    quantile bins, in the order given), with error bars of the standard errors clustered by
+    set: each bar runs from 1, an even share, up or down to the mean (the rows of
+    :meth:`mrta.analysis.sets.SetExplanation.summary`). A NaN standard error (the rows of one
+    set) draws no error bar and says so on hover.
 
     Shape: all four ``(K,)``.
     """
-    if not len(groups) == len(means) == len(sems) == len(rows):
+    if not len(groups) == len(means) == len(standard_errors) == len(rows):
         raise ValueError(
-            f"groups, means, sems and rows need one entry per group, got {len(groups)}, "
-            f"{len(means)}, {len(sems)} and {len(rows)}"
+            f"groups, means, standard_errors and rows need one entry per group, got "
+            f"{len(groups)}, {len(means)}, {len(standard_errors)} and {len(rows)}"
         )
-    errors = np.nan_to_num(np.asarray(sems, dtype=np.float64), nan=0.0)
+    ses = np.asarray(standard_errors, dtype=np.float64)
     means = np.asarray(means, dtype=np.float64)
     names = [escape(g) for g in groups]
+    spreads = [
+        f"± {se:.3f} (SE clustered by set)" if np.isfinite(se) else "(no SE: rows of one set)"
+        for se in ses
+    ]
     fig = go.Figure(
         go.Bar(  # from the even share up or down to the mean: above 1 draws more than even
             x=list(range(len(groups))),
             y=means - 1.0,
             base=1.0,
-            error_y={"type": "data", "array": errors, "visible": True},
+            error_y={"type": "data", "array": np.nan_to_num(ses, nan=0.0), "visible": True},
             customdata=[
-                [name, int(count), float(error), float(mean)]
-                for name, count, error, mean in zip(names, rows, errors, means, strict=True)
+                [name, int(count), spread, float(mean)]
+                for name, count, spread, mean in zip(names, rows, spreads, means, strict=True)
             ],
-            hovertemplate="%{customdata[0]}<br>mean: %{customdata[3]:.3f} ± "
-            "%{customdata[2]:.3f} (SE)<br>rows: %{customdata[1]:,}<extra></extra>",
+            hovertemplate="%{customdata[0]}<br>mean: %{customdata[3]:.3f} "
+            "%{customdata[2]}<br>rows: %{customdata[1]:,}<extra></extra>",
         )
     )
     fig.add_hline(y=1.0, line_dash="dot", line_color="grey", annotation_text="even share")

@@ -8,7 +8,13 @@ import pandas as pd
 import streamlit as st
 
 from mrta.pipelines.explain_sets import set_maps
-from mrta.pipelines.explore import ROLLOUT, SetExplanation, format_value, measure_name
+from mrta.pipelines.explore import (
+    ROLLOUT,
+    SE_CLUSTERED,
+    SetExplanation,
+    format_value,
+    measure_name,
+)
 from mrta.report import set_figures
 from mrta.streams import MAP_LABELS
 from mrta_dashboard import keys, session
@@ -34,7 +40,7 @@ def show(run, explanation: SetExplanation) -> None:
         + ". Every measure is relative to an even share: 1 is what each row of its set would "
         "draw if attention were spread evenly, 3 is three times that."
     )
-    labels = {ROLLOUT: "rollout: the row's share of the set's representation"}
+    labels = {ROLLOUT: "rollout: the row's share of the set's pooled (mean and max) representation"}
     for layer, map_id in explanation.map_keys:
         labels[measure_name(layer, map_id)] = (
             f"attention received: layer {layer}, {MAP_LABELS[map_id]}"
@@ -64,17 +70,19 @@ def _summary(explanation: SetExplanation, measure: str, label: str, column: str)
     figure = set_figures.summary_bars(
         table["group"].astype(str).tolist(),
         table["mean"].to_numpy(),
-        table["sem"].to_numpy(),
+        table[SE_CLUSTERED].to_numpy(),
         table["rows"].astype(int).tolist(),
         column=column,
         measure=label,
         title=f"Mean {label.split(':')[0]} of the rows, by {column}",
     )
     st.plotly_chart(figure, key=keys.SET_SUMMARY_FIGURE)
+    note = f" {set_figures.ROLLOUT_NOTE}" if measure == ROLLOUT else ""
     st.caption(
         "Each bar runs from an even share (1, dotted) to the mean over the analysed rows of a "
-        "level (or of a quantile bin, for numbers), with its standard error: above the line, "
-        "rows like these draw more than an even share of their set's attention."
+        "level (or of a quantile bin, for numbers), with its standard error clustered by set "
+        "(none where a level's rows all come from one set): above the line, rows like these "
+        f"draw more than an even share of their set's attention. {set_figures.SE_NOTE}{note}"
     )
 
 
@@ -239,5 +247,5 @@ def _set_rows(
     right.caption(
         "Every row of the set with its values, ranked by the measure (1 = an even share; "
         "rollout: how much of the pooled representation the prediction rests on comes from "
-        "the row)."
+        f"the row, read out as the model pools, by mean and max: {set_figures.ROLLOUT_NOTE})"
     )

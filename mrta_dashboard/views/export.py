@@ -159,7 +159,8 @@ def _set_exports(run, explanation: SetExplanation, stem: str) -> None:
         f"**The sets and their rows** (one prediction per group of `{explanation.group_by}`): "
         "`sets.csv`, one line per analysed set (its size, prediction and truth); `rows.csv`, "
         "each row's attention measures beside its values; `summary.csv`, the mean rollout "
-        "measure of the rows by each column's levels or quantile bins."
+        "measure of the rows by each column's levels or quantile bins, with the rows and sets "
+        "counted and the standard error clustered by set (`se_clustered_by_set`)."
     )
     files = _set_files(explanation)
     c1, c2, c3 = st.columns(3)
