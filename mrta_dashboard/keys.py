@@ -82,6 +82,7 @@ open_csv = KeyFamily("o_csv")  # (upload round)
 # -- Explore page: rows ----------------------------------------------------------------------------
 LAYER, MAP, ROWS, HEAD, FIT = "x_layer", "x_map", "x_rows", "x_head", "x_fit"
 COHORT, COHORT_A, COHORT_B, ROLLOUT_COHORT = "x_cohort", "x_a", "x_b", "x_rcohort"
+DIFFERENCE_Q = "x_q"  # the false discovery rate of a difference map
 ROW = "x_row"  # the one row picked from the table
 FILTER_COLUMN, FILTER_OP, FILTER_VALUE = "x_fcol", "x_fop", "x_fval"
 FILTERS = "x_filters"  # {(run uid, filter name): (AttentionAtlas, cohort key)}
@@ -128,6 +129,7 @@ RUN_VIEWS = (
     COHORT,
     COHORT_A,
     COHORT_B,
+    DIFFERENCE_Q,
     ROLLOUT_COHORT,
     ROW,
     FILTER_COLUMN,

@@ -134,10 +134,9 @@ def test_every_cohort_matches_numpy_on_kept_weights(model, data, frame):
             atlas.rollout_mean[i], per_row_importance[mask].mean(0), atol=1e-6
         )
         np.testing.assert_allclose(atlas.rollout_std[i], per_row_importance[mask].std(0), atol=1e-5)
-    assert atlas.cohort_labels[atlas.index(("decile", "bill", 3))] == "bill: decile 3 (20 to 29)"
-    assert (
-        atlas.cohort_labels[atlas.index(("level", "island", "other"))] == "island: 3 other levels"
-    )
+    labels = dict(zip(atlas.cohorts, atlas.cohort_labels, strict=True))
+    assert labels[("decile", "bill", 3)] == "bill: decile 3 (20 to 29), whole table"
+    assert labels[("level", "island", "other")] == "island: 3 other levels, whole table"
     assert atlas.token_names[0] == {"num": ("bill", "flipper", "mass"), "cat": ("island", "sex")}
     assert atlas.layer_names == ("layers.0", "layers.1")
 
@@ -284,19 +283,20 @@ def test_difference_and_its_standard_error_match_numpy():
     xa, xb = rng.random((30, 2, 3)), rng.random((12, 2, 3)) + shift
     a = CohortMap(xa.mean(0), xa.std(0), 30)
     b = CohortMap(xb.mean(0), xb.std(0), 12)
-    result = cohort_difference(a, b, z=2.0)
+    result = cohort_difference(a, b, q=0.05)
     se = np.sqrt(xa.var(0, ddof=1) / 30 + xb.var(0, ddof=1) / 12)
     np.testing.assert_allclose(result.diff, xa.mean(0) - xb.mean(0))
     np.testing.assert_allclose(result.se, se)
-    np.testing.assert_array_equal(result.muted, np.abs(result.diff) < 2 * se)
+    np.testing.assert_array_equal(result.muted, ~result.significant)
     np.testing.assert_array_equal(result.muted, shift == 0)
 
 
-def test_a_cohort_of_one_row_mutes_everything():
+def test_a_cohort_of_one_row_is_not_tested_and_mutes_nothing():
     one = CohortMap(np.ones((2, 2)), np.zeros((2, 2)), 1)
     many = CohortMap(np.zeros((2, 2)), np.full((2, 2), 0.1), 50)
     result = cohort_difference(one, many)
-    assert np.isinf(result.se).all() and result.muted.all()
+    assert not result.tested and "at least 2" in result.note
+    assert np.isinf(result.se).all() and not result.muted.any() and result.passing == 0
 
 
 def test_atlas_differences_by_head_and_head_mean(model, data):
@@ -310,8 +310,11 @@ def test_atlas_differences_by_head_and_head_mean(model, data):
     head = atlas.difference(0, "cat_num", a, b, head=1)
     np.testing.assert_allclose(head.diff, full.diff[1])
     mean = atlas.cohort_map(0, "cat_num", a, head="mean")
-    assert mean.std_is_bound and mean.mean.shape == (2, 3)
+    assert mean.mean.shape == mean.std.shape == (2, 3)
     np.testing.assert_allclose(mean.mean.sum(-1), 1.0, rtol=1e-5)
+    # the spread of an average is at most the average spread (heads co-vary across rows)
+    heads = atlas.cohort_map(0, "cat_num", a)
+    assert (mean.std <= heads.std.mean(axis=0) + 1e-6).all()
 
 
 # -- head statistics -------------------------------------------------------------------------
@@ -345,6 +348,7 @@ def hand_atlas(second_head):
         counts=np.array([10]),
         means={(0, "num_num"): mean},
         stds={(0, "num_num"): np.zeros_like(mean)},
+        head_mean_stds={(0, "num_num"): np.zeros_like(mean[:, 0])},
         entropy={(0, "num_num"): np.array([[0.9, 0.1]], dtype=np.float32)},
         rollout_mean=np.array([[0.5, 0.5]], dtype=np.float32),
         rollout_std=np.zeros((1, 2), dtype=np.float32),

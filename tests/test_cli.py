@@ -166,6 +166,7 @@ def test_dashboard_runs_streamlit_on_the_app_with_its_settings_from_any_folder(
         "--browser.gatherUsageStats": "false",
         "--server.headless": "true",
         "--client.toolbarMode": "minimal",
+        "--client.showErrorDetails": "none",
     }
     assert command[-2:] == ["--server.port", "8502"]
 
@@ -206,7 +207,7 @@ def test_explain_writes_every_export_and_the_report(trained):
     folder, _ = trained
     done = mrta(
         "explain", "run", "data.csv", "--out", "explained", "--report",
-        "--cohort", "all rows", "--cohort", "wrong predictions", cwd=folder,
+        "--cohort", "all rows", "--cohort", "wrong predictions, test rows", cwd=folder,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "recording attention" in done.stderr
@@ -215,7 +216,7 @@ def test_explain_writes_every_export_and_the_report(trained):
         assert (out / name).is_file(), name
     tidy = pd.read_csv(out / "maps.csv")
     assert list(tidy.columns) == ["layer", "map", "head", "cohort", "query", "key", "weight"]
-    assert set(tidy["cohort"]) <= {"all rows", "wrong predictions"}
+    assert set(tidy["cohort"]) <= {"all rows", "wrong predictions, test rows"}
     sums = tidy[tidy.cohort == "all rows"].groupby(["layer", "map", "head", "query"]).weight.sum()
     assert ((sums - 1).abs() < 1e-4).all(), "each query row of a mean map sums to 1"
     assert "<script" in (out / "report.html").read_text()
@@ -247,3 +248,11 @@ def test_explain_refuses_an_unknown_cohort_with_the_known_ones(trained):
     assert done.returncode == 1
     assert "no cohort labelled 'nope'; cohorts include 'all rows'" in done.stderr
     assert "Traceback" not in done.stderr
+    # a label without its rows is offered with them
+    argv = ["explain", "run", "data.csv", "--out", "x", "--cohort", "wrong predictions"]
+    done = mrta(*argv, cwd=folder)
+    assert done.returncode == 1
+    assert (
+        "did you mean 'wrong predictions, whole table', 'wrong predictions, training rows', "
+        "'wrong predictions, test rows'?"
+    ) in done.stderr

@@ -25,13 +25,13 @@ def new_app() -> AppTest:
     return at
 
 
-
 def test_the_app_shows_no_traceback_whatever_folder_the_server_starts_from():
     import streamlit as st
 
     st.set_option("client.showErrorDetails", "full")  # as if no config file were read
     new_app()
     assert st.get_option("client.showErrorDetails") == "none"
+
 
 def upload(at: AppTest, name: str, content: bytes) -> AppTest:
     at.radio(key="source").set_value("Upload a CSV").run()
@@ -246,7 +246,7 @@ def test_a_filters_maps_are_cached_by_the_runs_uid_not_its_id(trained):
     at.text_input(key="x_fval").set_value("45").run()
     assert not at.exception and not at.error
     rows = int((run.frame["bill_length_mm"] > 45).sum())
-    assert f"{rows:,} rows" in [c.value for c in at.caption]
+    assert f"{rows:,} rows: whole table." in [c.value for c in at.caption]
     assert set(at.session_state[keys.FILTERS]) == {(run.uid, name)}, "the old entry is dropped"
     atlas, cohort = at.session_state[keys.FILTERS][(run.uid, name)]
     assert cohort == ("filter", name) and atlas.cohort_map(0, "num_num", cohort).count == rows
@@ -576,3 +576,28 @@ def test_a_changed_role_survives_leaving_the_data_page():
     assert dict(zip(schema["column"], schema["role"], strict=True))["island"] == "ignored"
     assert at.session_state["table"].roles == {"island": "ignored"}
     assert "island" not in at.session_state["schema"][1].categorical_columns
+
+
+@pytest.mark.slow
+def test_a_difference_opens_on_a_test_cohort_against_the_rest_with_its_false_discovery_rate(
+    trained,
+):
+    from mrta_dashboard import keys
+
+    at = trained
+    at.switch_page("views/explore.py").run()
+    at.selectbox(key=keys.MAP).set_value("cat_num").run()
+    at.selectbox(key=keys.ROWS).set_value("difference of two cohorts").run()
+    assert not at.exception and not at.error
+    first = at.selectbox(key=keys.COHORT_A).value
+    assert first[-1] == "test", "the view opens on a cohort of the held-out rows"
+    assert at.selectbox(key=keys.COHORT_B).value == "the rest of its rows"
+    captions = [c.value for c in at.caption]
+    assert any("B: the rest of the test rows (test rows)" in c for c in captions)
+    assert any("Benjamini–Yekutieli" in c and "q = 0.05" in c for c in captions)
+    at.number_input(key=keys.DIFFERENCE_Q).set_value(0.2).run()
+    assert any("q = 0.2" in c.value for c in at.caption)
+    # a cohort and one that may share its rows: shown without a test, and said so
+    at.selectbox(key=keys.COHORT_B).set_value(("all",)).run()
+    assert not at.exception
+    assert any(c.value.startswith("No test") for c in at.caption)

@@ -63,7 +63,7 @@ def assert_same_atlas(a, b):
     assert a.cohort_labels == b.cohort_labels
     np.testing.assert_array_equal(a.counts, b.counts)
     assert a.map_keys == b.map_keys
-    for field in ("means", "stds", "entropy"):
+    for field in ("means", "stds", "head_mean_stds", "entropy"):
         for key in a.map_keys:
             np.testing.assert_array_equal(getattr(a, field)[key], getattr(b, field)[key])
             assert getattr(a, field)[key].dtype == getattr(b, field)[key].dtype
@@ -130,7 +130,7 @@ def test_tidy_csv_rows_values_and_escaping(atlas, tmp_path):
     assert list(table.columns) == ["layer", "map", "head", "cohort", "query", "key", "weight"]
     assert len(table) == written
     assert set(table["query"]) == {"'=cmd", "<b>bold</b>", "'+plus", "'-minus", "'@at"}
-    assert set(table["cohort"]) == {"all rows", "first half"}
+    assert set(table["cohort"]) == {"all rows", "first half, whole table"}
     sums = table.groupby(["layer", "map", "head", "cohort", "query"])["weight"].sum()
     np.testing.assert_allclose(sums, 1.0, atol=1e-5)
     one = table.query("layer == 1 and map == 'cat_num' and head == 1 and cohort == 'all rows'")

@@ -92,7 +92,20 @@ def test_difference_heatmap_greys_out_noise_and_hovers_diff_and_se():
     diff = np.array([[0.2, -0.01], [-0.3, 0.0]])
     se = np.array([[0.05, 0.05], [0.05, np.inf]])
     muted = np.abs(diff) < 2 * se
-    fig = difference_heatmap(MapDifference(diff, se, muted), ["q1", "q2"], ["k1", "k2"])
+    nothing = np.full(diff.shape, np.nan)
+    difference = MapDifference(
+        diff=diff,
+        se=se,
+        t=diff / se,
+        df=nothing,
+        p=nothing,
+        p_adjusted=nothing,
+        significant=~muted,
+        q=0.05,
+        tested=True,
+        cells_tested=4,
+    )
+    fig = difference_heatmap(difference, ["q1", "q2"], ["k1", "k2"])
     grey, colour = fig.to_plotly_json()["data"]
     grey_z, colour_z = array(grey["z"]), array(colour["z"])
     np.testing.assert_array_equal(np.isnan(colour_z), muted)

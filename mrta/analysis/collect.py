@@ -1,12 +1,12 @@
 """Recording a whole table's attention into an atlas, in one pass and constant memory.
 
 :func:`collect_attention` runs a model once over a table, in eval mode without gradients, and
-streams every attention map into running float64 sums per cohort (constant memory, however many
-rows). The cohorts are all filled in that one pass: every row, true class, predicted class,
-correct or wrong, each decile of each numerical column (missing values a cohort of their own),
-each frequent level of each categorical column (the rest pooled as "other"), and any custom
-row filters. With a :class:`Shard`, a worker of a distributed run records its part of the rows
-and the sums are added over the workers.
+streams every attention map, and each row's head-averaged map, into running float64 sums per
+cohort (constant memory, however many rows). The cohorts are all filled in that one pass: every
+row, true class, predicted class, correct or wrong, each decile of each numerical column
+(missing values a cohort of their own), each frequent level of each categorical column (the
+rest pooled as "other"), and any custom row filters. With a :class:`Shard`, a worker of a
+distributed run records its part of the rows and the sums are added over the workers.
 """
 
 from __future__ import annotations
@@ -240,7 +240,7 @@ def build_atlas(
 ) -> AttentionAtlas:
     present = [i for i in range(len(keys)) if counts[i] > 0]
     recorder_keys = [ALL if i == 0 else keys[i] for i in present]
-    means, stds, entropy = {}, {}, {}
+    means, stds, head_mean_stds, entropy = {}, {}, {}, {}
     row_stats = [
         StreamStats(torch.from_numpy(sums[i]), torch.from_numpy(sums_sq[i]), int(counts[i]))
         for i in present
@@ -252,6 +252,10 @@ def build_atlas(
         per_cohort = [stream.cohort_stats(layer, map_id, key) for key in recorder_keys]
         means[(layer, map_id)] = torch.stack([s.mean() for s in per_cohort]).float().numpy()
         stds[(layer, map_id)] = torch.stack([s.std() for s in per_cohort]).float().numpy()
+        head_means = [
+            stream.cohort_stats(layer, map_id, key, head_mean=True) for key in recorder_keys
+        ]
+        head_mean_stds[(layer, map_id)] = torch.stack([s.std() for s in head_means]).float().numpy()
         shapes[layer][map_id] = means[(layer, map_id)]
     token_names = tuple(
         _layer_token_names(layer, _token_counts(maps))
@@ -270,6 +274,7 @@ def build_atlas(
         counts=counts[present].astype(np.int64),
         means=means,
         stds=stds,
+        head_mean_stds=head_mean_stds,
         entropy=entropy,
         rollout_mean=row_mean[:, :n_tokens],
         rollout_std=row_std[:, :n_tokens],

@@ -7,6 +7,8 @@ Two modes:
 - ``"stream"``: per cohort, float64 sums, sums of squares and row counts, so that mean and
   standard-deviation maps over a whole dataset take constant memory (values are centred on a
   fixed per-cell shift, the first batch's mean, so the variance suffers no cancellation).
+  The same sums are kept of each row's head-averaged map ``(Tq, Tk)``, whose standard deviation
+  over rows is not one of the heads' (heads co-vary across rows).
   Every row goes to the cohort ``"all"``, added as each block runs. With ``cohorts=True`` the
   batch is also held until :meth:`AttentionRecorder.commit` adds it to more cohorts, given as
   boolean row masks once they are known (a predicted class is known only after the forward
@@ -50,7 +52,8 @@ COMMIT_BLOCK_BYTES = 1 << 23  # per step of a commit: bounds temporaries; fewer,
 
 @dataclass
 class StreamStats:
-    """Running float64 sums for one cohort of one map. Shape: ``(H, Tq, Tk)`` each.
+    """Running float64 sums for one cohort of one map. Shape: ``(H, Tq, Tk)`` each, or
+    ``(Tq, Tk)`` for the head-averaged map.
 
     ``total`` and ``total_sq`` sum ``w - shift`` and its square, where ``shift`` (a fixed value
     per cell near the typical weight, or 0) keeps the variance free of cancellation.
@@ -112,8 +115,11 @@ class AttentionRecorder:
         ]
         self.kept: dict[MapKey, list[Tensor]] = {}
         self.stats: dict[MapKey, dict[Hashable, StreamStats]] = {}
+        #: Stream mode: per map and cohort, the sums of each row's head-averaged map ``(Tq, Tk)``.
+        self.head_mean_stats: dict[MapKey, dict[Hashable, StreamStats]] = {}
         self._pending: dict[MapKey, Tensor] = {}
         self._shifts: dict[MapKey, Tensor] = {}  # per map: float64 (H*Tq*Tk,)
+        self._head_mean_shifts: dict[MapKey, Tensor] = {}  # per map: float64 (Tq*Tk,)
         self._buffers: dict[MapKey, Tensor] = {}  # per map: the pending batch, (B, H, Tq, Tk)
         self._kept_bytes = 0
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
@@ -213,48 +219,17 @@ class AttentionRecorder:
     def _accumulate(
         self, key: MapKey, weights: Tensor, keys: list[Hashable], membership: Tensor | None
     ) -> None:
-        """Add one batch ``(B, H, Tq, Tk)`` to the sums of each cohort; ``membership`` ``(K, B)``
-        marks its rows (``None``: every row, one cohort)."""
-        batch = weights.shape[0]
-        flat = weights.reshape(batch, -1)  # (B, H*Tq*Tk)
-        if key not in self._shifts:  # the first batch's mean: near every later weight
-            self._shifts[key] = flat.mean(dim=0, dtype=torch.float64)
-        shift = self._shifts[key]
-        sums = torch.empty(len(keys), flat.shape[1], dtype=torch.float64)  # (K, H*Tq*Tk)
-        sums_sq = torch.empty_like(sums)
-        # One batch's sums are float32 over values centred by the shift (a few hundred terms
-        # of the size of the spread: no cancellation), added to float64 totals. Column blocks
-        # bound the temporaries' size.
-        for cols in _column_blocks(batch, flat.shape[1]):
-            block = flat[:, cols] - shift[cols].float()  # (B, c)
-            if membership is None:
-                sums[0, cols] = block.sum(dim=0)
-                sums_sq[0, cols] = block.square_().sum(dim=0)
-            else:
-                sums[:, cols] = membership @ block
-                sums_sq[:, cols] = membership @ block.square_()
-        sums = sums.view(len(keys), *weights.shape[1:])  # (K, H, Tq, Tk)
-        sums_sq = sums_sq.view_as(sums)
-        counts = [batch] if membership is None else membership.sum(dim=1).tolist()
-        per_cohort = self.stats.setdefault(key, {})
-        for i, cohort in enumerate(keys):
-            if counts[i] == 0:
-                continue
-            stats = per_cohort.get(cohort)
-            if stats is None:
-                per_cohort[cohort] = StreamStats(
-                    sums[i].clone(), sums_sq[i].clone(), 0, shift.view_as(sums[i])
-                )
-                stats = per_cohort[cohort]
-            elif stats.total.shape != sums[i].shape:
-                raise ValueError(
-                    f"map {key} changed shape between batches: {tuple(stats.total.shape)} "
-                    f"then {tuple(sums[i].shape)}; stream batches with equal token counts"
-                )
-            else:
-                stats.total += sums[i]
-                stats.total_sq += sums_sq[i]
-            stats.count += int(counts[i])
+        """Add one batch ``(B, H, Tq, Tk)`` and its head means ``(B, Tq, Tk)`` to the sums of each
+        cohort; ``membership`` ``(K, B)`` marks its rows (``None``: every row, one cohort)."""
+        _add_batch(self.stats.setdefault(key, {}), self._shifts, key, weights, keys, membership)
+        _add_batch(
+            self.head_mean_stats.setdefault(key, {}),
+            self._head_mean_shifts,
+            key,
+            weights.mean(dim=1),
+            keys,
+            membership,
+        )
 
     # -- combining -------------------------------------------------------------------------
     def all_reduce(
@@ -268,9 +243,10 @@ class AttentionRecorder:
 
         Every process calls it with the same `cohorts` (those it may have streamed, in one
         order) and `shapes` (``(H, Tq, Tk)`` per map; default: the maps recorded here, which
-        a process that recorded nothing must give). Per map, one float64 all-reduce (SUM) of
-        each cohort's sum and sum of squares of the weights and its row count; each process
-        then centres them on its own shift again. Cohorts not in `cohorts` are dropped.
+        a process that recorded nothing must give). Per map, and again for its head mean, one
+        float64 all-reduce (SUM) of each cohort's sum and sum of squares of the weights and its
+        row count; each process then centres them on its own shift again. Cohorts not in
+        `cohorts` are dropped.
         """
         if self.mode != "stream":
             raise ValueError("all_reduce needs mode='stream': keep mode holds no sums")
@@ -278,43 +254,17 @@ class AttentionRecorder:
         shapes = shapes if shapes is not None else {k: self._shape(k) for k in self.stats}
         for key in sorted(shapes):
             shape = tuple(shapes[key])
-            per_cohort = self.stats.get(key, {})
-            size = math.prod(shape)
-            moments = torch.zeros(len(cohorts), 2 * size + 1, dtype=torch.float64)
-            for i, cohort in enumerate(cohorts):
-                stats = per_cohort.get(cohort)
-                if stats is None:
-                    continue
-                shift = torch.as_tensor(stats.shift, dtype=torch.float64).expand(shape)
-                n = stats.count
-                total = stats.total + n * shift  # the plain sums, without the shift
-                moments[i, :size] = total.reshape(-1)
-                moments[i, size:-1] = (
-                    stats.total_sq + 2 * shift * stats.total + n * shift.square()
-                ).reshape(-1)
-                moments[i, -1] = n
-            dist.all_reduce(moments, op=dist.ReduceOp.SUM, group=group)
-            shift = self._shifts.get(key)
-            if shift is None:  # nothing recorded here: centre on the first cohort's mean
-                counted = moments[moments[:, -1] > 0]
-                shift = (
-                    counted[0, :size] / counted[0, -1]
-                    if len(counted)
-                    else torch.zeros(size, dtype=torch.float64)
-                )
-                self._shifts[key] = shift
-            c = shift.view(shape)
-            reduced: dict[Hashable, StreamStats] = {}
-            for i, cohort in enumerate(cohorts):
-                n = int(moments[i, -1])
-                if n == 0:
-                    continue
-                total = moments[i, :size].view(shape)
-                total_sq = moments[i, size:-1].view(shape)
-                reduced[cohort] = StreamStats(
-                    total - n * c, total_sq - 2 * c * total + n * c.square(), n, c
-                )
-            self.stats[key] = reduced
+            self.stats[key] = _reduce(
+                self.stats.get(key, {}), self._shifts, key, shape, cohorts, group
+            )
+            self.head_mean_stats[key] = _reduce(
+                self.head_mean_stats.get(key, {}),
+                self._head_mean_shifts,
+                key,
+                shape[1:],
+                cohorts,
+                group,
+            )
 
     def _shape(self, key: MapKey) -> tuple[int, ...]:
         return tuple(next(iter(self.stats[key].values())).total.shape)
@@ -333,11 +283,14 @@ class AttentionRecorder:
             raise KeyError(f"no weights kept for layer {layer}, map {map_id!r}")
         return torch.cat(batches)
 
-    def cohort_stats(self, layer: int, map_id: str, cohort: Hashable = ALL) -> StreamStats:
-        """Stream mode: the running sums of one cohort of one map."""
+    def cohort_stats(
+        self, layer: int, map_id: str, cohort: Hashable = ALL, head_mean: bool = False
+    ) -> StreamStats:
+        """Stream mode: the running sums of one cohort of one map, ``(H, Tq, Tk)``, or with
+        ``head_mean`` those of its rows' head-averaged maps, ``(Tq, Tk)``."""
         self.commit()
         try:
-            return self.stats[(layer, map_id)][cohort]
+            return (self.head_mean_stats if head_mean else self.stats)[(layer, map_id)][cohort]
         except KeyError:
             raise KeyError(
                 f"nothing streamed for layer {layer}, map {map_id!r}, cohort {cohort!r}"
@@ -367,3 +320,102 @@ class AttentionRecorder:
 def _column_blocks(rows: int, cols: int) -> list[slice]:
     step = max(1, COMMIT_BLOCK_BYTES // (4 * rows))
     return [slice(s, min(s + step, cols)) for s in range(0, cols, step)]
+
+
+def _add_batch(
+    per_cohort: dict[Hashable, StreamStats],
+    shifts: dict[MapKey, Tensor],
+    key: MapKey,
+    values: Tensor,
+    keys: list[Hashable],
+    membership: Tensor | None,
+) -> None:
+    """Add one batch of values ``(B, ...)`` to the sums of each cohort in ``per_cohort``,
+    centred on ``shifts[key]`` (set from this batch's mean when absent)."""
+    batch = values.shape[0]
+    flat = values.reshape(batch, -1)  # (B, C)
+    if key not in shifts:  # the first batch's mean: near every later value
+        shifts[key] = flat.mean(dim=0, dtype=torch.float64)
+    shift = shifts[key]
+    sums = torch.empty(len(keys), flat.shape[1], dtype=torch.float64)  # (K, C)
+    sums_sq = torch.empty_like(sums)
+    # One batch's sums are float32 over values centred by the shift (a few hundred terms
+    # of the size of the spread: no cancellation), added to float64 totals. Column blocks
+    # bound the temporaries' size.
+    for cols in _column_blocks(batch, flat.shape[1]):
+        block = flat[:, cols] - shift[cols].float()  # (B, c)
+        if membership is None:
+            sums[0, cols] = block.sum(dim=0)
+            sums_sq[0, cols] = block.square_().sum(dim=0)
+        else:
+            sums[:, cols] = membership @ block
+            sums_sq[:, cols] = membership @ block.square_()
+    sums = sums.view(len(keys), *values.shape[1:])  # (K, ...)
+    sums_sq = sums_sq.view_as(sums)
+    counts = [batch] if membership is None else membership.sum(dim=1).tolist()
+    for i, cohort in enumerate(keys):
+        if counts[i] == 0:
+            continue
+        stats = per_cohort.get(cohort)
+        if stats is None:
+            per_cohort[cohort] = StreamStats(
+                sums[i].clone(), sums_sq[i].clone(), 0, shift.view_as(sums[i])
+            )
+            stats = per_cohort[cohort]
+        elif stats.total.shape != sums[i].shape:
+            raise ValueError(
+                f"map {key} changed shape between batches: {tuple(stats.total.shape)} "
+                f"then {tuple(sums[i].shape)}; stream batches with equal token counts"
+            )
+        else:
+            stats.total += sums[i]
+            stats.total_sq += sums_sq[i]
+        stats.count += int(counts[i])
+
+
+def _reduce(
+    per_cohort: Mapping[Hashable, StreamStats],
+    shifts: dict[MapKey, Tensor],
+    key: MapKey,
+    shape: tuple[int, ...],
+    cohorts: Sequence[Hashable],
+    group: Any,
+) -> dict[Hashable, StreamStats]:
+    """The statistics ``per_cohort`` of one map (values of ``shape``) summed over the processes
+    of ``group`` (one float64 all-reduce), centred on ``shifts[key]`` again."""
+    size = math.prod(shape)
+    moments = torch.zeros(len(cohorts), 2 * size + 1, dtype=torch.float64)
+    for i, cohort in enumerate(cohorts):
+        stats = per_cohort.get(cohort)
+        if stats is None:
+            continue
+        shift = torch.as_tensor(stats.shift, dtype=torch.float64).expand(shape)
+        n = stats.count
+        total = stats.total + n * shift  # the plain sums, without the shift
+        moments[i, :size] = total.reshape(-1)
+        moments[i, size:-1] = (
+            stats.total_sq + 2 * shift * stats.total + n * shift.square()
+        ).reshape(-1)
+        moments[i, -1] = n
+    dist.all_reduce(moments, op=dist.ReduceOp.SUM, group=group)
+    shift = shifts.get(key)
+    if shift is None:  # nothing recorded here: centre on the first cohort's mean
+        counted = moments[moments[:, -1] > 0]
+        shift = (
+            counted[0, :size] / counted[0, -1]
+            if len(counted)
+            else torch.zeros(size, dtype=torch.float64)
+        )
+        shifts[key] = shift
+    c = shift.view(shape)
+    reduced: dict[Hashable, StreamStats] = {}
+    for i, cohort in enumerate(cohorts):
+        n = int(moments[i, -1])
+        if n == 0:
+            continue
+        total = moments[i, :size].view(shape)
+        total_sq = moments[i, size:-1].view(shape)
+        reduced[cohort] = StreamStats(
+            total - n * c, total_sq - 2 * c * total + n * c.square(), n, c
+        )
+    return reduced

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 
 import pandas as pd
@@ -175,10 +176,15 @@ def _cohorts(atlas: AttentionAtlas, asked: list[str]) -> list[CohortKey]:
         return list(atlas.cohorts)
     unknown = [label for label in asked if label not in labels]
     if unknown:
-        known = ", ".join(repr(label) for label in atlas.cohort_labels[:6])
+        # a label names its rows ("wrong predictions, test rows"): offer the ones it begins
+        near = [label for label in atlas.cohort_labels if label.startswith(f"{unknown[0]}, ")]
+        near = near or difflib.get_close_matches(unknown[0], atlas.cohort_labels, n=3)
+        shown = near or atlas.cohort_labels[:6]
+        known = ", ".join(repr(label) for label in shown)
         raise ValueError(
-            f"--cohort: no cohort labelled {unknown[0]!r}; cohorts include {known}, ... "
-            "(--cohort every writes them all)"
+            f"--cohort: no cohort labelled {unknown[0]!r}; "
+            + (f"did you mean {known}? " if near else f"cohorts include {known}, ... ")
+            + "(--cohort every writes them all)"
         )
     return [labels[label] for label in asked] or [atlas.cohorts[0]]
 

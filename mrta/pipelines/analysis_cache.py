@@ -22,7 +22,9 @@ from mrta.jsonable import write_json
 from mrta.report.exports import load_atlas, save_atlas
 
 ANALYSIS_DIR = "analysis"  # where a run directory caches its explanation
-ANALYSIS_FORMAT = 3  # 2: the control's maps, the verdict, the null checks; 3: importances
+#: 2: the control's maps, the verdict, the null checks; 3: importances; 4: the atlases' head mean
+#: standard deviations (atlas format 2)
+ANALYSIS_FORMAT = 4
 
 
 def save_explanation(explanation: Explanation, run_dir: str | Path, source: str) -> Path:

@@ -3,11 +3,16 @@
 :func:`explain` records the trained model's attention over a table once (all cohorts in one
 pass), does the same for the two nulls, the untrained model (the run's initial weights) and the
 control (trained on shuffled labels), derives the head table and the map divergences, and
-judges the run on its test split (:func:`run_verdict`). :func:`attach_control` adds a control
-that landed after the explanation. :func:`run_checks` adds the on-demand checks (head and map
-ablation, zeroed and mean-replaced, on validation rows; on test rows the four column importances
-and their deletion curves against random orders, and the nulls' rank agreements);
-:func:`filter_atlas` records a custom cohort.
+judges the run on its test split (:func:`run_verdict`). When the table is the run's own, its
+rows carry their split: the training, validation and test rows are cohorts, and the
+prediction-based cohorts (true and predicted class, correct or wrong; the quintiles of a
+regression's target, prediction and residual) come for the whole table, the training rows and
+the test rows (see :mod:`mrta.analysis.cohorts`); rows of another table, or a run's test rows
+held in a separate test file, have no split. :func:`attach_control` adds a control that landed
+after the explanation. :func:`run_checks` adds the on-demand checks (head and map ablation,
+zeroed and mean-replaced, on validation rows; on test rows the four column importances and their
+deletion curves against random orders, and the nulls' rank agreements); :func:`filter_atlas`
+records a custom cohort, of the whole table and of its training and test rows.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import torch
 
 from mrta.analysis.atlas import AttentionAtlas
 from mrta.analysis.checks import ablate_heads, ablate_maps, map_divergence, rollout_agreement
-from mrta.analysis.cohorts import ALL_ROWS, CohortSpec
+from mrta.analysis.cohorts import ALL_ROWS, SPLITS, CohortSpec
 from mrta.analysis.collect import ProgressFn, Shard, collect_attention
 from mrta.analysis.deletion import (
     MIN_ROWS,
@@ -65,12 +70,43 @@ DEFAULT_MAX_ROWS = (
 
 def analysed_rows(run: Run, frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
     """The rows of ``frame`` that have a target, at most ``max_rows`` of them (seeded sample)."""
+    return frame.iloc[_analysed_positions(run, frame, max_rows, seed)]
+
+
+def _analysed_positions(run: Run, frame: pd.DataFrame, max_rows: int, seed: int) -> np.ndarray:
+    """The positions in ``frame`` of :func:`analysed_rows`, in their order."""
     target = run.schema.encode_target(frame)
     has_target = target >= 0 if run.schema.task != Task.REGRESSION else ~np.isnan(target)
-    rows = frame[has_target]
-    if len(rows) > max_rows:
-        rows = rows.sample(n=max_rows, random_state=seed).sort_index()
-    return rows
+    positions = pd.Series(np.arange(len(frame)), index=frame.index)[has_target]
+    if len(positions) > max_rows:  # the sample DataFrame.sample draws, sorted by index label
+        positions = positions.sample(n=max_rows, random_state=seed).sort_index()
+    return positions.to_numpy()
+
+
+def _row_splits(
+    run: Run, frame: pd.DataFrame, positions: np.ndarray, of_run_table: bool = False
+) -> np.ndarray | None:
+    """The split of each row of ``frame`` at ``positions`` (``"train"``, ``"validation"``,
+    ``"test"``; ``""`` for a row in none) when ``frame`` is the run's own table (the run's
+    frame, or a table with its fingerprint) or, with ``of_run_table``, rows of it indexed by
+    their position in it; ``None`` for another table. The test rows of a separate test file are
+    not in the run's table: none of its rows is then ``"test"``."""
+    if of_run_table:
+        in_table = frame.index.to_numpy()[positions]
+    elif frame is run.frame or (
+        run.table is not None
+        and run.table.sha256 is not None
+        and len(frame) == run.table.rows
+        and run.check_table(frame).matches
+    ):
+        in_table = positions
+    else:
+        return None
+    splits = np.full(len(in_table), "", dtype="<U10")
+    for split in SPLITS:
+        if not (split == "test" and run.splits.separate_test_file):
+            splits[np.isin(in_table, getattr(run.splits, split))] = split
+    return splits
 
 
 def explain(
@@ -81,23 +117,44 @@ def explain(
     seed: int = 0,
     progress: ProgressFn | None = None,
     shard: Shard | None = None,
+    of_run_table: bool = False,
 ) -> Explanation:
     """Record attention over ``frame`` (default: the run's own table) and derive every view.
+
+    The cohorts of the split (training, validation and test rows) and the prediction-based
+    cohorts of the training and of the test rows need ``frame`` to be the run's own table (its
+    ``frame``, or a table with its fingerprint) or, with ``of_run_table``, rows of it indexed by
+    their position in it (a sample read from the file, as
+    :func:`mrta.pipelines.streamed.explained_rows` reads one; the caller vouches that the file
+    is the run's table). For a regression run the rows are first predicted in one pass: the
+    quintiles are cut before recording.
 
     With ``shard``, this process records its block of the rows and the sums of every process
     of the shard's group are added up (see :func:`~mrta.analysis.atlas.collect_attention`): every
     process calls it alike and gets the explanation of all the rows.
     """
     frame = _table(run, frame)
-    rows = analysed_rows(run, frame, max_rows, seed)
+    positions = _analysed_positions(run, frame, max_rows, seed)
+    rows = frame.iloc[positions]
     encoded = run.preprocessor.transform(rows)
     tokens = token_frame(run.schema, rows)
-    classification = run.schema.task != Task.REGRESSION
-    spec = CohortSpec.for_frame(tokens, class_labels=run.class_labels, classes=classification)
     phases = ["recording attention", "recording the untrained model"]
     if run.control is not None:
         phases.append("recording the control model")
     step = _phases(progress, phases)
+    outcomes: dict[str, np.ndarray] = {}
+    if run.schema.task == Task.REGRESSION:
+        _report(step(0), phases[0])
+        outcomes = {
+            "targets": run.schema.encode_target(rows),
+            "predictions": run.predict_examples(encoded),
+        }
+    spec = CohortSpec.for_frame(
+        tokens,
+        class_labels=run.class_labels,
+        splits=_row_splits(run, frame, positions, of_run_table),
+        **outcomes,
+    )
     atlas = collect_attention(run.model, encoded, tokens, spec, progress=step(0), shard=shard)
     untrained = collect_attention(
         run.untrained_model(),
@@ -172,14 +229,23 @@ def filter_atlas(
     run: Run, name: str, mask: np.ndarray, frame: pd.DataFrame | None = None, *, seed: int = 0
 ) -> AttentionAtlas:
     """A custom cohort (``mask`` over ``frame``'s rows, at most :data:`DEFAULT_MAX_ROWS` of
-    them): its own pass over those rows, keyed ``("filter", name)``."""
+    them): its own pass over those rows, keyed ``("filter", name)`` and, when ``frame`` is the
+    run's own table, ``("filter", name, "train")`` and ``("filter", name, "test")`` for those of
+    its training and of its test rows (see :mod:`mrta.analysis.cohorts`)."""
     frame = _table(run, frame)
     if len(mask) != len(frame):
         raise ValueError(f"the filter has {len(mask)} values for {len(frame)} rows")
-    rows = analysed_rows(run, frame[np.asarray(mask, dtype=bool)], DEFAULT_MAX_ROWS, seed)
-    if len(rows) == 0:
+    matching = np.flatnonzero(np.asarray(mask, dtype=bool))
+    positions = matching[_analysed_positions(run, frame.iloc[matching], DEFAULT_MAX_ROWS, seed)]
+    if len(positions) == 0:
         raise ValueError(f"no row with a target matches {name}")
-    spec = CohortSpec(classes=False, filters={name: np.ones(len(rows), dtype=bool)})
+    spec = CohortSpec(
+        classes=False,
+        filters={name: np.ones(len(positions), dtype=bool)},
+        splits=_row_splits(run, frame, positions),
+        split_cohorts=False,
+    )
+    rows = frame.iloc[positions]
     return collect_attention(run.model, run.preprocessor.transform(rows), cohorts=spec)
 
 

@@ -25,8 +25,16 @@ import pandas as pd
 
 from mrta.analysis.atlas import AttentionAtlas
 from mrta.analysis.checks import LEARNED_FACTOR
-from mrta.analysis.cohorts import ALL_ROWS, CohortKey
+from mrta.analysis.cohorts import (
+    ALL_ROWS,
+    CohortKey,
+    containing,
+    default_cohort,
+    rows_note,
+    rows_scope,
+)
 from mrta.analysis.collect import ProgressFn
+from mrta.analysis.difference import DEFAULT_Q
 from mrta.analysis.explanation import Explanation
 from mrta.analysis.importance import METHOD_NOTES, METHOD_TITLES, METHODS
 from mrta.analysis.labels import format_value, token_frame
@@ -42,6 +50,7 @@ from mrta.runs.run import Run
 __all__ = [  # its own names, and those of the analysis that a face shows
     "ALL_ROWS",
     "CHECK_ROWS",
+    "DEFAULT_Q",
     "LEARNED_FACTOR",
     "METHODS",
     "METHOD_NOTES",
@@ -55,6 +64,8 @@ __all__ = [  # its own names, and those of the analysis that a face shows
     "Explanation",
     "RowFilter",
     "SetExplanation",
+    "containing",
+    "default_cohort",
     "explain_run",
     "explorable_rows",
     "filter_cohort",
@@ -62,6 +73,8 @@ __all__ = [  # its own names, and those of the analysis that a face shows
     "measure_name",
     "one_row_attention",
     "row_map",
+    "rows_note",
+    "rows_scope",
 ]
 
 #: The comparisons a filter may make between a column and a value.

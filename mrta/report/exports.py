@@ -28,7 +28,7 @@ from mrta.streams import MAP_IDS
 
 ATLAS_FORMAT = "mrta-attention-atlas"
 SUMMARY_FORMAT = "mrta-analysis-summary"
-FORMAT_VERSION = 1  # of the atlas files
+FORMAT_VERSION = 2  # of the atlas files; 2: the head mean's standard deviation
 #: 2: the verdict and the control model; 3: every method's importance with its standard error,
 #: their faithfulness, and the atlas's rollout under its own key
 SUMMARY_VERSION = 3
@@ -58,7 +58,8 @@ def save_atlas(atlas: AttentionAtlas, stem: str | Path) -> tuple[Path, Path]:
 
     The npz holds ``counts``, ``cohort_labels``, ``layer_names``, ``rollout.mean``,
     ``rollout.std``, ``rollout.tokens`` and per map ``layer{i}.{map_id}.mean``, ``.std``,
-    ``.entropy``, ``.queries``, ``.keys``; the JSON the cohort keys and token names.
+    ``.head_mean_std``, ``.entropy``, ``.queries``, ``.keys``; the JSON the cohort keys and token
+    names.
     """
     npz_path, json_path = atlas_paths(stem)
     npz_path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,6 +76,7 @@ def save_atlas(atlas: AttentionAtlas, stem: str | Path) -> tuple[Path, Path]:
         queries, keys = atlas.names(layer, map_id)
         arrays[f"{prefix}.mean"] = atlas.means[(layer, map_id)]
         arrays[f"{prefix}.std"] = atlas.stds[(layer, map_id)]
+        arrays[f"{prefix}.head_mean_std"] = atlas.head_mean_stds[(layer, map_id)]
         arrays[f"{prefix}.entropy"] = atlas.entropy[(layer, map_id)]
         arrays[f"{prefix}.queries"] = _names(queries)
         arrays[f"{prefix}.keys"] = _names(keys)
@@ -95,7 +97,9 @@ def save_atlas(atlas: AttentionAtlas, stem: str | Path) -> tuple[Path, Path]:
 
 
 def load_atlas(stem: str | Path) -> AttentionAtlas:
-    """Inverse of :func:`save_atlas`; reads without pickle."""
+    """Inverse of :func:`save_atlas`; reads without pickle. An atlas of another format version
+    (version 1 lacks the head mean's standard deviation) is refused with a ``ValueError``: its
+    attention is to be collected again."""
     npz_path, json_path = atlas_paths(stem)
     meta = json.loads(json_path.read_text(encoding="utf-8"))
     if meta.get("format") != ATLAS_FORMAT or meta.get("format_version") != FORMAT_VERSION:
@@ -121,6 +125,7 @@ def load_atlas(stem: str | Path) -> AttentionAtlas:
             counts=arrays["counts"],
             means=per_map("mean"),
             stds=per_map("std"),
+            head_mean_stds=per_map("head_mean_std"),
             entropy=per_map("entropy"),
             rollout_mean=arrays["rollout.mean"],
             rollout_std=arrays["rollout.std"],

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from mrta.analysis.checks import LEARNED_FACTOR
-from mrta.analysis.cohorts import ALL_ROWS
+from mrta.analysis.cohorts import ALL_ROWS, rows_note
 from mrta.analysis.deletion import Faithfulness
 from mrta.analysis.explanation import Explanation
 from mrta.analysis.importance import METHOD_NOTES, METHOD_TITLES, METHODS
@@ -121,7 +121,12 @@ def report_html(run: Run, explanation: Explanation, title: str = "MRTA Explorer 
         "task": schema.task.value,
         "numerical tokens": ", ".join(schema.numerical_tokens) or "none",
         "categorical tokens": ", ".join(schema.categorical_tokens) or "none",
-        "rows recorded": explanation.rows,
+        "rows recorded": (
+            f"{explanation.rows:,}: the whole table, training, validation and test rows "
+            "together (the maps shown are of all of them)"
+        ),
+        "rows of the cohorts": rows_note(explanation.atlas.cohorts)
+        or "each cohort's label says its rows: the whole table, training rows or test rows",
         "training steps": run.training.steps,
         "training seconds": round(run.training.elapsed, 1),
         "stopped because": run.training.stop_reason,

@@ -15,19 +15,23 @@ from mrta.pipelines.explore import (
     UNIFORM_TOLERANCE,
     Explanation,
     RowFilter,
+    default_cohort,
     explorable_rows,
     filter_cohort,
     one_row_attention,
     row_map,
+    rows_note,
+    rows_scope,
 )
 from mrta.report import figures
 from mrta.report.importance_figures import rollout_by_stream
 from mrta.streams import MAP_LABELS
 from mrta_dashboard import keys, session
-from mrta_dashboard.parts import colour
+from mrta_dashboard.parts import colour, difference
 
 AGGREGATIONS = ["whole dataset", "a cohort", "difference of two cohorts", "one row", "filter"]
 ROLLOUT_TITLE = "attention received, rolled out"
+WHOLE_TABLE_ROWS = "the whole table (training, validation and test rows together)"
 PICKED_ROWS = 5000  # rows of the table a row is picked from
 LABEL_NOTES = {
     UNIFORM_MAP: (
@@ -57,8 +61,11 @@ def map_name(explanation: Explanation, layer: int, map_id: str) -> str:
     return MAP_LABELS[map_id] + (f" ({label})" if label else "")
 
 
-def cohort_choice(atlas, label: str, key: str, default: int = 0):
+def cohort_choice(atlas, label: str, key: str):
+    """A cohort of the atlas; the list opens on the first prediction-based cohort of the test
+    rows (the rows the model did not train on), when there is one."""
     labels = list(atlas.cohort_labels)
+    default = atlas.cohorts.index(default_cohort(atlas.cohorts))
     i = st.selectbox(
         label, range(len(labels)), index=default, format_func=labels.__getitem__, key=key
     )
@@ -86,13 +93,13 @@ def show_map(run, explanation: Explanation, layer: int, map_id: str, aggregation
     if note := LABEL_NOTES.get(map_label(explanation, layer, map_id)):
         st.caption(note)
     if aggregation == "difference of two cohorts":
-        _difference(atlas, layer, map_id, head, queries, keys_, title)
+        difference.show(atlas, layer, map_id, head, queries, keys_, title)
         return
     if aggregation == "one row":
         maps, queries, keys_ = _one_row(run, layer, map_id)
         if maps is None:
             return
-        count = 1
+        st.caption("One row.")
     else:
         cohort = ALL_ROWS
         if aggregation == "a cohort":
@@ -103,22 +110,11 @@ def show_map(run, explanation: Explanation, layer: int, map_id: str, aggregation
                 return
         chosen = atlas.cohort_map(layer, map_id, cohort)
         maps, count = chosen.mean, chosen.count  # (H, Tq, Tk)
-    st.caption(f"{count:,} rows")
+        which = WHOLE_TABLE_ROWS if cohort == ALL_ROWS else rows_scope(cohort)
+        st.caption(f"{count:,} rows: {which}.")
+        if note := rows_note(atlas.cohorts):
+            st.caption(note)
     _draw(maps, queries, keys_, head, title)
-
-
-def _difference(atlas, layer: int, map_id: str, head, queries, keys_, title: str) -> None:
-    a = cohort_choice(atlas, "Cohort A", keys.COHORT_A, default=min(1, len(atlas.cohorts) - 1))
-    b = cohort_choice(atlas, "Cohort B", keys.COHORT_B)
-    z = st.slider("Mute differences smaller than this many standard errors", 0.0, 4.0, 2.0)
-    if head is None:
-        st.caption("Differences are shown one head at a time: showing the mean of heads.")
-        head = "mean"
-    difference = atlas.difference(layer, map_id, a, b, head, z)
-    shown = int((~difference.muted).sum())
-    st.caption(f"{shown} of {difference.muted.size} cells differ by more than {z:g} SE.")
-    figure = figures.difference_heatmap(difference, queries, keys_, title=f"{title}: A − B")
-    st.plotly_chart(figure, key=keys.FIGURE)
 
 
 def _draw(maps: np.ndarray, queries, keys_, head, title: str) -> None:

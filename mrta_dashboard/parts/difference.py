@@ -1,0 +1,65 @@
+"""The Explore page's difference of two cohorts' maps: by default a cohort against the rest of
+the rows it is a part of, each cell tested by Welch's t with the false discovery rate held at
+a q the reader sets, and the rows each cohort is of said beside it."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from mrta.pipelines.explore import DEFAULT_Q, containing, default_cohort, rows_scope
+from mrta.report import figures
+from mrta_dashboard import keys
+
+REST = "the rest of its rows"  # the comparison the view opens on
+
+
+def show(atlas, layer: int, map_id: str, head, queries, keys_, title: str) -> None:
+    labels = dict(zip(atlas.cohorts, atlas.cohort_labels, strict=True))
+    choices = [c for c in atlas.cohorts if len(c) > 1]  # every cohort but all rows
+    if not choices:
+        st.info("This table has no cohorts to compare.")
+        return
+    start = default_cohort(choices)
+    a = st.selectbox(
+        "Cohort A",
+        choices,
+        index=choices.index(start),
+        format_func=lambda c: labels[c],
+        key=keys.COHORT_A,
+    )
+    b = st.selectbox(
+        "Against",
+        [REST, *atlas.cohorts],
+        format_func=lambda c: c if c == REST else labels[c],
+        key=keys.COHORT_B,
+        help="The rest of the rows A is a part of (all rows, or its split's rows) is the "
+        "default: it shares no row with A, so every cell can be tested.",
+    )
+    q = st.number_input(
+        "False discovery rate q",
+        min_value=0.001,
+        max_value=0.5,
+        value=DEFAULT_Q,
+        step=0.01,
+        format="%.3f",
+        key=keys.DIFFERENCE_Q,
+        help="Of the cells shown as different, at most this share is expected to be so by "
+        "chance (Benjamini–Yekutieli).",
+    )
+    if head is None:
+        st.caption("Differences are shown one map at a time: showing the mean of heads.")
+        head = "mean"
+    within = containing(a)
+    if b == REST:
+        if atlas.counts[atlas.index(within)] == atlas.counts[atlas.index(a)]:
+            st.info(f"{labels[a]} is every one of its rows: it has no rest to compare with.")
+            return
+        difference = atlas.difference_from_rest(layer, map_id, a, head=head, q=q)
+        against = f"the rest of the {rows_scope(a)} ({labels[within]})"
+    else:
+        difference = atlas.difference(layer, map_id, a, b, head, q=q)
+        against = f"{labels[b]} ({rows_scope(b)})"
+    st.caption(f"A: {labels[a]} ({rows_scope(a)}) · B: {against}.")
+    st.caption(difference.caption())
+    figure = figures.difference_heatmap(difference, queries, keys_, title=f"{title}: A − B")
+    st.plotly_chart(figure, key=keys.FIGURE)
