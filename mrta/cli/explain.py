@@ -54,9 +54,9 @@ def add_explain(commands: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="LABEL",
-        help="a cohort for the tidy CSV, by its label (e.g. 'predicted: Adelie', 'wrong "
-        "predictions', 'income: decile 3 (...)'); repeatable; 'every' for all of them; "
-        "default: all rows",
+        help="a cohort for the tidy CSV, by its label, which names its rows (e.g. 'predicted: "
+        "Adelie, test rows', 'wrong predictions, whole table', 'income: decile 3 (...), whole "
+        "table', 'test rows'); repeatable; 'every' for all of them; default: all rows",
     )
     p.add_argument("--report", action="store_true", help="also write the HTML report")
     p.add_argument(
