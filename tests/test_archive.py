@@ -378,3 +378,28 @@ def test_a_set_run_zips_opens_and_checks_its_group_columns(set_run):
         check_rows(set_run, frame.drop(columns=["g"]))
     with pytest.raises(TableError, match="'day'"):
         check_rows(set_run, frame.drop(columns=["day"]))
+
+
+def _renamed_entries(zipped: bytes, extra: dict[str, bytes]) -> bytes:
+    """The run's zip with `extra` entries added under its folder."""
+    entries = _entries(zipped)
+    entries.update({f"tiny-run/{name}": content for name, content in extra.items()})
+    return make_zip(entries)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"a" * 300: b"x"},  # a name longer than any file system takes
+        {"d/" * 1500 + "x": b"x"},  # a path deeper than any file system takes
+        {"weights.safetensors/inside": b"x"},  # a file and a folder of the same name
+    ],
+    ids=["long name", "deep name", "file and folder"],
+)
+@pytest.mark.slow
+def test_a_crafted_zip_is_one_message_whatever_python_raises(zipped, extra):
+    with pytest.raises(RunError) as refused:
+        open_zip(_renamed_entries(zipped, extra), name="crafted.zip")
+    message = str(refused.value)
+    assert message.startswith("crafted.zip") and "\n" not in message
+    assert "mrta-open-" not in message, "no server path in the message"

@@ -601,3 +601,31 @@ def test_a_difference_opens_on_a_test_cohort_against_the_rest_with_its_false_dis
     at.selectbox(key=keys.COHORT_B).set_value(("all",)).run()
     assert not at.exception
     assert any(c.value.startswith("No test") for c in at.caption)
+
+
+@pytest.mark.slow
+def test_a_crafted_zip_is_a_message_read_once_not_a_traceback(trained, monkeypatch):
+    import io
+    import zipfile
+
+    from mrta.pipelines.archive import zip_run
+    from mrta_dashboard.parts import runs
+
+    run = trained.session_state["run"]
+    data = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(zip_run(run, folder="r")), "r") as source,
+        zipfile.ZipFile(data, "w") as crafted,
+    ):
+        for info in source.infolist():
+            crafted.writestr(info.filename, source.read(info))
+        crafted.writestr("r/weights.safetensors/inside", b"x")  # a file and a folder alike
+    reads = []
+    real = runs.open_zip
+    monkeypatch.setattr(runs, "open_zip", lambda *a, **k: reads.append(1) or real(*a, **k))
+    at = upload_zip(open_page(trained), data.getvalue(), "crafted.zip")
+    assert not at.exception
+    assert any("crafted.zip cannot be opened as a run" in e.value for e in at.error)
+    at.run()  # a rerun shows the same message without reading the zip again
+    assert any("crafted.zip cannot be opened as a run" in e.value for e in at.error)
+    assert len(reads) == 1

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from mrta.analysis.explanation import Explanation
-from mrta.errors import ArchiveError, RunError, TableError
+from mrta.errors import ArchiveError, MrtaError, RunError, TableError, one_line
 from mrta.pipelines.analysis_cache import ANALYSIS_DIR, load_explanation, save_explanation
 from mrta.pipelines.explain import DEFAULT_MAX_ROWS
 from mrta.runs.manifest import FORMAT, FORMAT_VERSION, MANIFEST
@@ -170,10 +170,22 @@ def open_zip(
     except OSError as error:
         raise ArchiveError(f"{name} cannot be read ({error}).") from None
     with archive, tempfile.TemporaryDirectory(prefix="mrta-open-") as temporary:
-        root, members = _run_members(archive, name, max_files, max_bytes)
-        target = Path(temporary) / "run"
-        _extract(archive, members, root, target, name, max_bytes)
-        return open_run_dir(target, name=name, where=f"the uploaded file {name}")
+        try:
+            root, members = _run_members(archive, name, max_files, max_bytes)
+            target = Path(temporary) / "run"
+            _extract(archive, members, root, target, name, max_bytes)
+            return open_run_dir(target, name=name, where=f"the uploaded file {name}")
+        except MrtaError:
+            raise
+        except Exception as error:  # whatever a crafted zip makes Python raise: one message
+            # an OS error's own words, without the server's temporary path
+            detail = error.strerror if isinstance(error, OSError) and error.strerror else error
+            detail = one_line(detail).replace(temporary, "")
+            raise ArchiveError(
+                f"{name} cannot be opened as a run ({detail}): it is damaged or was not made "
+                "by MRTA Explorer. Zip the run directory again, or download it from the Export "
+                "page."
+            ) from None
 
 
 def open_run_dir(
@@ -189,6 +201,12 @@ def open_run_dir(
         run = Run.load(path)
     except RunError as error:
         raise type(error)(_renamed(str(error), path, name)) from None
+    except Exception as error:  # whatever a damaged run makes Python raise: one message
+        detail = _renamed(one_line(error), path, name)
+        raise RunError(
+            f"{name} cannot be loaded as a run ({detail}): it is damaged or was not saved by "
+            "MRTA Explorer. Train it again, or open another run."
+        ) from None
     manifest = _read_json(path / MANIFEST) or {}
     listed = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
     version = manifest.get("format_version")
@@ -425,7 +443,7 @@ def format_created(created: str | None) -> str:
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_bytes())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # unreadable, not JSON, or nested too deep
         return None
 
 

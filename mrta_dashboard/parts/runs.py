@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from mrta.errors import RunError
+from mrta.errors import RunError, one_line
 from mrta.pipelines.archive import (
     RUNS_DIR_ENV,
     OpenedRun,
@@ -98,6 +98,8 @@ def _pending(key: str, read) -> OpenedRun | None:
                 stored = (key, read())
         except RunError as error:
             stored = (key, str(error))
+        except Exception as error:  # shown once and remembered: never a traceback, no retry
+            stored = (key, f"The run could not be read ({one_line(error)}).")
         st.session_state[keys.OPEN_PENDING] = stored
     if isinstance(stored[1], str):
         st.error(f"{stored[1]} {KEPT}")
