@@ -5,6 +5,7 @@
 import streamlit as st
 
 from mrta_dashboard import control, keys, session
+from mrta_dashboard.text import md
 
 # An uncaught error shows a generic message, never a traceback with the server's paths: set here
 # so that it holds whichever folder the server starts from (the pages catch what they expect).
@@ -24,7 +25,7 @@ pages = [  # paths relative to this script, as st.Page wants them
 st.navigation(pages).run()
 with st.sidebar:  # after the page ran, so that it shows the page's latest choices
     loaded = session.table()
-    st.caption(f"Table: **{loaded.name}** · target: **{loaded.target or '—'}**")
+    st.caption(f"Table: **{md(loaded.name)}** · target: **{md(loaded.target or '—')}**")
     if caption := session.run_caption():
         st.caption(caption)
     if control.pending(session.get(keys.RUN)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import re
 import time
 from pathlib import Path
 
@@ -31,6 +32,11 @@ def test_the_app_shows_no_traceback_whatever_folder_the_server_starts_from():
     st.set_option("client.showErrorDetails", "full")  # as if no config file were read
     new_app()
     assert st.get_option("client.showErrorDetails") == "none"
+
+
+def plain(markdown: str) -> str:
+    """What a reader sees of Markdown whose data-derived parts were escaped (backslashes gone)."""
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def upload(at: AppTest, name: str, content: bytes) -> AppTest:
@@ -330,7 +336,9 @@ def test_a_failure_inside_training_is_a_message_and_the_app_keeps_working(monkey
     at.button[0].click().run()
     wait_for_training(at)
     assert not at.exception
-    assert any("Training failed: RuntimeError: the disk is full" in e.value for e in at.error)
+    assert any(
+        "Training failed: RuntimeError: the disk is full" in plain(e.value) for e in at.error
+    )
     at.switch_page("views/data.py").run()
     assert not at.exception and at.subheader[0].value == "penguins.csv"
 
@@ -518,7 +526,7 @@ def test_rows_that_do_not_fit_the_run_are_refused_and_other_rows_are_flagged(tin
         "The table loaded in this session (penguins.csv)",
         "Upload a CSV",
     ]
-    assert "lacks the column(s) 'x1', 'x2', 'color', 'size'" in at.error[0].value
+    assert "lacks the column(s) 'x1', 'x2', 'color', 'size'" in plain(at.error[0].value)
     assert "o_open" not in [button.key for button in at.button]
     at.radio(key="o_rows").set_value("upload").run()
     other = tiny_frame_csv(seed=5)
@@ -629,3 +637,32 @@ def test_a_crafted_zip_is_a_message_read_once_not_a_traceback(trained, monkeypat
     at.run()  # a rerun shows the same message without reading the zip again
     assert any("crafted.zip cannot be opened as a run" in e.value for e in at.error)
     assert len(reads) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("penguins.csv", "penguins.csv"),
+        ("![x](http://evil.example/x.png)", r"\!\[x\]\(http\://evil.example/x.png\)"),
+        (":red[alarm] :material/home: $x^2$", r"\:red\[alarm\] \:material/home\: \$x\^2\$"),
+        ("**bold** _it_ `code` <b>", r"\*\*bold\*\* \_it\_ \`code\` \<b\>"),
+        ("- a list\n1. another", r"\- a list 1. another"),
+        ("1. first", r"1\. first"),
+    ],
+)
+def test_data_derived_text_is_shown_literally(text, shown):
+    from mrta_dashboard.text import md
+
+    assert md(text) == shown
+
+
+def test_a_table_cannot_put_markdown_into_the_page():
+    names = ["![x](http://evil.example/x.png)", ":red[t] $x$", "**b**"]
+    rows = "\n".join(f"{i % 7},{'abc'[i % 3]},{'yn'[i % 2]}" for i in range(60))
+    at = upload(new_app(), "[a](javascript:alert(1)).csv", f"{','.join(names)}\n{rows}\n".encode())
+    assert not at.exception
+    shown = [e.value for e in (*at.subheader, *at.caption, *at.info, *at.warning, *at.success)]
+    text = " ".join(shown)
+    assert r"\[a\]\(javascript\:alert\(1\)\).csv" in text
+    assert "](" not in text.replace(r"\]\(", "") and "javascript:" not in text
+    assert ":red[" not in text

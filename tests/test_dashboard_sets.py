@@ -9,7 +9,7 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
-from test_dashboard import new_app, plotly_json, upload, wait_for_training, z_values
+from test_dashboard import new_app, plain, plotly_json, upload, wait_for_training, z_values
 from test_sets import planted_table
 
 from mrta.analysis.sets import SetExplanation
@@ -80,7 +80,7 @@ def test_the_set_sample_opens_in_group_mode_and_the_choice_survives_pages():
     assert at.selectbox(key=f"group_by:{source}").value == "portfolio_id"
     assert at.number_input(key=f"max_set_size:{source}").value == MAX_SET_SIZE
     assert at.info[0].value.startswith("**1,500 groups** of 'portfolio_id'")
-    assert "one prediction per group of **portfolio_id**" in at.success[0].value
+    assert "one prediction per group of **portfolio_id**" in plain(at.success[0].value)
     roles = at.dataframe[1].value.set_index("column")
     assert roles.loc["portfolio_id", "role"] == "ignored"
     assert roles.loc["portfolio_id", "why"].startswith("the group key")

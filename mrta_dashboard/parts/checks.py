@@ -11,6 +11,7 @@ import streamlit as st
 from mrta.pipelines.explain import run_checks
 from mrta.pipelines.explore import CHECK_ROWS, LEARNED_FACTOR, Explanation
 from mrta_dashboard import control, keys
+from mrta_dashboard.text import md
 
 #: The rule a map is judged by, stated wherever the judgement is shown.
 LEARNED_RULE = (
@@ -152,6 +153,6 @@ def _run(run, explanation: Explanation) -> None:
     try:
         run_checks(run, explanation, progress=progress)
     except Exception as error:  # shown, and the page keeps working
-        st.error(f"The checks failed: {error}")
+        st.error(f"The checks failed: {md(error)}")
         return
     st.rerun()

@@ -9,6 +9,7 @@ import streamlit as st
 from mrta.pipelines.explore import DEFAULT_Q, containing, default_cohort, rows_scope
 from mrta.report import figures
 from mrta_dashboard import keys
+from mrta_dashboard.text import md
 
 REST = "the rest of its rows"  # the comparison the view opens on
 
@@ -52,14 +53,14 @@ def show(atlas, layer: int, map_id: str, head, queries, keys_, title: str) -> No
     within = containing(a)
     if b == REST:
         if atlas.counts[atlas.index(within)] == atlas.counts[atlas.index(a)]:
-            st.info(f"{labels[a]} is every one of its rows: it has no rest to compare with.")
+            st.info(f"{md(labels[a])} is every one of its rows: it has no rest to compare with.")
             return
         difference = atlas.difference_from_rest(layer, map_id, a, head=head, q=q)
-        against = f"the rest of the {rows_scope(a)} ({labels[within]})"
+        against = f"the rest of the {rows_scope(a)} ({md(labels[within])})"
     else:
         difference = atlas.difference(layer, map_id, a, b, head, q=q)
-        against = f"{labels[b]} ({rows_scope(b)})"
-    st.caption(f"A: {labels[a]} ({rows_scope(a)}) · B: {against}.")
+        against = f"{md(labels[b])} ({rows_scope(b)})"
+    st.caption(f"A: {md(labels[a])} ({rows_scope(a)}) · B: {against}.")
     st.caption(difference.caption())
     figure = figures.difference_heatmap(difference, queries, keys_, title=f"{title}: A − B")
     st.plotly_chart(figure, key=keys.FIGURE)

@@ -17,6 +17,7 @@ from mrta.pipelines.archive import (
 )
 from mrta.task import Task
 from mrta_dashboard import keys, session
+from mrta_dashboard.text import md
 
 KEPT = "Nothing was changed: the table and the run open before are kept."
 
@@ -72,7 +73,7 @@ def from_folder() -> OpenedRun | None:
         return None
     entry = by_path[chosen]
     if entry.problem:
-        st.error(f"{entry.name} cannot be opened: {entry.problem}. {KEPT}")
+        st.error(f"{md(entry.name)} cannot be opened: {md(entry.problem)}. {KEPT}")
         return None
     try:
         stamp = (entry.path / "manifest.json").stat().st_mtime_ns
@@ -102,7 +103,7 @@ def _pending(key: str, read) -> OpenedRun | None:
             stored = (key, f"The run could not be read ({one_line(error)}).")
         st.session_state[keys.OPEN_PENDING] = stored
     if isinstance(stored[1], str):
-        st.error(f"{stored[1]} {KEPT}")
+        st.error(f"{md(stored[1])} {KEPT}")
         return None
     return stored[1]
 

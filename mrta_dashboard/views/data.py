@@ -12,6 +12,7 @@ from mrta.data.schema import Kind, Role, TableSchema, infer_schema
 from mrta.errors import TableError
 from mrta_dashboard import keys, session
 from mrta_dashboard.parts import grouping
+from mrta_dashboard.text import md, md_list
 
 EDITABLE_ROLES = [Role.NUMERICAL.value, Role.CATEGORICAL.value, Role.IGNORED.value]
 TASKS = ["auto", "binary", "multiclass", "regression"]
@@ -21,14 +22,14 @@ def page() -> None:
     st.header("Data")
     _choose_source()
     loaded = session.table()
-    st.subheader(f"{loaded.name}")
+    st.subheader(md(loaded.name))
     st.caption(
         f"{len(loaded.frame):,} rows × {loaded.frame.shape[1]} columns · encoding "
         f"{loaded.read.encoding} · delimiter {loaded.read.delimiter!r}"
         + (" · gzip" if loaded.read.compressed else "")
     )
     for note in loaded.read.notes:
-        st.info(note)
+        st.info(md(note))
     st.dataframe(loaded.frame.head(200), height=240)
     schema = _target_and_schema(loaded)
     if schema is not None:
@@ -72,7 +73,7 @@ def _choose_source() -> None:
     try:
         read = read_table(upload.getvalue())
     except TableError as error:
-        st.error(f"{upload.name} was not loaded: {error} The table loaded before is kept.")
+        st.error(f"{md(upload.name)} was not loaded: {md(error)} The table loaded before is kept.")
         return
     session.set_table(session.LoadedTable(upload.name, f"upload:{upload.file_id}", read))
 
@@ -108,14 +109,14 @@ def _target_and_schema(loaded: session.LoadedTable) -> TableSchema | None:
         roles = _edit_roles(loaded, inferred, forced)
         schema = _infer(loaded, {**roles, **forced}) if roles else inferred
     except TableError as error:
-        st.error(str(error))
+        st.error(md(error))
         return None
     loaded.roles = roles
     if options is not None and not grouping.check(loaded, schema, options, preview_box):
         return None
     session.ready(loaded, schema)
     summary = f"**{schema.task.value}**" + (
-        f" over {len(schema.class_labels)} classes: {', '.join(schema.class_labels[:8])}"
+        f" over {len(schema.class_labels)} classes: {md_list(schema.class_labels[:8])}"
         if schema.class_labels
         else ""
     )
@@ -126,7 +127,7 @@ def _target_and_schema(loaded: session.LoadedTable) -> TableSchema | None:
         )
     else:
         st.success(
-            f"Ready to train: {summary}, one prediction per group of **{options.group_by}**; "
+            f"Ready to train: {summary}, one prediction per group of **{md(options.group_by)}**; "
             f"the rows of a group are its tokens, each with {len(schema.numerical_tokens)} "
             f"numerical and {len(schema.categorical_tokens)} categorical values."
         )
@@ -182,14 +183,14 @@ def _edit_roles(
 def _warnings(frame: pd.DataFrame, schema: TableSchema) -> None:
     ignored = [c.name for c in schema.columns if c.role is Role.IGNORED]
     if ignored:
-        st.warning(f"Not used by the model: {', '.join(ignored)} (see the reasons above).")
+        st.warning(f"Not used by the model: {md_list(ignored)} (see the reasons above).")
     dates = [c.name for c in schema.columns if c.kind is Kind.DATE and c.role is Role.NUMERICAL]
     if dates:
-        st.info(f"Dates turned into year, month and weekday tokens: {', '.join(dates)}.")
+        st.info(f"Dates turned into year, month and weekday tokens: {md_list(dates)}.")
     missing = frame[list(schema.feature_columns)].isna().mean()
     missing = missing[missing > 0].sort_values(ascending=False)
     if len(missing):
-        listed = ", ".join(f"{name} ({share:.0%})" for name, share in missing.head(6).items())
+        listed = ", ".join(f"{md(name)} ({share:.0%})" for name, share in missing.head(6).items())
         st.info(
             f"{len(missing)} feature columns have missing values: {listed}. Numbers get a "
             "missing-indicator in their own token; categories a reserved level."
@@ -198,11 +199,11 @@ def _warnings(frame: pd.DataFrame, schema: TableSchema) -> None:
     wide = [name for name in schema.categorical_columns if frame[name].nunique(dropna=True) > limit]
     if wide:
         st.warning(
-            f"High-cardinality columns: {', '.join(wide)}. Only their most frequent levels get "
+            f"High-cardinality columns: {md_list(wide)}. Only their most frequent levels get "
             "an embedding; the rest share the reserved level."
         )
     for note in schema.notes:
-        st.info(note)
+        st.info(md(note))
 
 
 if __name__ == "__main__":

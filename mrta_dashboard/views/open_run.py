@@ -25,6 +25,7 @@ from mrta.pipelines.explore import explain_run
 from mrta_dashboard import jobs, keys, session
 from mrta_dashboard.parts import runs
 from mrta_dashboard.parts.runs import KEPT
+from mrta_dashboard.text import md
 
 SOURCES = ["Upload a zipped run", "From the runs folder"]
 
@@ -53,7 +54,7 @@ def page() -> None:
     session.adopt_opened_run()
     _current()
     if job is not None and job.error:
-        st.error(f"The run could not be explored ({job.error}). {KEPT}")
+        st.error(f"The run could not be explored ({md(job.error)}). {KEPT}")
     elif job is not None and job.cancel.is_set():
         st.info("Opening the run was cancelled: the run open before is kept.")
         st.session_state.pop(keys.OPEN_JOB)
@@ -108,7 +109,7 @@ def _rows(opened: OpenedRun) -> Rows | None:
             return None
     checked = _check(opened, rows)
     if isinstance(checked, str):
-        st.error(f"{checked} {KEPT}")
+        st.error(f"{md(checked)} {KEPT}")
         return None
     count, same_table = checked
     recorded = min(count, DEFAULT_MAX_ROWS)
@@ -151,7 +152,7 @@ def _uploaded_rows(cached: bool) -> Rows | None:
         try:
             read = read_table(data)
         except TableError as error:
-            st.error(f"{upload.name} was not read: {error} {KEPT}")
+            st.error(f"{md(upload.name)} was not read: {md(error)} {KEPT}")
             return None
         stored = (upload.file_id, read.frame, (source_key(data, DEFAULT_MAX_ROWS),))
         st.session_state[keys.OPEN_CSV] = stored
@@ -196,7 +197,9 @@ def _open(opened: OpenedRun, rows: Rows) -> None:
         )
         allowed = st.checkbox("Replace the model trained in this page", key=keys.OPEN_REPLACE)
     elif session.run_origin() is not None:
-        st.caption(f"Opening replaces {session.run_origin().name} (it stays where it was saved).")
+        st.caption(
+            f"Opening replaces {md(session.run_origin().name)} (it stays where it was saved)."
+        )
     if not st.button("Open this run", type="primary", key=keys.OPEN_BUTTON, disabled=not allowed):
         return
     run = explore_on(opened.run, rows.frame)

@@ -18,6 +18,7 @@ from mrta.task import Task
 from mrta.training.devices import available_devices
 from mrta_dashboard import control, jobs, keys, session
 from mrta_dashboard.parts import verdict
+from mrta_dashboard.text import md
 
 HEADS, WIDTHS, BATCHES = [1, 2, 4, 8], [16, 32, 64, 128], [16, 32, 64, 128, 256, 512]
 PRESETS = {  # name -> (model, training) overrides of the library defaults
@@ -32,7 +33,7 @@ def page() -> None:
     problem = session.get(keys.DATA_PROBLEM)
     if schema is None and problem is not None and problem[0] == loaded.source_id:
         reason = problem[1].rstrip(".")
-        st.error(f"Not ready to train: {reason}. Change the choices on the Data page.")
+        st.error(f"Not ready to train: {md(reason)}. Change the choices on the Data page.")
         return
     if schema is None:
         st.info("Choose a target on the Data page first.")
@@ -54,7 +55,7 @@ def page() -> None:
     control.follow()  # a run adopted just now gets its control started
     _settings_form(loaded)
     if job is not None and job.error:
-        st.error(f"Training failed: {job.error}. The settings are kept; adjust them and retry.")
+        st.error(f"Training failed: {md(job.error)}. The settings are kept; adjust them and retry.")
     run = session.get(keys.RUN)
     if run is not None:
         _results(run)
