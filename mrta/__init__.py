@@ -3,8 +3,8 @@
 ``import mrta`` loads the layer and the models (torch only); the recorder, the training and the
 run names load when first used. The packages, lowest level first (a module imports only from its
 own level or below): ``mrta.errors``, ``mrta.config``, ``mrta.task``, ``mrta.streams``,
-``mrta.jsonable``; ``mrta.nn`` and ``mrta.data``; ``mrta.training``; ``mrta.runs``;
-``mrta.analysis``; ``mrta.report``; ``mrta.pipelines``; ``mrta.cli``.
+``mrta.jsonable``, ``mrta.csvfile``; ``mrta.nn`` and ``mrta.data``; ``mrta.training``;
+``mrta.runs``; ``mrta.analysis``; ``mrta.report``; ``mrta.pipelines``; ``mrta.cli``.
 """
 
 from typing import Any

@@ -24,6 +24,7 @@ LEVELS = {
     "task": 0,
     "streams": 0,
     "jsonable": 0,
+    "csvfile": 0,
     "nn": 1,
     "data": 1,
     "training": 2,
@@ -151,6 +152,23 @@ def test_the_dashboard_is_a_thin_face(path):
     used = {t.split(".")[1] for t in imported(path) if t.startswith("mrta.") and t != "mrta."}
     assert used <= DASHBOARD_USES, f"{module_name(path)} reaches into {used - DASHBOARD_USES}"
     assert sum(1 for _ in path.open(encoding="utf-8")) <= 300, f"{path.name} is over 300 lines"
+
+
+#: What writes a CSV without :func:`mrta.csvfile.write_csv`, which escapes formulas.
+CSV_WRITING = re.compile(
+    r"to_csv\(|\bcsv\.(writer|DictWriter)\b|from csv import[^\n]*\b(writer|DictWriter)\b"
+)
+
+
+@pytest.mark.parametrize(
+    "path", [*sources(PACKAGE), *sources(DASHBOARD)], ids=lambda p: module_name(p)
+)
+def test_every_csv_is_written_by_the_one_escaping_writer(path):
+    if path == PACKAGE / "csvfile.py":
+        return
+    text = path.read_text(encoding="utf-8")
+    found = [m.group() for m in CSV_WRITING.finditer(text)]
+    assert not found, f"{module_name(path)} writes CSV with {found}: use mrta.csvfile.write_csv"
 
 
 def test_no_file_edits_sys_path():

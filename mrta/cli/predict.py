@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from mrta.cli.common import add_chunk_rows, add_run_arguments, subcommand, table_or_stream
+from mrta.csvfile import write_csv
 from mrta.data.read import ReadingOptions
 from mrta.data.stream import DEFAULT_CHUNK_ROWS
 from mrta.pipelines.streamed import predict_file
@@ -37,7 +38,7 @@ def run_predict(args: argparse.Namespace) -> int:
         )
     else:
         predictions = run.predict_frame(frame)
-        predictions.to_csv(args.out, index=False)
+        write_csv(predictions, args.out, index=False)
         written = len(predictions)
     per = "group" if run.sets is not None else "row"
     print(f"Wrote {written:,} predictions (one per {per}) to {args.out}", file=sys.stderr)

@@ -18,6 +18,7 @@ from typing import Any, Self
 
 import torch
 from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
 
 from mrta.config import ModelConfig
 from mrta.nn.layer import MultiResolutionTabularAttention
@@ -245,3 +246,33 @@ def build_model(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(init_seed)
         return (model_class or TabularAttentionModel).from_dict(spec)
+
+
+def build_meta_model(
+    spec: Mapping[str, Any], model_class: type[TaskModel] | None = None
+) -> TaskModel:
+    """The model of `spec` (as :func:`build_model`) on the ``meta`` device: every parameter's
+    name, shape and dtype, and no memory for any; load its weights with
+    ``load_state_dict(..., assign=True)``."""
+    with torch.device("meta"), _SkipInitialisation():
+        return (model_class or TabularAttentionModel).from_dict(spec)
+
+
+class _SkipInitialisation(TorchFunctionMode):
+    """Skips the initialisers a model's constructor calls: on the ``meta`` device they compute
+    nothing, and one (``normal_``) costs seconds of imports at its first call there and a
+    millisecond at each."""
+
+    SKIPPED = (Tensor.normal_, Tensor.uniform_, Tensor.zero_, Tensor.fill_)
+
+    def __torch_function__(
+        self,
+        func: Any,
+        types: Any,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func in self.SKIPPED or getattr(func, "__module__", None) == "torch.nn.init":
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **kwargs)

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from mrta.analysis.explanation import Explanation
+from mrta.csvfile import write_csv
 from mrta.errors import ArchiveError, MrtaError, RunError, TableError, one_line
 from mrta.pipelines.analysis_cache import ANALYSIS_DIR, load_explanation, save_explanation
 from mrta.pipelines.explain import DEFAULT_MAX_ROWS
@@ -119,7 +120,7 @@ def source_key(data: bytes, max_rows: int) -> str:
 def frame_source(frame: pd.DataFrame, max_rows: int) -> str:
     """The key of an analysis computed on ``frame``: the key of the ``data.csv`` that
     ``Run.save(include_data=True)`` writes for it."""
-    return source_key(frame.to_csv(index=False).encode(), max_rows)
+    return source_key(write_csv(frame, escape=False, index=False).encode(), max_rows)
 
 
 # -- zips --------------------------------------------------------------------------------------

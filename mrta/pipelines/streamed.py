@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from mrta.config import ModelConfig, TrainConfig
+from mrta.csvfile import write_csv
 from mrta.data import values
 from mrta.data.fingerprint import fingerprint_chunks
 from mrta.data.preprocessing import PreprocessingOptions
@@ -287,7 +288,7 @@ def predict_file(
     written = 0
     with open(out, "w", newline="", encoding="utf-8") as handle:
         for chunk in iter_chunks(layout, chunk_rows, columns=features):
-            run.predict_frame(chunk).to_csv(handle, index=False, header=written == 0)
+            write_csv(run.predict_frame(chunk), handle, index=False, header=written == 0)
             written += len(chunk)
     return written
 

@@ -23,6 +23,8 @@ from mrta.analysis.heads import HeadStats
 from mrta.analysis.importance import METHODS, ColumnImportances
 from mrta.analysis.permutation import PermutationImportance
 from mrta.analysis.verdict import Verdict
+from mrta.csvfile import FORMULA_STARTS as FORMULA_STARTS  # where it was, for old imports
+from mrta.csvfile import escape_cell, write_csv
 from mrta.jsonable import json_ready, write_json
 from mrta.streams import MAP_IDS
 
@@ -32,8 +34,6 @@ FORMAT_VERSION = 2  # of the atlas files; 2: the head mean's standard deviation
 #: 2: the verdict and the control model; 3: every method's importance with its standard error,
 #: their faithfulness, and the atlas's rollout under its own key
 SUMMARY_VERSION = 3
-# Leading characters that make a spreadsheet read a cell as a formula (OWASP's list).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 TIDY_COLUMNS = ("layer", "map", "head", "cohort", "query", "key", "weight")
 
 
@@ -133,12 +133,6 @@ def load_atlas(stem: str | Path) -> AttentionAtlas:
 
 
 # -- CSV -------------------------------------------------------------------------------------
-def escape_cell(text: str) -> str:
-    """Prefix ``'`` to text that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``,
-    tab, carriage return at the start)."""
-    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
-
-
 def write_tidy_csv(
     atlas: AttentionAtlas,
     path: str | Path,
@@ -153,7 +147,7 @@ def write_tidy_csv(
     path = Path(path)
     written = 0
     with path.open("w", encoding="utf-8", newline="") as handle:
-        pd.DataFrame(columns=list(TIDY_COLUMNS)).to_csv(handle, index=False)
+        write_csv(pd.DataFrame(columns=list(TIDY_COLUMNS)), handle, index=False)
         for cohort in cohorts:
             i = atlas.index(cohort)
             label = escape_cell(atlas.cohort_labels[i])
@@ -177,7 +171,7 @@ def write_tidy_csv(
                         "weight": mean.reshape(-1),
                     }
                 )
-                block.to_csv(handle, index=False, header=False, float_format="%.6g")
+                write_csv(block, handle, index=False, header=False, float_format="%.6g")
                 written += len(block)
     return written
 
@@ -252,8 +246,8 @@ def write_importance_csv(importance: ColumnImportances, path: str | Path) -> Pat
             se = None if result.se is None else result.se[name]
             stream = importance.streams.get(name)
             rows.append((method, escape_cell(name), stream, mean, se, rank[name]))
-    pd.DataFrame(rows, columns=list(IMPORTANCE_COLUMNS)).to_csv(
-        path, index=False, float_format="%.6g"
+    write_csv(
+        pd.DataFrame(rows, columns=list(IMPORTANCE_COLUMNS)), path, index=False, float_format="%.6g"
     )
     return Path(path)
 
@@ -264,7 +258,10 @@ def write_faithfulness_csv(faithfulness: Faithfulness, path: str | Path) -> Path
     percentiles, in ``low`` and ``high``."""
     export = faithfulness.to_dict()[EXPORT_KEY]
     rows = [{"method": method, **values} for method, values in export.items()]
-    pd.DataFrame(rows, columns=list(FAITHFULNESS_COLUMNS)).to_csv(
-        path, index=False, float_format="%.6g"
+    write_csv(
+        pd.DataFrame(rows, columns=list(FAITHFULNESS_COLUMNS)),
+        path,
+        index=False,
+        float_format="%.6g",
     )
     return Path(path)

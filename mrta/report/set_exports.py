@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mrta.analysis.sets import SE_CLUSTERED, SetExplanation, SetMaps
+from mrta.csvfile import write_csv
 
 
 def write_set_exports(
@@ -23,16 +24,16 @@ def write_set_exports(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "sets.csv", out / "rows.csv", out / "summary.csv"]
-    explanation.sets.to_csv(written[0], index=False)
+    write_csv(explanation.sets, written[0], index=False)
     values = explanation.values.drop(columns=[explanation.group_by], errors="ignore")
-    explanation.rows.join(values).to_csv(written[1], index=False)
+    write_csv(explanation.rows.join(values), written[1], index=False)
     summaries = [
         explanation.summary(column).assign(column=column)
         for column in values.columns
         if column != explanation.order_by
     ]
     columns = ["column", "group", "rows", "sets", "mean", SE_CLUSTERED]
-    pd.concat(summaries, ignore_index=True)[columns].to_csv(written[2], index=False)
+    write_csv(pd.concat(summaries, ignore_index=True)[columns], written[2], index=False)
     if maps is not None:
         arrays = {f"layer{layer}_{map_id}": m for (layer, map_id), m in maps.maps.items()}
         np.savez_compressed(out / "set_maps.npz", **arrays)
@@ -50,6 +51,6 @@ def write_set_exports(
             )
             for (layer, map_id), m in maps.maps.items()
         ]
-        pd.concat(tidy, ignore_index=True).to_csv(out / "set_maps.csv", index=False)
+        write_csv(pd.concat(tidy, ignore_index=True), out / "set_maps.csv", index=False)
         written += [out / "set_maps.npz", out / "set_maps.csv"]
     return written

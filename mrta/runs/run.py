@@ -26,16 +26,19 @@ A run of set resolution (``sets``: one example per group of rows) also records i
 :class:`~mrta.nn.set_model.SetAttentionModel` and it predicts one row per group.
 
 Loading reads JSON and safetensors only: nothing is unpickled. A run whose files do not match
-the manifest, are missing or malformed, or that a newer version saved, raises
-:class:`~mrta.errors.RunError`. :func:`mrta.pipelines.train_run.train_run` makes one.
+the manifest, are missing, malformed or links, that declares sizes beyond the bounds of
+:mod:`mrta.runs.bounds` (``MRTA_MAX_RUN_BYTES``, ``MRTA_MAX_JSON_BYTES``) or weights that do not
+fit the model it declares, or that a newer version saved, raises :class:`~mrta.errors.RunError`,
+whatever Python raised on the way, and before anything of the size it declares is allocated.
+:func:`mrta.pipelines.train_run.train_run` makes one.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import uuid
 from collections.abc import Mapping
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,18 +46,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import safetensors.torch
+from torch import Tensor, nn
 
 from mrta.config import ModelConfig, TrainConfig
+from mrta.csvfile import write_csv
 from mrta.data.fingerprint import TableCheck, TableFingerprint, check_table, shape_only
 from mrta.data.preprocessing import Examples, Preprocessor
 from mrta.data.read import read_table
 from mrta.data.schema import TableSchema
 from mrta.data.sets import SetOptions
 from mrta.data.splits import Splits
-from mrta.errors import RunError
+from mrta.errors import RunError, one_line
 from mrta.jsonable import json_bytes
-from mrta.nn.model import TabularAttentionModel, build_model
+from mrta.nn.model import TabularAttentionModel, build_meta_model, build_model
 from mrta.nn.set_model import SetAttentionModel
+from mrta.runs.bounds import SafetensorsReader, check_model_spec, check_parameter_bytes
 from mrta.runs.control import CONTROL_FILE, CONTROL_WEIGHTS, NOT_TRAINED, OLD_FORMAT, Control
 from mrta.runs.manifest import (
     DATA_FILES,
@@ -64,6 +70,9 @@ from mrta.runs.manifest import (
     OPTIONAL_FILES,
     TABLE_FILE,
     WEIGHTS,
+    RunFiles,
+    file_digest,
+    open_regular,
     package_version,
     parse_json,
     verified_files,
@@ -323,7 +332,7 @@ class Run:
             "format_version": FORMAT_VERSION,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "mrta_version": package_version(),
-            "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
+            "files": {name: file_digest(data) for name, data in files.items()},
         }
         (path / MANIFEST).write_bytes(json_bytes(manifest))
         return path
@@ -355,40 +364,65 @@ class Run:
         if include_data:
             if self.frame is None:
                 raise RunError("This run holds no data rows to save: save it without its data.")
-            files["data.csv"] = self.frame.to_csv(index=False).encode()
+            files["data.csv"] = write_csv(self.frame, escape=False, index=False).encode()
             if self.test_frame is not None:
-                files["test.csv"] = self.test_frame.to_csv(index=False).encode()
+                files["test.csv"] = write_csv(self.test_frame, escape=False, index=False).encode()
         return files
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Run:
         """Read a run directory; raises :class:`RunError` for anything but an intact run of a
-        format this version reads."""
-        path = Path(path)
+        format this version reads, whatever Python raises on the way.
+
+        Every size the run declares is checked before anything of that size is built
+        (:mod:`mrta.runs.bounds`); the model is built on the ``meta`` device and given the
+        tensors read from the checked bytes, so that its weights are in memory once.
+        """
         where = str(path)
-        if not path.is_dir():
-            raise RunError(f"There is no run directory at {where!r}: check the path.")
+        try:
+            return cls._load(Path(path))
+        except RunError:
+            raise
+        except MemoryError as error:
+            raise RunError(
+                f"The run at {where!r} needs more memory than this process has: close other "
+                "programs, or load it on a machine with more memory."
+            ) from error
+        except Exception as error:  # whatever a damaged or crafted run makes Python raise
+            raise RunError(
+                f"The run at {where!r} cannot be read ({type(error).__name__}: "
+                f"{one_line(error)}): it was damaged or not saved by MRTA Explorer, so train the "
+                "model again."
+            ) from error
+
+    @classmethod
+    def _load(cls, path: Path) -> Run:
+        where = str(path)
         files = verified_files(path)
         try:
-            config = parse_json(files, "config.json")
+            config = parse_json(files.json["config.json"], "config.json", where)
+            spec = config["model"]
+            check_model_spec(spec, where)
             init_seed = int(config["init_seed"])
             sets = SetOptions.from_dict(config["sets"]) if config.get("sets") else None
             model_class = TabularAttentionModel if sets is None else SetAttentionModel
-            model = build_model(config["model"], init_seed, model_class)
             train_config = TrainConfig.from_dict(config["train"])
-            preprocessor = Preprocessor.from_dict(parse_json(files, "preprocessor.json"))
-            schema = TableSchema.from_dict(parse_json(files, "schema.json"))
-            splits = Splits.from_dict(parse_json(files, "splits.json"))
-            metrics = parse_json(files, "metrics.json")
-            training = TrainResult.from_dict(parse_json(files, "history.json"))
+            preprocessor = Preprocessor.from_dict(_json(files, "preprocessor.json"))
+            schema = TableSchema.from_dict(_json(files, "schema.json"))
+            splits = Splits.from_dict(_json(files, "splits.json"))
+            metrics = dict(_json(files, "metrics.json"))
+            training = TrainResult.from_dict(_json(files, "history.json"))
             table = test_table = None
             if TABLE_FILE in files:
-                tables = parse_json(files, TABLE_FILE)
+                tables = _json(files, TABLE_FILE)
                 table, test_table = (
                     None if tables[key] is None else TableFingerprint.from_dict(tables[key])
                     for key in ("table", "test_table")
                 )
-            control_facts = parse_json(files, CONTROL_FILE) if CONTROL_FILE in files else None
+            _check_model_matches(spec, preprocessor, where)
+            model = build_meta_model(spec, model_class)
+            facts = _json(files, CONTROL_FILE) if CONTROL_FILE in files else None
+            control, no_control = _control(files, facts, spec, model_class, where)
         except RunError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as error:
@@ -401,13 +435,23 @@ class Run:
                 f"The run at {where!r} has a schema that differs from its preprocessor's: "
                 "train the model again."
             )
-        _load_weights(model, files[WEIGHTS], f"The weights of the run at {where!r}")
-        control, no_control = _load_control(
-            files, control_facts, config, init_seed, model_class, where
-        )
-        frame, test_frame = (
-            read_table(files[name]).frame if name in files else None for name in DATA_FILES
-        )
+        weighted = {WEIGHTS: model}
+        if control is not None:
+            weighted[CONTROL_WEIGHTS] = control.model
+        check_parameter_bytes(weighted.values(), where)
+        with ExitStack() as stack:
+            readers = {
+                name: SafetensorsReader(stack.enter_context(open_regular(path, name)), name, where)
+                for name in weighted
+            }
+            for name, weighted_model in weighted.items():
+                readers[name].check_fits(weighted_model.state_dict())
+            # Everything is checked: the rows, then the weights, are all that is left to read.
+            frame, test_frame = (
+                read_table(files.read(name)).frame if name in files else None for name in DATA_FILES
+            )
+            for name, weighted_model in weighted.items():
+                _assign(weighted_model, readers[name].read_tensors(files.digests[name]))
         return cls(
             model,
             preprocessor,
@@ -431,41 +475,47 @@ def _weights(model: TabularAttentionModel | SetAttentionModel) -> bytes:
     return safetensors.torch.save(state, metadata={"format": FORMAT})
 
 
-def _load_weights(model: TabularAttentionModel | SetAttentionModel, data: bytes, what: str) -> None:
-    """Load safetensors weights into `model` (then in eval mode); `what` begins the error."""
-    try:
-        model.load_state_dict(safetensors.torch.load(data), strict=True)
-    except (RuntimeError, ValueError, safetensors.SafetensorError) as error:
-        raise RunError(f"{what} do not fit its model: train the model again.") from error
-    model.eval()
+def _json(files: RunFiles, name: str) -> Any:
+    """A JSON file of the run, parsed (with a depth limit)."""
+    return parse_json(files.json[name], name, str(files.path))
 
 
-def _load_control(
-    files: Mapping[str, bytes],
+def _check_model_matches(spec: Mapping[str, Any], preprocessor: Preprocessor, where: str) -> None:
+    """The model `spec` declares has the tokens, vocabulary sizes, task and classes of the
+    preprocessor that encodes its inputs."""
+    expected = preprocessor.model_spec(ModelConfig.from_dict(spec["config"]))
+    differing = [key for key, value in expected.items() if key != "config" and spec[key] != value]
+    if differing:
+        raise RunError(
+            f"The model of the run at {where!r} does not match its preprocessor (their "
+            f"{', '.join(differing)} differ): the run was altered or damaged, so train the model "
+            "again."
+        )
+
+
+def _control(
+    files: RunFiles,
     facts: Any,
-    config: Mapping[str, Any],
-    init_seed: int,
+    spec: Mapping[str, Any],
     model_class: type[TabularAttentionModel] | type[SetAttentionModel],
     where: str,
 ) -> tuple[Control | None, str]:
-    """The saved control (rebuilt from its weights) and why there is none, when there is none."""
+    """The saved control, its model built on the ``meta`` device (its weights are read once
+    everything is checked), or why there is none."""
     if facts is None:
         return None, OLD_FORMAT
-    try:
-        if not facts.get("trained"):
-            return None, str(facts.get("reason") or NOT_TRAINED)
-        if CONTROL_WEIGHTS not in files:
-            raise RunError(
-                f"The run at {where!r} describes a control model but lacks its weights "
-                f"({CONTROL_WEIGHTS}): copy the whole run directory."
-            )
-        model = build_model(config["model"], init_seed, model_class)
-        _load_weights(model, files[CONTROL_WEIGHTS], f"The control weights of the run at {where!r}")
-        return Control.from_dict(facts, model), ""
-    except RunError:
-        raise
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+    if not facts.get("trained"):
+        return None, str(facts.get("reason") or NOT_TRAINED)
+    if CONTROL_WEIGHTS not in files:
         raise RunError(
-            f"The run at {where!r} holds a control this version cannot read ({error}): "
-            "train the model again."
-        ) from error
+            f"The run at {where!r} describes a control model but lacks its weights "
+            f"({CONTROL_WEIGHTS}): copy the whole run directory."
+        )
+    return Control.from_dict(facts, build_meta_model(spec, model_class)), ""
+
+
+def _assign(model: nn.Module, tensors: dict[str, Tensor]) -> None:
+    """Make `tensors` (checked against its names, dtypes and shapes) `model`'s weights, without a
+    copy; then put it in eval mode."""
+    model.load_state_dict(tensors, strict=True, assign=True)
+    model.eval()
