@@ -39,8 +39,6 @@ from mrta.training.inference import batches, evaluating, model_device
 
 #: The canonical method ids, in the order they are shown and exported.
 METHODS: tuple[str, ...] = ("permutation", "rollout", "value_norm", "relevance")
-#: The methods computed from attention (shares per example).
-ATTENTION_METHODS: tuple[str, ...] = ("rollout", "value_norm", "relevance")
 #: How each method is titled wherever it is shown.
 METHOD_TITLES: dict[str, str] = {
     "permutation": "Permutation importance (test loss increase)",
