@@ -97,15 +97,15 @@ def test_upload_train_explore_select_a_head_and_download_the_report(browser, url
     page.get_by_text("Divergence from the untrained model").wait_for()
     page.wait_for_timeout(1000)
     page.screenshot(path=ARTIFACTS / "3-explore-all-heads.png", full_page=True)
+    # the control trains in the background and the page reruns when it lands, which closes an
+    # open menu and can lose a download asked for meanwhile: go on once it has landed
+    page.get_by_text("Verdict pending").first.wait_for(state="detached", timeout=180_000)
     page.get_by_role("combobox", name="Heads").click()
     page.get_by_role("option", name="head 1").click()
     page.get_by_text("head 1").first.wait_for()
     page.wait_for_timeout(1000)
     page.screenshot(path=ARTIFACTS / "4-explore-one-head.png", full_page=True)
 
-    # the control trains in the background; a download asked for while the page reruns as it
-    # lands can be lost, so export once the verdict is no longer pending
-    page.get_by_text("Verdict pending").first.wait_for(state="detached", timeout=180_000)
     page.get_by_role("link", name="Export").click()
     with page.expect_download(timeout=180_000) as download:  # the report is built on click
         page.get_by_role("button", name="Download the HTML report").click()
