@@ -122,8 +122,12 @@ def report_html(run: Run, explanation: Explanation, title: str = "MRTA Explorer 
         "numerical tokens": ", ".join(schema.numerical_tokens) or "none",
         "categorical tokens": ", ".join(schema.categorical_tokens) or "none",
         "rows recorded": (
-            f"{explanation.rows:,}: the whole table, training, validation and test rows "
-            "together (the maps shown are of all of them)"
+            f"{explanation.rows:,} (the maps shown are of all of them"
+            + (
+                ": training, validation and test rows together)"
+                if any(c[0] == "split" for c in explanation.atlas.cohorts)
+                else ")"
+            )
         ),
         "rows of the cohorts": rows_note(explanation.atlas.cohorts)
         or "each cohort's label says its rows: the whole table, training rows or test rows",

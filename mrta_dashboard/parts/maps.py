@@ -31,7 +31,7 @@ from mrta_dashboard.parts import colour, difference
 
 AGGREGATIONS = ["whole dataset", "a cohort", "difference of two cohorts", "one row", "filter"]
 ROLLOUT_TITLE = "attention received, rolled out"
-WHOLE_TABLE_ROWS = "the whole table (training, validation and test rows together)"
+WHOLE_TABLE_ROWS = "every row recorded"
 PICKED_ROWS = 5000  # rows of the table a row is picked from
 LABEL_NOTES = {
     UNIFORM_MAP: (
@@ -111,6 +111,8 @@ def show_map(run, explanation: Explanation, layer: int, map_id: str, aggregation
         chosen = atlas.cohort_map(layer, map_id, cohort)
         maps, count = chosen.mean, chosen.count  # (H, Tq, Tk)
         which = WHOLE_TABLE_ROWS if cohort == ALL_ROWS else rows_scope(cohort)
+        if cohort == ALL_ROWS and any(c[0] == "split" for c in atlas.cohorts):
+            which += " (training, validation and test rows together)"
         st.caption(f"{count:,} rows: {which}.")
         if note := rows_note(atlas.cohorts):
             st.caption(note)
