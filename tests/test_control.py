@@ -213,7 +213,7 @@ def test_a_run_without_a_control_says_so_and_resaving_drops_old_control_files(tr
     control = run.control
     try:
         run.control = None
-        run.save(path)
+        run.save(path, overwrite=True)
     finally:
         run.control = control
     assert not (path / CONTROL_WEIGHTS).exists()

@@ -313,12 +313,12 @@ def test_the_run_zip_holds_a_loadable_run_and_its_analysis(trained, tmp_path):
     folder = tmp_path / "penguins-species-run"
     loaded = Run.load(folder)
     assert loaded.frame is not None and len(loaded.frame) == len(run.frame)
-    cached = load_explanation(folder, source=frame_source(run.frame, DEFAULT_MAX_ROWS))
-    assert cached is not None and cached.rows == explanation.rows
+    cached, note = load_explanation(folder, source=frame_source(run.frame, DEFAULT_MAX_ROWS))
+    assert cached is not None and note is None and cached.rows == explanation.rows
     np.testing.assert_allclose(
         cached.atlas.means[(0, "cat_num")], explanation.atlas.means[(0, "cat_num")]
     )
-    assert load_explanation(folder, source="other rows") is None
+    assert load_explanation(folder, source="other rows") == (None, None)
 
 
 @pytest.mark.slow

@@ -187,7 +187,7 @@ def test_summary_csvs_and_cache_carry_the_importances(checked, tmp_path):
     assert summary_again["faithfulness"] == summary["faithfulness"]
 
     save_explanation(explanation, tmp_path / "run", "source")
-    loaded = load_explanation(tmp_path / "run", "source")
+    loaded, _ = load_explanation(tmp_path / "run", "source")
     assert loaded.importance == explanation.importance
     assert loaded.faithfulness == explanation.faithfulness
     assert isinstance(loaded.importance, ColumnImportances)

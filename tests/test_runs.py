@@ -167,5 +167,7 @@ def test_saving_refuses_to_overwrite_what_is_not_a_run(run, saved, tmp_path):
     with pytest.raises(RunError, match="not a saved run"):
         run.save(other)
     assert (other / "notes.txt").read_text() == "mine"
-    assert run.save(saved) == saved  # a run is replaced
+    with pytest.raises(RunError, match=r"already holds a saved run: .*--overwrite"):
+        run.save(saved)
+    assert run.save(saved, overwrite=True) == saved  # a run is replaced only when asked
     Run.load(saved)

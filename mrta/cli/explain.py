@@ -117,7 +117,9 @@ def run_explain(args: argparse.Namespace) -> int:
     bar = ProgressBar(sys.stderr)
     # results are cached in the run, keyed by the rows they were computed on
     source = f"sha256:{file_digest(args.data)}:max_rows={args.max_rows}"
-    explanation = load_explanation(args.run, source)
+    explanation, cache_note = load_explanation(args.run, source)
+    if cache_note:
+        print(f"Note: {cache_note}", file=sys.stderr)
     cached = explanation is not None and (explanation.ablation is not None or not args.checks)
     if world.in_worker():  # the workers record a shard each; rank 0 carries on alone
         explanation = explain_on_workers(

@@ -29,7 +29,7 @@ from mrta.pipelines.explain import run_verdict
 from mrta.pipelines.streamed import train_run_from_file
 from mrta.pipelines.train_run import default_train_config, train_run
 from mrta.runs.control import NOT_TRAINED
-from mrta.runs.run import Run
+from mrta.runs.run import Run, check_save_target
 from mrta.task import Task
 from mrta.training import world
 from mrta.training.evaluate import CLASSIFICATION_METRICS, REGRESSION_METRICS
@@ -59,6 +59,12 @@ def add_train(commands: argparse._SubParsersAction) -> None:
     p.add_argument("data", metavar="DATA.csv", help="the table (CSV, or gzipped CSV)")
     p.add_argument("--target", required=True, metavar="COL", help="the column to predict")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="where to save the run")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a run already saved in RUN_DIR (without it, such a RUN_DIR is refused "
+        "before training)",
+    )
     sets = _add_set_arguments(p)
     add_config_flags(p, {"sets": sets})
     _add_table_arguments(p)
@@ -135,6 +141,8 @@ def _add_set_arguments(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
 def run_train(args: argparse.Namespace) -> int:
     if args.chunk_rows is not None and args.nproc != 1:
         refuse_streamed("--nproc", args.data, "--chunk-rows was given", "train in one process")
+    # a RUN_DIR that cannot take the run is refused before any work, not after training
+    check_save_target(args.out, overwrite=args.overwrite)
     if launch.launches(args.nproc):
         return launch.launch(args.argv, args.nproc)
     sets = _set_options(args)
@@ -179,7 +187,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.no_control:
         run.no_control = SKIPPED
     print(f"{run.control_status()}", file=sys.stderr)
-    out = run.save(args.out, include_data=args.save_data)
+    out = run.save(args.out, include_data=args.save_data, overwrite=args.overwrite)
     # A streamed run's preprocessor says what was fitted on a sample.
     streamed = run.preprocessor.notes if frame is None else ()
     for note in (*run.schema.notes, *streamed, *run.splits.notes):

@@ -1,14 +1,18 @@
 """A run directory's cached explanation, in ``RUN_DIR/analysis/``, tied to the rows it was
-computed on.
+computed on and checked before it is used.
 
-Maps are stored as ``.npz`` + JSON (nothing is unpickled), the rest as JSON. A cache of another
-format version, of other rows or that cannot be read is ignored: the explanation is recomputed.
+Maps are stored as ``.npz`` + JSON (nothing is unpickled), the rest as JSON. The folder is
+written all at once (:mod:`mrta.runs.atomic`), so that a kill while caching leaves the old cache
+or the new one; ``explanation.json`` lists the SHA-256 of every other file. A cache of other rows
+is ignored; one of another format version, or damaged, is ignored with a note: the explanation
+is recomputed.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 from mrta.analysis.checks import AblationResult, MapAblationResult
 from mrta.analysis.cohorts import ALL_ROWS
@@ -18,13 +22,24 @@ from mrta.analysis.heads import head_table
 from mrta.analysis.importance import ColumnImportances
 from mrta.analysis.permutation import PermutationImportance
 from mrta.analysis.verdict import Verdict
-from mrta.jsonable import write_json
+from mrta.jsonable import json_bytes
 from mrta.report.exports import load_atlas, save_atlas
+from mrta.runs.atomic import recover_folder, staged_folder, write_file
+from mrta.runs.manifest import ANALYSIS_DIR, file_digest
 
-ANALYSIS_DIR = "analysis"  # where a run directory caches its explanation
 #: 2: the control's maps, the verdict, the null checks; 3: importances; 4: the atlases' head mean
-#: standard deviations (atlas format 2)
-ANALYSIS_FORMAT = 4
+#: standard deviations (atlas format 2); 5: the checksums of the cached files
+ANALYSIS_FORMAT = 5
+RECORD = "explanation.json"  # written last, listing the checksums of the other files
+
+
+class CachedExplanation(NamedTuple):
+    """What :func:`load_explanation` found: the explanation, or ``None`` with a ``note`` saying
+    why a cache that was there is not used (``None`` when there was none, or it was of other
+    rows)."""
+
+    explanation: Explanation | None
+    note: str | None = None
 
 
 def save_explanation(explanation: Explanation, run_dir: str | Path, source: str) -> Path:
@@ -33,14 +48,20 @@ def save_explanation(explanation: Explanation, run_dir: str | Path, source: str)
     ``source`` identifies the rows it was computed on (e.g. a hash of the data file), so that a
     later load can tell whether the cache fits.
     """
-    out = Path(run_dir) / ANALYSIS_DIR
-    out.mkdir(parents=True, exist_ok=True)
-    save_atlas(explanation.atlas, out / "atlas")
-    save_atlas(explanation.untrained, out / "untrained")
-    (out / "control.npz").unlink(missing_ok=True)
-    if explanation.control is not None:
-        save_atlas(explanation.control, out / "control")
-    record = {
+    target = Path(run_dir) / ANALYSIS_DIR
+    with staged_folder(target) as out:
+        save_atlas(explanation.atlas, out / "atlas")
+        save_atlas(explanation.untrained, out / "untrained")
+        if explanation.control is not None:
+            save_atlas(explanation.control, out / "control")
+        record = _record(explanation, source)
+        record["files"] = {path.name: file_digest(path.read_bytes()) for path in out.iterdir()}
+        write_file(out / RECORD, json_bytes(record))
+    return target
+
+
+def _record(explanation: Explanation, source: str) -> dict:
+    return {
         "format_version": ANALYSIS_FORMAT,
         "source": source,
         "rows": explanation.rows,
@@ -57,35 +78,61 @@ def save_explanation(explanation: Explanation, run_dir: str | Path, source: str)
         "importance": explanation.importance and explanation.importance.to_record(),
         "faithfulness": explanation.faithfulness and explanation.faithfulness.to_dict(),
     }
-    write_json(out / "explanation.json", record)
-    return out
 
 
-def load_explanation(run_dir: str | Path, source: str) -> Explanation | None:
-    """The explanation cached in ``RUN_DIR/analysis/`` for ``source``; ``None`` when there is
-    none, it was computed on other rows, or it cannot be read (it is then recomputed)."""
+def load_explanation(run_dir: str | Path, source: str) -> CachedExplanation:
+    """The explanation cached in ``RUN_DIR/analysis/`` for ``source``. It is ``None`` when there
+    is none or it was computed on other rows; ``None`` with a note when it is of another format
+    version or damaged (a file missing, changed or unreadable): it is then recomputed."""
     folder = Path(run_dir) / ANALYSIS_DIR
+    recover_folder(folder)
     try:
-        record = json.loads((folder / "explanation.json").read_text())
-        if record.get("format_version") != ANALYSIS_FORMAT or record.get("source") != source:
-            return None
-        atlas, untrained = load_atlas(folder / "atlas"), load_atlas(folder / "untrained")
-        control = load_atlas(folder / "control") if record["control"] else None
-        ablation = record["ablation"] and AblationResult.from_dict(record["ablation"])
-        mean_ablation = record["mean_ablation"] and AblationResult.from_dict(
-            record["mean_ablation"]
+        record = json.loads((folder / RECORD).read_bytes())
+    except FileNotFoundError:
+        return CachedExplanation(None)
+    except (OSError, ValueError):
+        return CachedExplanation(None, _damaged(RECORD))
+    if not isinstance(record, dict) or record.get("source") != source:
+        return CachedExplanation(None)
+    if record.get("format_version") != ANALYSIS_FORMAT:
+        return CachedExplanation(
+            None,
+            "The analysis cached in the run was saved by another version of MRTA Explorer: it "
+            "is recorded again.",
         )
-        map_ablation = record["map_ablation"] and MapAblationResult.from_dict(
-            record["map_ablation"]
-        )
-        permutation = record["permutation"] and PermutationImportance.from_dict(
-            record["permutation"]
-        )
-        verdict = record["verdict"] and Verdict.from_dict(record["verdict"])
-        importance = record["importance"] and ColumnImportances.from_record(record["importance"])
-        faithfulness = record["faithfulness"] and Faithfulness.from_dict(record["faithfulness"])
+    listed = record.get("files")
+    if not isinstance(listed, dict):
+        return CachedExplanation(None, _damaged(RECORD))
+    for name, digest in listed.items():
+        path = folder / str(name)
+        try:
+            if path.is_symlink() or file_digest(path.read_bytes()) != digest:
+                return CachedExplanation(None, _damaged(str(name)))
+        except OSError:
+            return CachedExplanation(None, _damaged(str(name)))
+    try:
+        return CachedExplanation(_explanation(folder, record))
     except (OSError, ValueError, KeyError, TypeError):
-        return None
+        return CachedExplanation(None, _damaged(RECORD))
+
+
+def _damaged(name: str) -> str:
+    return (
+        f"The analysis cached in the run is damaged ({name} is missing or does not match its "
+        "checksum): it is recorded again."
+    )
+
+
+def _explanation(folder: Path, record: dict) -> Explanation:
+    atlas, untrained = load_atlas(folder / "atlas"), load_atlas(folder / "untrained")
+    control = load_atlas(folder / "control") if record["control"] else None
+    ablation = record["ablation"] and AblationResult.from_dict(record["ablation"])
+    mean_ablation = record["mean_ablation"] and AblationResult.from_dict(record["mean_ablation"])
+    map_ablation = record["map_ablation"] and MapAblationResult.from_dict(record["map_ablation"])
+    permutation = record["permutation"] and PermutationImportance.from_dict(record["permutation"])
+    verdict = record["verdict"] and Verdict.from_dict(record["verdict"])
+    importance = record["importance"] and ColumnImportances.from_record(record["importance"])
+    faithfulness = record["faithfulness"] and Faithfulness.from_dict(record["faithfulness"])
     return Explanation(
         atlas=atlas,
         untrained=untrained,

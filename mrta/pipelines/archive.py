@@ -37,9 +37,9 @@ import pandas as pd
 from mrta.analysis.explanation import Explanation
 from mrta.csvfile import write_csv
 from mrta.errors import ArchiveError, MrtaError, RunError, TableError, one_line
-from mrta.pipelines.analysis_cache import ANALYSIS_DIR, load_explanation, save_explanation
+from mrta.pipelines.analysis_cache import RECORD, load_explanation, save_explanation
 from mrta.pipelines.explain import DEFAULT_MAX_ROWS
-from mrta.runs.manifest import FORMAT, FORMAT_VERSION, MANIFEST
+from mrta.runs.manifest import ANALYSIS_DIR, FORMAT, FORMAT_VERSION, MANIFEST
 from mrta.runs.run import Run
 from mrta.task import Task
 
@@ -226,16 +226,16 @@ def open_run_dir(
 
 def _read_cached_analysis(opened: OpenedRun, path: Path) -> None:
     """The explanation saved in ``analysis/``: it is a cache, so any fault only drops it."""
-    record = _read_json(path / ANALYSIS_DIR / "explanation.json")
+    record = _read_json(path / ANALYSIS_DIR / RECORD)
     if not isinstance(record, dict) or not isinstance(record.get("source"), str):
         return
     try:
-        cached = load_explanation(path, record["source"])
+        cached, note = load_explanation(path, record["source"])
     except Exception:  # a cache from elsewhere: unreadable means recomputed, never a failure
-        cached = None
+        cached, note = None, None
     if cached is None:
         opened.notes.append(
-            "The analysis saved with the run cannot be read by this version: it is recorded again."
+            note or "The analysis saved with the run cannot be read: it is recorded again."
         )
         return
     opened.cached, opened.cached_source = cached, record["source"]

@@ -83,6 +83,12 @@ REQUIRED_FROM = {TABLE_FILE: 2, CONTROL_FILE: 2}
 OPTIONAL_FILES = (CONTROL_WEIGHTS,)  # listed only when there is a control
 
 
+ANALYSIS_DIR = "analysis"  # where a run caches its explanation (mrta.pipelines.analysis_cache)
+#: Every name a run directory may hold.
+RUN_NAMES = frozenset(
+    (MANIFEST, WEIGHTS, *JSON_FILES, *REQUIRED_FROM, *OPTIONAL_FILES, *DATA_FILES, ANALYSIS_DIR)
+)
+
 LARGE_FILES = (WEIGHTS, CONTROL_WEIGHTS, *DATA_FILES)  # checked, then read when needed
 
 _CHUNK = 8 << 20  # bytes hashed at a time

@@ -60,6 +60,7 @@ from mrta.errors import RunError, one_line
 from mrta.jsonable import json_bytes
 from mrta.nn.model import TabularAttentionModel, build_meta_model, build_model
 from mrta.nn.set_model import SetAttentionModel
+from mrta.runs.atomic import is_staging_name, recover_folder, staged_folder, write_file
 from mrta.runs.bounds import SafetensorsReader, check_model_spec, check_parameter_bytes
 from mrta.runs.control import CONTROL_FILE, CONTROL_WEIGHTS, NOT_TRAINED, OLD_FORMAT, Control
 from mrta.runs.manifest import (
@@ -67,7 +68,7 @@ from mrta.runs.manifest import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
-    OPTIONAL_FILES,
+    RUN_NAMES,
     TABLE_FILE,
     WEIGHTS,
     RunFiles,
@@ -304,29 +305,24 @@ class Run:
         return TableCheck(("row count", "column names"), tuple(differences), (note,))
 
     # -- saving and loading ----------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str], *, include_data: bool = False) -> Path:
-        """Write the run to the directory `path` (created if needed; a run there is replaced).
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        include_data: bool = False,
+        overwrite: bool = False,
+    ) -> Path:
+        """Write the run to the directory `path`, all at once (:mod:`mrta.runs.atomic`): a kill
+        at any moment leaves the run that was there, or this one, complete.
 
-        With `include_data`, the table (and a separate test file) are saved as CSV too.
-        Raises :class:`RunError` when `path` holds something other than a run.
+        With `include_data`, the table (and a separate test file) are saved as CSV too. A run
+        already at `path` is replaced only with `overwrite` (its cached analysis goes with it).
+        Raises :class:`RunError`, before anything is written, for a `path` that is a file, a
+        link, a folder of other files, a run without `overwrite`, or not writable.
         """
         path = Path(path)
-        if path.exists() and not path.is_dir():
-            raise RunError(f"{str(path)!r} is a file, not a directory: choose a directory path.")
-        if path.is_dir() and any(path.iterdir()) and not (path / MANIFEST).is_file():
-            raise RunError(
-                f"{str(path)!r} already holds files that are not a saved run: choose a new or "
-                "empty directory (nothing was overwritten)."
-            )
+        check_save_target(path, overwrite=overwrite)
         files = self._files(include_data)
-        path.mkdir(parents=True, exist_ok=True)
-        # The manifest goes last, so that a save cut short leaves a run that refuses to load.
-        (path / MANIFEST).unlink(missing_ok=True)
-        for name in (*DATA_FILES, *OPTIONAL_FILES):
-            if name not in files:
-                (path / name).unlink(missing_ok=True)
-        for name, data in files.items():
-            (path / name).write_bytes(data)
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -334,7 +330,10 @@ class Run:
             "mrta_version": package_version(),
             "files": {name: file_digest(data) for name, data in files.items()},
         }
-        (path / MANIFEST).write_bytes(json_bytes(manifest))
+        with staged_folder(path) as folder:
+            for name, data in files.items():
+                write_file(folder / name, data)
+            write_file(folder / MANIFEST, json_bytes(manifest))
         return path
 
     def _files(self, include_data: bool) -> dict[str, bytes]:
@@ -398,6 +397,7 @@ class Run:
     @classmethod
     def _load(cls, path: Path) -> Run:
         where = str(path)
+        recover_folder(path)  # a save killed between its two renames left the old run aside
         files = verified_files(path)
         try:
             config = parse_json(files.json["config.json"], "config.json", where)
@@ -467,6 +467,52 @@ class Run:
             no_control=no_control,
             table=table,
             test_table=test_table,
+        )
+
+
+def check_save_target(path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+    """Raise :class:`RunError` unless a run can be saved at `path`: a new or empty directory,
+    or (with `overwrite`) a saved run, in a folder this process can write. Checks only; run it
+    before the work whose result is saved, so that a bad path loses nothing."""
+    path = Path(path)
+    where = str(path)
+    recover_folder(path)
+    if path.is_symlink():
+        raise RunError(
+            f"{where!r} is a link: save the run to a real directory (nothing was written)."
+        )
+    if path.exists() and not path.is_dir():
+        raise RunError(f"{where!r} is a file, not a directory: choose a directory path.")
+    if path.is_dir() and any(path.iterdir()):
+        if not (path / MANIFEST).is_file():
+            raise RunError(
+                f"{where!r} already holds files that are not a saved run: choose a new or "
+                "empty directory (nothing was overwritten)."
+            )
+        if not overwrite:
+            raise RunError(
+                f"{where!r} already holds a saved run: choose a new directory, or replace it "
+                "with --overwrite (overwrite=True from Python). Nothing was changed."
+            )
+        others = sorted(
+            name for name in os.listdir(path) if name not in RUN_NAMES and not is_staging_name(name)
+        )
+        if others:
+            raise RunError(
+                f"{where!r} holds files besides the run ({', '.join(others[:5])}), which "
+                "replacing it would delete: move them out first. Nothing was changed."
+            )
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise RunError(f"{str(existing)!r} is a file, so {where!r} cannot be created in it.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunError(
+            f"{where!r} cannot be written: this process may not write in {str(existing)!r}. "
+            "Choose a folder you can write to."
         )
 
 
