@@ -315,9 +315,18 @@ def craft_zip(tmp_path: Path) -> Path:
 CHILD = textwrap.dedent(
     """
     import gc, json, os, resource, sys
-    from mrta.errors import RunError
+    from mrta.data.read import read_table
+    from mrta.data.stream import scan_table
+    from mrta.errors import MrtaError
     from mrta.pipelines.archive import open_zip
     from mrta.runs.run import Run
+
+    OPS = {
+        "run": Run.load,
+        "zip": open_zip,
+        "table": read_table,
+        "scan": lambda path: scan_table(path, max_rows=1_000_000, chunk_rows=100_000),
+    }
 
     def measure(case):
         os.environ.update(case["env"])
@@ -327,11 +336,11 @@ CHILD = textwrap.dedent(
         gc.collect()
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         try:
-            (open_zip if case["zip"] else Run.load)(case["path"])
+            OPS[case["op"]](case["path"])
             outcome, message, is_run_error = "loaded", "", False
         except BaseException as error:
             outcome, message = type(error).__name__, str(error)[:2000]
-            is_run_error = isinstance(error, RunError)
+            is_run_error = isinstance(error, MrtaError)
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return {"before": before * 1024, "after": after * 1024, "outcome": outcome,
                 "message": message, "is_run_error": is_run_error}
@@ -355,9 +364,9 @@ CHILD = textwrap.dedent(
 def load_in_fresh_processes(
     cases: dict[str, dict[str, Any]], root: Path = ROOT, headroom: int = ADDRESS_HEADROOM
 ) -> dict[str, dict[str, Any]]:
-    """Load each case (``path``, ``zip``, ``env``) in a process of its own, forked from one
-    child interpreter that imports `root`'s mrta; each case's outcome and ``ru_maxrss`` (bytes)
-    before and after."""
+    """Open each case (``path``; ``op``: run, zip, table or scan; ``env``) in a process of its
+    own, forked from one child interpreter that imports `root`'s mrta; each case's outcome and
+    ``ru_maxrss`` (bytes) before and after."""
     lines = "".join(
         json.dumps({"id": key, "headroom": headroom, **case}) + "\n" for key, case in cases.items()
     )
@@ -381,17 +390,17 @@ def measured(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
     """Every crafted case, loaded in a fresh process each."""
     base = tmp_path_factory.mktemp("hostile")
     cases = {
-        case: {"path": str(craft(base, case)), "zip": False, "env": env}
+        case: {"path": str(craft(base, case)), "op": "run", "env": env}
         for case, (_, env, _) in CASES.items()
     }
     cases["the run directory a link"] = {
         "path": str(craft_linked_folder(base)),
-        "zip": False,
+        "op": "run",
         "env": {},
     }
     cases["a zip claiming a vocabulary of 25 million"] = {
         "path": str(craft_zip(base)),
-        "zip": True,
+        "op": "zip",
         "env": {},
     }
     return load_in_fresh_processes(cases)

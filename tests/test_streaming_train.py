@@ -14,7 +14,6 @@ from test_train import QUICK, TINY_MODEL, tiny_frame
 
 from mrta import cli
 from mrta.analysis.cohorts import split_of
-from mrta.cli import predict as predict_cli
 from mrta.data.fingerprint import fingerprint
 from mrta.data.read import ReadingOptions, read_table
 from mrta.data.stream import read_rows, scan_table
@@ -269,8 +268,7 @@ def test_mrta_predict_and_explain_stream_a_table_over_the_limits(
     # predict writes chunk by chunk a table over the limits
     assert cli.main(["predict", run, data, "--out", str(tmp_path / "a.csv")]) == 0
     assert "streaming" not in capsys.readouterr().err
-    limited = ReadingOptions(max_rows=ROWS - 1, min_rows=1)
-    monkeypatch.setattr(predict_cli, "ReadingOptions", lambda **_: limited)
+    monkeypatch.setenv("MRTA_MAX_TABLE_ROWS", str(ROWS - 1))  # the limits of every whole read
     assert cli.main(["predict", run, data, "--out", str(tmp_path / "b.csv")]) == 0
     err = capsys.readouterr().err
     assert "in chunks of 100,000 rows (it is over the reading limits of" in err

@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from mrta.analysis.verdict import Verdict
-from mrta.data.read import ReadingOptions
+from mrta.data.read import ReadingOptions, reading_limits
 from mrta.data.stream import DEFAULT_CHUNK_ROWS
 from mrta.errors import positive_int
 from mrta.pipelines.streamed import read_or_stream
@@ -82,7 +82,7 @@ def table_or_stream(
             print(f"Note: {note}", file=sys.stderr)
     frame = None if result is None else result.frame
     if frame is None and world.is_leader():
-        limits = ReadingOptions()
+        limits = reading_limits()
         why = (
             "--chunk-rows was given"
             if chunk_rows is not None

@@ -7,7 +7,7 @@ import sys
 
 from mrta.cli.common import add_chunk_rows, add_run_arguments, subcommand, table_or_stream
 from mrta.csvfile import write_csv
-from mrta.data.read import ReadingOptions
+from mrta.data.read import reading_limits
 from mrta.data.stream import DEFAULT_CHUNK_ROWS
 from mrta.pipelines.streamed import predict_file
 from mrta.runs.run import Run
@@ -31,7 +31,7 @@ def add_predict(commands: argparse._SubParsersAction) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     run = Run.load(args.run)
-    frame = table_or_stream(args, args.chunk_rows, ReadingOptions(min_rows=1))
+    frame = table_or_stream(args, args.chunk_rows, reading_limits(min_rows=1))
     if frame is None:  # chunk by chunk, in bounded memory
         written = predict_file(
             run, args.data, args.out, chunk_rows=args.chunk_rows or DEFAULT_CHUNK_ROWS

@@ -9,6 +9,7 @@ from typing import TextIO
 from mrta.training.loop import Progress
 
 BAR_WIDTH = 30
+COUNT_EVERY_S = 5.0  # seconds between the lines of a count that is not drawn in place
 
 
 class ProgressBar:
@@ -42,6 +43,17 @@ class ProgressBar:
     def phase_of(self, unit: str) -> Callable[[int, int, str], None]:
         """:meth:`phase` counting `unit` (e.g. ``"sets"``) instead of rows."""
         return lambda done, total, message: self.phase(done, total, message, unit)
+
+    def count(self, done: int, message: str, unit: str = "rows") -> None:
+        """A phase of unknown length (a streamed file's first pass): the count so far, redrawn
+        in place on a terminal, else a line every few seconds."""
+        now = time.monotonic()
+        if now - self.last_draw < (0.1 if self.interactive else COUNT_EVERY_S):
+            return
+        self.last_draw = now
+        line = f"{message}  {done:,} {unit}"
+        self.stream.write("\r" + line.ljust(100) if self.interactive else line + "\n")
+        self.stream.flush()
 
     def draw(self, fraction: float, text: str, throttle: bool) -> None:
         now = time.monotonic()

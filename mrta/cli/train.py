@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from typing import Any
 
 from mrta.cli.common import (
@@ -22,7 +23,7 @@ from mrta.config import ModelConfig
 from mrta.data.read import read_table
 from mrta.data.schema import Role
 from mrta.data.sets import MAX_SET_SIZE, SetOptions
-from mrta.data.stream import DEFAULT_CHUNK_ROWS, DEFAULT_SAMPLE_ROWS
+from mrta.data.stream import DEFAULT_CHUNK_ROWS, DEFAULT_MAX_FILE_ROWS, DEFAULT_SAMPLE_ROWS
 from mrta.pipelines import launch
 from mrta.pipelines.distributed import train_run_on_workers
 from mrta.pipelines.explain import run_verdict
@@ -69,6 +70,14 @@ def add_train(commands: argparse._SubParsersAction) -> None:
     add_config_flags(p, {"sets": sets})
     _add_table_arguments(p)
     add_chunk_rows(p)
+    p.add_argument(
+        "--max-file-rows",
+        type=positive,
+        default=DEFAULT_MAX_FILE_ROWS,
+        metavar="N",
+        help="a streamed table: refuse a file of more than N rows while it is first read (its "
+        "encoded training rows are held in memory; default: %(default)s)",
+    )
     p.add_argument(
         "--sample-rows",
         type=positive,
@@ -170,6 +179,10 @@ def run_train(args: argparse.Namespace) -> int:
             args.target,
             chunk_rows=args.chunk_rows or DEFAULT_CHUNK_ROWS,
             sample_rows=args.sample_rows or DEFAULT_SAMPLE_ROWS,
+            max_file_rows=args.max_file_rows,
+            scan_callback=None
+            if bar is None
+            else partial(bar.count, message=f"reading {args.data}"),
             **settings,
         )
     else:

@@ -21,10 +21,11 @@ import os
 import re
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -55,6 +56,37 @@ class ReadingOptions:
         default=2,
         metadata={"why": "training needs many rows; predicting needs one (mrta predict sets 1)"},
     )
+    max_line_bytes: int = field(
+        default=16 * 1024**2,
+        metadata={"why": "a longer line is no table row: a file without line breaks, or a blob"},
+    )
+
+
+#: Environment variables that raise (or lower) the reading limits of every whole-table read,
+#: the dashboard's included: `ReadingOptions` field -> variable.
+LIMIT_VARIABLES = {
+    "max_bytes": "MRTA_MAX_TABLE_BYTES",
+    "max_rows": "MRTA_MAX_TABLE_ROWS",
+    "max_line_bytes": "MRTA_MAX_LINE_BYTES",
+}
+
+
+def reading_limits(environ: Mapping[str, str] | None = None, **settings: Any) -> ReadingOptions:
+    """`ReadingOptions` with the limits of :data:`LIMIT_VARIABLES` set in the environment, and
+    then `settings`; raises `TableError` for a variable that is not a positive whole number."""
+    environ = os.environ if environ is None else environ
+    limits: dict[str, Any] = {}
+    for name, variable in LIMIT_VARIABLES.items():
+        text = environ.get(variable, "").strip().replace("_", "")
+        if not text:
+            continue
+        if not text.isdigit() or int(text) < 1:
+            raise TableError(
+                f"{variable}={environ[variable]!r} is not a positive whole number: set it to a "
+                "limit such as 500000000, or unset it for the default."
+            )
+        limits[name] = int(text)
+    return ReadingOptions(**{**limits, **settings})
 
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -71,6 +103,8 @@ BINARY_SIGNATURES = (
     (b"7z\xbc\xaf", "a 7-Zip archive"),
     (b"Rar!", "a RAR archive"),
 )
+_PARQUET_BATCH = 65_536  # rows of a Parquet file read at a time when sampling it
+_LINE_WINDOW = 16 * 1024**2  # bytes searched for line breaks at a time
 # Candidate delimiters, in the order that breaks a tie.
 DELIMITERS = (",", ";", "\t", "|")
 # Enough of the file to see the header and a few dozen rows when detecting the delimiter.
@@ -141,7 +175,7 @@ def read_table(
     Parquet is recognised by its magic bytes, whatever the file is called. Raises `TableError`
     for anything that is not a table of at least two data rows.
     """
-    options = options or ReadingOptions()
+    options = options or reading_limits()
     raw = _load_bytes(source, options.max_bytes)
     compressed = raw.startswith(GZIP_MAGIC)
     if compressed:
@@ -149,6 +183,7 @@ def read_table(
     if raw.startswith(PARQUET_MAGIC):
         return _read_parquet(raw, options, compressed)
     refuse_binary(raw)
+    refuse_long_lines(raw, options.max_line_bytes)
     utf8, encoding, notes = _decode(raw)
     dialect = _sniff_decoded(utf8, encoding, notes)
     notes = list(dialect.notes)
@@ -174,17 +209,29 @@ def read_table(
 
 
 def _read_parquet(raw: bytes, options: ReadingOptions, compressed: bool) -> ReadResult:
-    """A Parquet file's table, its text columns typed as the CSV reader types text."""
+    """A Parquet file's table, its text columns typed as the CSV reader types text.
+
+    The row count comes from the file's metadata before any row is read: too few or too many
+    rows are refused unread, and a sample of an over-long file is read batch by batch, so that
+    memory follows the rows kept, not the rows in the file.
+    """
     try:
-        table = pq.read_table(pa.BufferReader(raw))
+        parquet = pq.ParquetFile(pa.BufferReader(raw))
+        rows_in_file = parquet.metadata.num_rows
+        require_rows(rows_in_file, "table", options.min_rows)
+        notes: list[str] = []
+        if rows_in_file <= options.max_rows:
+            table = parquet.read()
+        else:
+            refuse_rows(rows_in_file, options)
+            table = _parquet_sample(parquet, rows_in_file, options)
+            notes.append(sample_note(rows_in_file, options))
     except (pa.ArrowException, OSError) as error:
         raise parquet_error(error) from error
     table = normalize_parquet(table.select(parquet_order(table.schema)))
     table = convert_text(table, infer_text_types(table))
     frame = table.to_pandas(date_as_object=False, ignore_metadata=True)
-    frame.columns, notes = clean_names(parquet_names(frame.columns))
-    rows_in_file = len(frame)
-    frame = _limit_rows(frame, options, notes, what="table")
+    frame.columns, name_notes = clean_names(parquet_names(frame.columns))
     return ReadResult(
         frame=frame,
         encoding="utf-8",
@@ -192,9 +239,23 @@ def _read_parquet(raw: bytes, options: ReadingOptions, compressed: bool) -> Read
         decimal=".",
         compressed=compressed,
         rows_in_file=rows_in_file,
-        notes=tuple(notes),
+        notes=(*name_notes, *notes),
         format="parquet",
     )
+
+
+def _parquet_sample(parquet: pq.ParquetFile, rows: int, options: ReadingOptions) -> pa.Table:
+    """A seeded uniform sample of ``options.max_rows`` of the file's ``rows`` rows, in file
+    order, read a batch at a time."""
+    keep = np.sort(np.random.default_rng(options.seed).choice(rows, options.max_rows, False))
+    parts, start = [], 0
+    for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH):
+        stop = start + batch.num_rows
+        chosen = keep[np.searchsorted(keep, start) : np.searchsorted(keep, stop)] - start
+        if len(chosen):
+            parts.append(batch.take(pa.array(chosen)))
+        start = stop
+    return pa.Table.from_batches(parts, schema=parquet.schema_arrow)
 
 
 def _limit_rows(
@@ -204,21 +265,57 @@ def _limit_rows(
     rows_in_file = len(frame)
     require_rows(rows_in_file, what, options.min_rows)
     if rows_in_file > options.max_rows:
-        if not options.sample_over_max_rows:
-            raise TableError(
-                f"The file has {rows_in_file:,} rows, more than the limit of "
-                f"{options.max_rows:,}: ask for a random sample or upload a smaller file."
-            )
+        refuse_rows(rows_in_file, options)
         frame = (
             frame.sample(n=options.max_rows, random_state=options.seed)
             .sort_index()
             .reset_index(drop=True)
         )
-        notes.append(
-            f"The file has {rows_in_file:,} rows, more than the limit of {options.max_rows:,}; "
-            f"a random sample of {options.max_rows:,} rows (seed {options.seed}) is used."
-        )
+        notes.append(sample_note(rows_in_file, options))
     return frame
+
+
+def refuse_rows(rows_in_file: int, options: ReadingOptions) -> None:
+    """Raise `TableError` for a file over the row limit, unless a sample was asked for."""
+    if not options.sample_over_max_rows:
+        raise TableError(
+            f"The file has {rows_in_file:,} rows, more than the limit of "
+            f"{options.max_rows:,}: ask for a random sample or upload a smaller file (or raise "
+            f"the limit, {LIMIT_VARIABLES['max_rows']})."
+        )
+
+
+def sample_note(rows_in_file: int, options: ReadingOptions) -> str:
+    return (
+        f"The file has {rows_in_file:,} rows, more than the limit of {options.max_rows:,}; "
+        f"a random sample of {options.max_rows:,} rows (seed {options.seed}) is used."
+    )
+
+
+def refuse_long_lines(raw: bytes, max_line_bytes: int) -> None:
+    """Raise `TableError` when a line of ``raw`` (ended by a line feed or a carriage return) is
+    longer than ``max_line_bytes``: checked a window at a time, before anything is parsed."""
+    if len(raw) <= max_line_bytes:
+        return
+    data = np.frombuffer(raw, dtype=np.uint8)
+    last_break = -1  # the position of the last line break seen
+    for start in range(0, len(data), _LINE_WINDOW):
+        window = data[start : start + _LINE_WINDOW]
+        breaks = np.flatnonzero((window == 10) | (window == 13)) + start
+        ends = np.concatenate(([last_break], breaks))
+        if len(ends) > 1 and int(np.diff(ends).max()) - 1 > max_line_bytes:
+            break
+        if len(breaks):
+            last_break = int(breaks[-1])
+        if start + len(window) - last_break - 1 > max_line_bytes:
+            break
+    else:
+        return
+    raise TableError(
+        f"A line of the file is longer than {_format_bytes(max_line_bytes)}: a table's row is "
+        "never that long, so check that the file is a CSV with one row per line (or raise the "
+        f"limit, {LIMIT_VARIABLES['max_line_bytes']})."
+    )
 
 
 def require_rows(rows: int, what: str = "CSV", minimum: int = 2) -> None:
@@ -258,7 +355,8 @@ def _load_bytes(source: str | os.PathLike[str] | bytes | BinaryIO, max_bytes: in
 def _refuse_size(max_bytes: int) -> None:
     raise TableError(
         f"The file is larger than the limit of {_format_bytes(max_bytes)} (once decompressed): "
-        "upload a smaller file, such as a sample of its rows, or raise the limit."
+        "upload a smaller file, such as a sample of its rows, or raise the limit "
+        f"({LIMIT_VARIABLES['max_bytes']})."
     )
 
 

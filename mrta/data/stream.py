@@ -30,7 +30,7 @@ import codecs
 import gzip
 import io
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -74,6 +74,9 @@ DEFAULT_CHUNK_ROWS = 100_000
 # fitted on anyway (`PreprocessingOptions.quantile_subsample`), and enough that a level seen
 # once in 2,000 rows is seen about 100 times.
 DEFAULT_SAMPLE_ROWS = 200_000
+# A streamed training holds its encoded training rows in memory: about 100 bytes a row for 20
+# columns, so 20 million rows are ~2 GB. A bigger file is refused while it is first read.
+DEFAULT_MAX_FILE_ROWS = 20_000_000
 # The first bytes of a CSV that its encoding, delimiter and decimal mark are detected on.
 HEAD_BYTES = 16 * SNIFF_BYTES
 # Bytes the CSV reader parses at a time: pyarrow's default. Its reader reads up to 32 blocks
@@ -223,18 +226,23 @@ def scan_table(
     sample_rows: int = DEFAULT_SAMPLE_ROWS,
     seed: int = 0,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    max_rows: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> TableScan:
     """Read a CSV (plain or gzipped) or Parquet file once, `chunk_rows` rows at a time: find
     its layout (encoding, delimiter, column types), count its rows and keep a uniform sample.
 
     The sample is the `sample_rows` rows with the smallest of a seeded random key drawn for
-    each row in file order: the same for the same seed whatever the chunk size. Raises
-    `TableError` for a missing file and for anything `read_table` refuses.
+    each row in file order: the same for the same seed whatever the chunk size. `progress` is
+    called with the rows read so far after each chunk. Raises `TableError` for a missing file,
+    for anything `read_table` refuses, and as soon as more than `max_rows` rows were read.
     """
     positive_int(chunk_rows, "chunk_rows")
     if sample_rows < 0:
         raise ValueError(f"sample_rows must be at least 0, not {sample_rows}")
-    layout, sample = _scan(os.fspath(path), chunk_rows, sample_rows, seed)
+    if max_rows is not None:
+        positive_int(max_rows, "max_rows")
+    layout, sample = _scan(os.fspath(path), chunk_rows, sample_rows, seed, max_rows, progress)
     everything = list(range(len(layout.columns)))
     frame = _to_frame(sample.table, layout, everything, sample.positions)
     return TableScan(layout=layout, sample=frame, seed=seed)
@@ -245,7 +253,7 @@ def read_layout(
 ) -> TableLayout:
     """The layout of a file, found by reading it once in chunks (`scan_table` without a sample)."""
     positive_int(chunk_rows, "chunk_rows")
-    layout, _ = _scan(os.fspath(path), chunk_rows, 0, 0)
+    layout, _ = _scan(os.fspath(path), chunk_rows, 0, 0, None, None)
     return layout
 
 
@@ -399,7 +407,14 @@ class _Sample:
         self.keys, self.positions = self.keys[best], self.positions[best]
 
 
-def _scan(path: str, chunk_rows: int, sample_rows: int, seed: int) -> tuple[TableLayout, _Sample]:
+def _scan(
+    path: str,
+    chunk_rows: int,
+    sample_rows: int,
+    seed: int,
+    max_rows: int | None,
+    progress: Callable[[int], None] | None,
+) -> tuple[TableLayout, _Sample]:
     """The layout of the file at `path` and a sample of its rows as text, in one pass (a CSV
     whose text turns out not to be in the encoding of its head is read again in the next)."""
     layout = _open(path)
@@ -407,7 +422,7 @@ def _scan(path: str, chunk_rows: int, sample_rows: int, seed: int) -> tuple[Tabl
         try:
             if layout.format == "csv":
                 layout = _with_header(layout)
-            return _pass(layout, chunk_rows, sample_rows, seed)
+            return _pass(layout, chunk_rows, sample_rows, seed, max_rows, progress)
         except _WrongEncoding:
             layout = _next_encoding(layout)
         except _RowTooLong:
@@ -420,7 +435,12 @@ def _scan(path: str, chunk_rows: int, sample_rows: int, seed: int) -> tuple[Tabl
 
 
 def _pass(
-    layout: TableLayout, chunk_rows: int, sample_rows: int, seed: int
+    layout: TableLayout,
+    chunk_rows: int,
+    sample_rows: int,
+    seed: int,
+    max_rows: int | None,
+    progress: Callable[[int], None] | None,
 ) -> tuple[TableLayout, _Sample]:
     sample = _Sample(sample_rows, np.random.default_rng(seed))
     types = [pa.null()] * len(layout.file_names)
@@ -434,6 +454,14 @@ def _pass(
         if sample_rows:
             sample.add(chunk, start)
         rows = start + chunk.num_rows
+        if max_rows is not None and rows > max_rows:
+            raise TableError(
+                f"The file has more than {max_rows:,} rows, the limit of a streamed table: "
+                "train on a sample of its rows, or raise the limit (mrta train "
+                "--max-file-rows N)."
+            )
+        if progress is not None:
+            progress(rows)
     require_rows(rows, "CSV" if layout.format == "csv" else "table")
     sample.compact()
     notes = list(layout.notes)

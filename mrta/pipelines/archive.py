@@ -36,10 +36,20 @@ import pandas as pd
 
 from mrta.analysis.explanation import Explanation
 from mrta.csvfile import write_csv
+from mrta.data.read import reading_limits
 from mrta.errors import ArchiveError, MrtaError, RunError, TableError, one_line
 from mrta.pipelines.analysis_cache import RECORD, load_explanation, save_explanation
 from mrta.pipelines.explain import DEFAULT_MAX_ROWS
-from mrta.runs.manifest import ANALYSIS_DIR, FORMAT, FORMAT_VERSION, MANIFEST
+from mrta.runs.bounds import MAX_HEADER_BYTES, max_json_bytes, max_run_bytes
+from mrta.runs.control import CONTROL_WEIGHTS
+from mrta.runs.manifest import (
+    ANALYSIS_DIR,
+    DATA_FILES,
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    WEIGHTS,
+)
 from mrta.runs.run import Run
 from mrta.task import Task
 
@@ -50,6 +60,10 @@ DEFAULT_RUNS_DIR = "runs"  # used when it exists in the working directory and no
 MAX_LISTED = 500  # runs listed from one folder, newest first
 _JUNK = ("__MACOSX", ".DS_Store", "Thumbs.db")  # what zipping tools add beside the files
 _COPY_CHUNK = 1 << 20
+# A member that unpacks to more than this many times its compressed size, past the first
+# 16 MiB, is a decompression bomb: weights barely compress, tables and JSON ~3-20 times.
+MAX_RATIO = 200
+_RATIO_FROM = 16 << 20
 
 
 @dataclass
@@ -322,18 +336,31 @@ def _extract(
     total = 0
     base = target.resolve()
     for info, parts in members:
+        limit = member_limit(parts[len(root) :], max_bytes)
+        if info.file_size > limit:
+            raise ArchiveError(_too_large(name, info.filename, limit))
         destination = target.joinpath(*parts[len(root) :])
         destination.parent.mkdir(parents=True, exist_ok=True)
         if not destination.resolve().is_relative_to(base):  # belt and braces
             raise ArchiveError(f"{name} holds a path outside the run ({info.filename!r}).")
         try:
             with archive.open(info) as source, destination.open("wb") as out:
+                unpacked = 0
                 while chunk := source.read(_COPY_CHUNK):
                     total += len(chunk)
+                    unpacked += len(chunk)
                     if total > max_bytes:
                         raise ArchiveError(
                             f"{name} unpacks to more than the limit of {max_bytes:,} bytes: "
                             "zip one run directory, without other files."
+                        )
+                    if unpacked > limit:
+                        raise ArchiveError(_too_large(name, info.filename, limit))
+                    if unpacked > _RATIO_FROM and unpacked > MAX_RATIO * info.compress_size:
+                        raise ArchiveError(
+                            f"{name} holds {info.filename}, which unpacks to more than "
+                            f"{MAX_RATIO} times its compressed size: it is a decompression "
+                            "bomb, not a saved run, and was refused."
                         )
                     out.write(chunk)
         except ArchiveError:
@@ -349,6 +376,27 @@ def _extract(
 
 
 # -- a folder of runs --------------------------------------------------------------------------
+def member_limit(parts: tuple[str, ...], max_bytes: int) -> int:
+    """The most bytes the run file at ``parts`` (relative to the run) may unpack to: what
+    :meth:`Run.load` would read of it, so that nothing larger is written to disk first."""
+    if len(parts) != 1:  # the cached analysis, and stray files
+        return max_bytes
+    if parts[0] in DATA_FILES:
+        return reading_limits().max_bytes
+    if parts[0] in (WEIGHTS, CONTROL_WEIGHTS):
+        return max_run_bytes() + MAX_HEADER_BYTES + 8
+    if parts[0].endswith(".json"):
+        return max_json_bytes()
+    return max_bytes
+
+
+def _too_large(name: str, member: str, limit: int) -> str:
+    return (
+        f"{name} holds {member}, which unpacks to more than the {limit:,} bytes a run's file "
+        "of that kind may hold: it was refused before it was read."
+    )
+
+
 def runs_folder(environ: Mapping[str, str] | None = None) -> tuple[Path | None, str]:
     """The runs folder the dashboard lists, and where that choice came from.
 

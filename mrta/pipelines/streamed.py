@@ -40,11 +40,12 @@ from mrta.csvfile import write_csv
 from mrta.data import values
 from mrta.data.fingerprint import fingerprint_chunks
 from mrta.data.preprocessing import PreprocessingOptions
-from mrta.data.read import ReadingOptions, ReadResult, read_table
+from mrta.data.read import ReadingOptions, ReadResult, read_table, reading_limits
 from mrta.data.schema import Role, TableSchema
 from mrta.data.splits import SplitOptions, Splits, make_splits
 from mrta.data.stream import (
     DEFAULT_CHUNK_ROWS,
+    DEFAULT_MAX_FILE_ROWS,
     DEFAULT_SAMPLE_ROWS,
     TableLayout,
     as_layout,
@@ -94,6 +95,7 @@ def train_run_from_file(
     preprocessing_options: PreprocessingOptions | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     sample_rows: int = DEFAULT_SAMPLE_ROWS,
+    max_file_rows: int | None = DEFAULT_MAX_FILE_ROWS,
     baseline_rows: int = BASELINE_ROWS,
     test_rows: int = TEST_ROWS,
     stopping_rows: int = STOPPING_ROWS,
@@ -101,15 +103,19 @@ def train_run_from_file(
     cancel: Cancel = None,
     control: bool = False,
     control_callback: Callable[[Progress], None] | None = None,
+    scan_callback: Callable[[int], None] | None = None,
 ) -> Run:
     """A complete run (as :func:`~mrta.runs.run.train_run`) of the table in the file `source`,
     read `chunk_rows` rows at a time; the schema and the preprocessor are fitted on a seeded
     sample of `sample_rows` rows. The model trains on every training row and is scored after
     every epoch on at most `stopping_rows` validation rows; the baselines learn from at most
     `baseline_rows` training and validation rows; both are scored on at most `test_rows` test
-    rows. The samples are seeded with ``train_config.seed``. With `control`, the control model
-    trains after the model (on the same training rows and validation sample, labels permuted,
-    progress to `control_callback`) and is scored on the same test rows.
+    rows. The first pass over the file (`scan_callback` gets the rows read so far) refuses a
+    file of more than `max_file_rows` rows as soon as it has read them: the encoded training
+    rows are held in memory. The samples are seeded with ``train_config.seed``. With
+    `control`, the control model trains after the model (on the same training rows and
+    validation sample, labels permuted, progress to `control_callback`) and is scored on the
+    same test rows.
 
     Memory: the scan's sample, the encoded training rows and the DataFrames of the baselines'
     and the test rows, besides the chunk.
@@ -123,7 +129,14 @@ def train_run_from_file(
     for name, value in limits.items():
         if value < 1:
             raise ValueError(f"{name}_rows must be at least 1, not {value}")
-    scan = scan_table(source, sample_rows=sample_rows, seed=seed, chunk_rows=chunk_rows)
+    scan = scan_table(
+        source,
+        sample_rows=sample_rows,
+        seed=seed,
+        chunk_rows=chunk_rows,
+        max_rows=max_file_rows,
+        progress=scan_callback,
+    )
     layout = scan.layout
     schema = scan.infer_schema(target, task=task, roles=roles)
     column = pd.concat(iter_chunks(layout, chunk_rows, columns=[target]))
@@ -251,7 +264,7 @@ def read_or_stream(
     A file larger than the byte limit on disk is not opened. Other refusals raise
     ``TableError`` as `read_table` does.
     """
-    options = options or ReadingOptions()
+    options = options or reading_limits()
     if os.path.isfile(path) and os.path.getsize(path) > options.max_bytes:
         return None
     try:

@@ -26,7 +26,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from mrta.data.read import ReadingOptions
+from mrta.data.read import reading_limits
 from mrta.errors import RunError
 from mrta.runs.bounds import (
     BYTES_PER_JSON_VALUE,
@@ -254,7 +254,7 @@ def _check_sizes(path: Path, listed: Mapping[str, str]) -> None:
                 + raise_hint(RUN_BYTES_ENV, size)
             )
     for name in DATA_FILES:
-        size, limit = sizes.get(name, 0), ReadingOptions().max_bytes
+        size, limit = sizes.get(name, 0), reading_limits().max_bytes
         if size > limit:
             raise RunError(
                 f"The file {name} of the run at {where!r} holds {size_text(size)}, more than the "
