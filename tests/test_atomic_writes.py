@@ -25,7 +25,7 @@ from mrta.pipelines.analysis_cache import load_explanation, save_explanation
 from mrta.pipelines.explain import explain
 from mrta.runs import atomic
 from mrta.runs.atomic import is_staging_name, recover_folder, staged_folder, write_file
-from mrta.runs.manifest import ANALYSIS_DIR
+from mrta.runs.manifest import ANALYSIS_DIR, file_digest
 from mrta.runs.run import Run, check_save_target
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run_v1_row"
@@ -339,7 +339,9 @@ def test_a_cache_killed_while_it_is_written_is_the_old_cache_or_the_new(
     Run.load(run_dir)  # the run beside its cache is untouched
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip", "remove", "record"])
+@pytest.mark.parametrize(
+    "damage", ["truncate", "flip", "remove", "record", "deep record", "deep atlas, re-hashed"]
+)
 def test_a_damaged_cache_is_recorded_again_with_a_note(fixture_run, explanations, tmp_path, damage):
     run_dir = fixture_run.save(tmp_path / "run")
     save_explanation(explanations[0], run_dir, "rows A")
@@ -353,8 +355,15 @@ def test_a_damaged_cache_is_recorded_again_with_a_note(fixture_run, explanations
         atlas.write_bytes(bytes(data))
     elif damage == "remove":
         atlas.unlink()
-    else:
+    elif damage == "record":
         (folder / "explanation.json").write_text("{")
+    elif damage == "deep record":
+        (folder / "explanation.json").write_text("[" * 100_000)
+    else:  # as a forger would: the checksum recomputed
+        (folder / "atlas.json").write_text("[" * 100_000)
+        record = json.loads((folder / "explanation.json").read_text())
+        record["files"]["atlas.json"] = file_digest((folder / "atlas.json").read_bytes())
+        (folder / "explanation.json").write_text(json.dumps(record))
     cached, note = load_explanation(run_dir, "rows A")
     assert cached is None
     assert note is not None and "damaged" in note and "recorded again" in note

@@ -10,7 +10,7 @@ is recomputed.
 
 from __future__ import annotations
 
-import json
+import stat
 from pathlib import Path
 from typing import NamedTuple
 
@@ -22,9 +22,11 @@ from mrta.analysis.heads import head_table
 from mrta.analysis.importance import ColumnImportances
 from mrta.analysis.permutation import PermutationImportance
 from mrta.analysis.verdict import Verdict
+from mrta.errors import RunError
 from mrta.jsonable import json_bytes
 from mrta.report.exports import load_atlas, save_atlas
 from mrta.runs.atomic import recover_folder, staged_folder, write_file
+from mrta.runs.bounds import load_json, max_json_bytes, max_run_bytes
 from mrta.runs.manifest import ANALYSIS_DIR, file_digest
 
 #: 2: the control's maps, the verdict, the null checks; 3: importances; 4: the atlases' head mean
@@ -87,10 +89,12 @@ def load_explanation(run_dir: str | Path, source: str) -> CachedExplanation:
     folder = Path(run_dir) / ANALYSIS_DIR
     recover_folder(folder)
     try:
-        record = json.loads((folder / RECORD).read_bytes())
+        if not _within_limit(folder / RECORD):
+            return CachedExplanation(None, _damaged(RECORD))
+        record = load_json((folder / RECORD).read_bytes(), f"The cached {RECORD}")
     except FileNotFoundError:
         return CachedExplanation(None)
-    except (OSError, ValueError):
+    except (OSError, RunError):
         return CachedExplanation(None, _damaged(RECORD))
     if not isinstance(record, dict) or record.get("source") != source:
         return CachedExplanation(None)
@@ -106,14 +110,21 @@ def load_explanation(run_dir: str | Path, source: str) -> CachedExplanation:
     for name, digest in listed.items():
         path = folder / str(name)
         try:
-            if path.is_symlink() or file_digest(path.read_bytes()) != digest:
+            if not _within_limit(path) or file_digest(path.read_bytes()) != digest:
                 return CachedExplanation(None, _damaged(str(name)))
         except OSError:
             return CachedExplanation(None, _damaged(str(name)))
     try:
         return CachedExplanation(_explanation(folder, record))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError, MemoryError):
         return CachedExplanation(None, _damaged(RECORD))
+
+
+def _within_limit(path: Path) -> bool:
+    """Whether ``path`` is a regular file (not a link) no larger than a run's files may be."""
+    found = path.lstat()
+    limit = max_json_bytes() if path.suffix == ".json" else max_run_bytes()
+    return stat.S_ISREG(found.st_mode) and found.st_size <= limit
 
 
 def _damaged(name: str) -> str:

@@ -379,14 +379,14 @@ def _extract(
 def member_limit(parts: tuple[str, ...], max_bytes: int) -> int:
     """The most bytes the run file at ``parts`` (relative to the run) may unpack to: what
     :meth:`Run.load` would read of it, so that nothing larger is written to disk first."""
-    if len(parts) != 1:  # the cached analysis, and stray files
+    if parts[-1].endswith(".json"):
+        return max_json_bytes()
+    if len(parts) != 1:  # the cached analysis's maps, and stray files
         return max_bytes
     if parts[0] in DATA_FILES:
         return reading_limits().max_bytes
     if parts[0] in (WEIGHTS, CONTROL_WEIGHTS):
         return max_run_bytes() + MAX_HEADER_BYTES + 8
-    if parts[0].endswith(".json"):
-        return max_json_bytes()
     return max_bytes
 
 
