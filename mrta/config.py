@@ -7,6 +7,7 @@ the sample tables (``benchmarks/quality.py``), never on their test splits.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -17,6 +18,11 @@ from mrta.errors import positive_int
 #: The largest seed: numpy's and scikit-learn's random states take 32-bit seeds.
 MAX_SEED = 2**32 - 1
 DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+#: How a numerical column becomes its token: "linear" (``x*w + b``) or "plr" (periodic
+#: features, a linear layer and ReLU: :class:`mrta.nn.periodic.PeriodicEmbeddings`).
+NUMERICAL_EMBEDDINGS = ("linear", "plr")
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,24 @@ class ModelConfig:
         default=0.1,
         metadata={"why": "the reference's default; 0 and 0.2 were no better on validation"},
     )
+    numerical_embedding: str = field(
+        default="linear",
+        metadata={
+            "why": "linear: x*w+b per column; plr (periodic, linear, ReLU; Gorishniy et al. 2022) "
+            "is offered but not yet chosen by the quality benchmark"
+        },
+    )
+    plr_frequencies: int = field(
+        default=48,
+        metadata={"why": "plr only: the paper's k, its reference package's default"},
+    )
+    plr_sigma: float = field(
+        default=0.1,
+        metadata={
+            "why": "plr only: the frequencies' initial scale; inputs are quantile-normal, so "
+            "0.1 starts near linear (the paper tunes it between 0.01 and 100)"
+        },
+    )
     bind_rows: bool = field(
         default=True,
         metadata={
@@ -68,6 +92,14 @@ class ModelConfig:
             )
         if isinstance(self.dropout, bool) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be a float in [0, 1), got {self.dropout!r}")
+        if self.numerical_embedding not in NUMERICAL_EMBEDDINGS:
+            raise ValueError(
+                f"numerical_embedding must be one of {list(NUMERICAL_EMBEDDINGS)}, got "
+                f"{self.numerical_embedding!r}"
+            )
+        positive_int(self.plr_frequencies, "plr_frequencies")
+        if isinstance(self.plr_sigma, bool) or not 0.0 < self.plr_sigma < math.inf:
+            raise ValueError(f"plr_sigma must be a positive number, got {self.plr_sigma!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""

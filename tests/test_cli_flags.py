@@ -15,7 +15,7 @@ from mrta.cli.config_flags import (
     add_config_flags,
     config_from_args,
 )
-from mrta.config import DEVICES, ModelConfig, TrainConfig
+from mrta.config import DEVICES, NUMERICAL_EMBEDDINGS, ModelConfig, TrainConfig
 from mrta.data.sets import MAX_SET_SIZE, SET_BATCH_SIZE, SetOptions
 from mrta.pipelines.train_run import default_train_config
 
@@ -32,6 +32,15 @@ TODAY = {
     "--num-heads": ("num_heads", int, MODEL.num_heads, "H", None),
     "--d-model": ("d_model", int, MODEL.d_model, "D", None),
     "--dropout": ("dropout", float, MODEL.dropout, "P", None),
+    "--numerical-embedding": (
+        "numerical_embedding",
+        str,
+        MODEL.numerical_embedding,
+        None,
+        NUMERICAL_EMBEDDINGS,
+    ),
+    "--plr-frequencies": ("plr_frequencies", int, MODEL.plr_frequencies, "K", None),
+    "--plr-sigma": ("plr_sigma", float, MODEL.plr_sigma, "S", None),
 }
 OTHER_TRAIN_OPTIONS = {
     "-h", "--help", "--debug", "--target", "--out", "--task", "--ignore", "--categorical",

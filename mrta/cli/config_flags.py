@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from mrta.config import DEVICES, ModelConfig, TrainConfig
+from mrta.config import DEVICES, NUMERICAL_EMBEDDINGS, ModelConfig, TrainConfig
 from mrta.data.sets import SET_BATCH_SIZE
 
 #: The config classes whose fields are flags, in the order the flags are listed.
@@ -84,6 +84,11 @@ FLAGS: Mapping[type, Mapping[str, Flag]] = {
         "num_layers": Flag("--layers", what="attention layers", metavar="L"),
         "num_heads": Flag(what="heads per attention block", metavar="H"),
         "dropout": Flag(what="dropout rate", metavar="P"),
+        "numerical_embedding": Flag(
+            what="how a numerical column becomes its token", choices=NUMERICAL_EMBEDDINGS
+        ),
+        "plr_frequencies": Flag(what="periodic frequencies per numerical column", metavar="K"),
+        "plr_sigma": Flag(what="scale of the periodic frequencies at initialisation", metavar="S"),
         "bind_rows": Flag(
             what="keep a row's categories out of its numerical token, the layer's plain stream "
             "split",

@@ -22,19 +22,24 @@ from torch.overrides import TorchFunctionMode
 
 from mrta.config import ModelConfig
 from mrta.nn.layer import MultiResolutionTabularAttention
+from mrta.nn.periodic import PeriodicEmbeddings
 from mrta.streams import present_maps, present_streams
 from mrta.task import Task
 
 
 class FeatureTokenizer(nn.Module):
-    """One token per column: ``x_j * W_j + b_j + ind_j * M_j`` for numerical column ``j``,
-    ``E_j[code_j]`` for categorical column ``j``.
+    """One token per column: ``x_j * W_j + b_j + ind_j * M_j`` for numerical column ``j``
+    (``PLR_j(x_j) + ind_j * M_j`` with ``embedding="plr"``), ``E_j[code_j]`` for categorical
+    column ``j``. A missing value's ``x_j`` is the preprocessor's fill; its indicator adds the
+    column's missing vector ``M_j`` to the same token, whichever the embedding.
 
     Args:
         n_numerical: numerical columns (tokens).
         vocabulary_sizes: rows of each categorical column's table, the reserved index 0
             included (:attr:`mrta.data.preprocessing.Preprocessor.vocabulary_sizes`).
         d_token: width of a token.
+        embedding: ``"linear"`` or ``"plr"`` (:class:`~mrta.nn.periodic.PeriodicEmbeddings`,
+            with ``plr_frequencies`` and ``plr_sigma``).
 
     Shape:
         - numerical, indicators: ``(B, Tn)`` float; categorical: ``(B, Tc)`` int64
@@ -42,23 +47,37 @@ class FeatureTokenizer(nn.Module):
           without columns
     """
 
-    def __init__(self, n_numerical: int, vocabulary_sizes: Sequence[int], d_token: int) -> None:
+    def __init__(
+        self,
+        n_numerical: int,
+        vocabulary_sizes: Sequence[int],
+        d_token: int,
+        embedding: str = "linear",
+        plr_frequencies: int = 48,
+        plr_sigma: float = 0.1,
+    ) -> None:
         super().__init__()
         self.d_token = d_token
-        self.weight = self.bias = self.missing = None
+        self.weight = self.bias = self.missing = self.periodic = None
         if n_numerical:
-            self.weight = nn.Parameter(torch.empty(n_numerical, d_token))
-            self.bias = nn.Parameter(torch.empty(n_numerical, d_token))
+            if embedding == "plr":
+                self.periodic = PeriodicEmbeddings(n_numerical, d_token, plr_frequencies, plr_sigma)
+            else:
+                self.weight = nn.Parameter(torch.empty(n_numerical, d_token))
+                self.bias = nn.Parameter(torch.empty(n_numerical, d_token))
             self.missing = nn.Parameter(torch.empty(n_numerical, d_token))
         self.embeddings = nn.ModuleList(nn.Embedding(size, d_token) for size in vocabulary_sizes)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Uniform in ``±1/sqrt(d_token)``, as FT-Transformer initialises its tokenizer."""
+        """Uniform in ``±1/sqrt(d_token)``, as FT-Transformer initialises its tokenizer (the
+        periodic embeddings as their paper does)."""
         bound = 1.0 / math.sqrt(self.d_token)
         for parameter in (self.weight, self.bias, self.missing):
             if parameter is not None:
                 nn.init.uniform_(parameter, -bound, bound)
+        if self.periodic is not None:
+            self.periodic.reset_parameters()
         for embedding in self.embeddings:
             nn.init.uniform_(embedding.weight, -bound, bound)
 
@@ -66,12 +85,12 @@ class FeatureTokenizer(nn.Module):
         self, numerical: Tensor, indicators: Tensor, categorical: Tensor
     ) -> tuple[Tensor | None, Tensor | None]:
         num_tokens = cat_tokens = None
-        if self.weight is not None:
-            num_tokens = (
-                numerical.unsqueeze(-1) * self.weight
-                + self.bias
-                + indicators.unsqueeze(-1) * self.missing
-            )  # (B, Tn, d_token)
+        if self.missing is not None:
+            if self.periodic is not None:
+                values = self.periodic(numerical)  # (B, Tn, d_token)
+            else:
+                values = numerical.unsqueeze(-1) * self.weight + self.bias  # (B, Tn, d_token)
+            num_tokens = values + indicators.unsqueeze(-1) * self.missing  # (B, Tn, d_token)
         if len(self.embeddings):
             cat_tokens = torch.stack(
                 [table(categorical[:, j]) for j, table in enumerate(self.embeddings)], dim=1
@@ -185,7 +204,12 @@ class TabularAttentionModel(TaskModel):
 
         has_num, has_cat = bool(self.numerical_tokens), bool(self.categorical_tokens)
         self.tokenizer = FeatureTokenizer(
-            len(self.numerical_tokens), self.vocabulary_sizes, config.d_token
+            len(self.numerical_tokens),
+            self.vocabulary_sizes,
+            config.d_token,
+            config.numerical_embedding,
+            config.plr_frequencies,
+            config.plr_sigma,
         )
         self.layers = nn.ModuleList()
         for index in range(config.num_layers):

@@ -177,7 +177,7 @@ def check_model_spec(spec: Mapping[str, Any], where: str) -> None:
     its sanity bound; refuses the run at `where` otherwise. Other faults are left to the model's
     own checks."""
     config = spec["config"]
-    for name in ("d_token", "d_model", "num_heads"):
+    for name in ("d_token", "d_model", "num_heads", "plr_frequencies"):
         if name in config:
             _declared(config[name], name, MAX_WIDTH, where)
     if "num_layers" in config:
