@@ -4,7 +4,8 @@
 
 import streamlit as st
 
-from mrta_dashboard import control, keys, session
+from mrta.pipelines.train_run import warm_up
+from mrta_dashboard import control, jobs, keys, session
 from mrta_dashboard.text import md
 
 # An uncaught error shows a generic message, never a traceback with the server's paths: set here
@@ -12,6 +13,7 @@ from mrta_dashboard.text import md
 st.set_option("client.showErrorDetails", "none")
 st.set_page_config(page_title="MRTA Explorer", page_icon=":material/grid_on:", layout="wide")
 session.ensure_table()
+jobs.once("training imports", warm_up)  # so that the first click on Train does not wait for them
 session.adopt_finished_job()  # a run trained in the background, whichever page is shown
 session.adopt_opened_run()  # a run opened in the background, whichever page is shown
 control.follow()  # a run trained here gets its control model in the background, then adopts it

@@ -57,6 +57,7 @@ PRESET = "preset"
 TRAIN_FORM = "train_settings"
 TRAIN_CANCEL = "cancel"
 TRAIN_CURVES, TRAIN_PREDICTED, TRAIN_CONFUSION, TRAIN_ROC = "t_curves", "t_pred", "t_cm", "t_roc"
+TRAIN_TEST = "t_test"  # {(run uid, "test" or "split"): the model's test predictions, targets}
 layers = KeyFamily("layers")  # (preset)
 budget = KeyFamily("budget")  # (preset)
 
@@ -83,7 +84,6 @@ open_csv = KeyFamily("o_csv")  # (upload round)
 LAYER, MAP, ROWS, HEAD, FIT = "x_layer", "x_map", "x_rows", "x_head", "x_fit"
 COHORT, COHORT_A, COHORT_B, ROLLOUT_COHORT = "x_cohort", "x_a", "x_b", "x_rcohort"
 DIFFERENCE_Q = "x_q"  # the false discovery rate of a difference map
-ROW = "x_row"  # the one row picked from the table
 FILTER_COLUMN, FILTER_OP, FILTER_VALUE = "x_fcol", "x_fop", "x_fval"
 FILTERS = "x_filters"  # {(run uid, filter name): (AttentionAtlas, cohort key)}
 CHECKS = "x_checks"
@@ -93,6 +93,18 @@ ABLATIONS = ("heads", "mean", "maps")  # heads zeroed, heads replaced by their m
 ablation_table = KeyFamily("x_ablation")  # (one of ABLATIONS)
 FIGURE, ROLLOUT_FIGURE, HEAD_TABLE = "x_fig", "x_rollout", "x_heads"
 IMPORTANCE_FIGURE, DELETION_FIGURE, FAITHFULNESS_TABLE = "x_imp", "x_del", "x_faith"
+LAYER_KEPT = "x_layer_kept"  # the layer chosen, kept while the rollout hides the layer menu
+GRID_ROUND = "x_grid_round"  # bumped when a click on a small multiple enlarges its head
+head_grid = KeyFamily("x_grid")  # (grid round): the small multiples, a click on which enlarges
+HEADS_ALL = "x_heads_all"  # the heads table shows every layer and map, not only those in view
+ROW_SHOW = "x_row_show"  # which rows the one-row picker lists: one of ROW_LISTS
+#: The choices of which rows the one-row picker lists; each list has its own picker.
+ROW_LISTS = ("every row", "wrong predictions only", "largest errors first")
+row_picker = KeyFamily("x_row")  # (one of ROW_LISTS)
+ROW_OUTCOMES = "x_row_outcomes"  # {(run uid, rows listed): the model's outcome on each}
+#: The download buttons of the figures, each a standalone HTML page.
+FIGURE_HTML, ROLLOUT_HTML = "x_fig_html", "x_rollout_html"
+IMPORTANCE_HTML, DELETION_HTML = "x_imp_html", "x_del_html"
 
 # -- Explore page: sets ----------------------------------------------------------------------------
 SET_MEASURE, SET_COLUMN, SET_FILTER = "x_s_measure", "x_s_column", "x_s_filter"
@@ -131,7 +143,6 @@ RUN_VIEWS = (
     COHORT_B,
     DIFFERENCE_Q,
     ROLLOUT_COHORT,
-    ROW,
     FILTER_COLUMN,
     FILTER_OP,
     FILTER_VALUE,
@@ -146,6 +157,16 @@ RUN_VIEWS = (
     FIGURE,
     ROLLOUT_FIGURE,
     HEAD_TABLE,
+    LAYER_KEPT,
+    GRID_ROUND,
+    HEADS_ALL,
+    ROW_SHOW,
+    *(row_picker(how) for how in ROW_LISTS),
+    ROW_OUTCOMES,
+    FIGURE_HTML,
+    ROLLOUT_HTML,
+    IMPORTANCE_HTML,
+    DELETION_HTML,
     IMPORTANCE_FIGURE,
     DELETION_FIGURE,
     FAITHFULNESS_TABLE,

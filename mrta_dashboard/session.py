@@ -8,10 +8,12 @@ from typing import Any
 
 import streamlit as st
 
+from mrta.data.fingerprint import TableFingerprint, fingerprint
 from mrta.data.read import ReadResult, read_table
 from mrta.data.samples import DEFAULT_SAMPLE, SampleTable
 from mrta.data.sets import MAX_SET_SIZE, SetOptions
 from mrta_dashboard import keys
+from mrta_dashboard.text import md
 
 
 @dataclass
@@ -27,10 +29,18 @@ class LoadedTable:
     group_by: str | None = None  # per group of this key ("": key not chosen yet); None: per row
     order_by: str | None = None  # the column that orders a group's rows (group mode only)
     max_set_size: int = MAX_SET_SIZE  # rows kept per group (group mode only)
+    identity: TableFingerprint | None = field(default=None, repr=False)  # see fingerprint()
 
     @property
     def frame(self):
         return self.read.frame
+
+    def fingerprint(self) -> TableFingerprint:
+        """The table's content fingerprint, computed once: what a run trained on it holds as
+        its ``table`` (another upload of the same content has the same one)."""
+        if self.identity is None:
+            self.identity = fingerprint(self.frame)
+        return self.identity
 
     def set_options(self) -> SetOptions | None:
         """How rows become sets in group mode; ``None`` for one prediction per row."""
@@ -121,6 +131,27 @@ def adopt_finished_job() -> None:
         st.session_state[keys.TRAIN_JOB_ADOPTED] = job
 
 
+def of_table(run, loaded: LoadedTable) -> bool:
+    """Whether `run` was trained on the table `loaded` holds (same content, by fingerprint): the
+    Train page shows a run's results only under its own table."""
+    table = getattr(run, "table", None)
+    if table is None or table.sha256 is None:
+        return False  # a run saved without its table's digest: no telling
+    return table.sha256 == loaded.fingerprint().sha256
+
+
+def run_name(run) -> str:
+    """The session's run in words (Markdown): where it was opened from, or the table and target
+    it was trained on in this page."""
+    origin = run_origin()
+    if origin is not None:
+        return f"**{md(origin.name)}**, opened from {md(origin.where)}"
+    job = st.session_state.get(keys.TRAIN_JOB_ADOPTED)
+    if job is not None and job.result is not None and job.result[0] is run:
+        return f"trained in this page on **{md(job.title)}**"
+    return f"trained in this page (→ **{md(run.schema.target)}**)"
+
+
 def run_cache(state_key: str, run, name: Any, compute: Callable[[], Any], keep: int = 16) -> Any:
     """``compute()``, once per run and `name` for the session (the last `keep` of them), in
     the cache ``st.session_state[state_key]``. Keyed by ``run.uid``, never by ``id(run)``:
@@ -198,7 +229,7 @@ def run_caption() -> str | None:
         return None
     origin = run_origin()
     if origin is None:
-        return f"Run: trained in this page (→ {run.schema.target}); not saved until exported"
+        return f"Run: {run_name(run)}; not saved until exported"
     return f"Run: **{origin.name}** from {origin.where}, saved {origin.created}; {origin.rows}"
 
 

@@ -100,7 +100,9 @@ def test_upload_train_explore_select_a_head_and_download_the_report(browser, url
     # the control trains in the background and the page reruns when it lands, which closes an
     # open menu and can lose a download asked for meanwhile: go on once it has landed
     page.get_by_text("Verdict pending").first.wait_for(state="detached", timeout=180_000)
-    page.get_by_role("combobox", name="Heads").click()
+    heads = page.get_by_role("combobox", name="Heads")
+    playwright.expect(heads).to_have_count(1, timeout=60_000)  # a rerun's fading copy is gone
+    heads.click()
     page.get_by_role("option", name="head 1").click()
     page.get_by_text("head 1").first.wait_for()
     page.wait_for_timeout(1000)

@@ -210,7 +210,7 @@ def test_explain_writes_every_export_and_the_report(trained):
         "--cohort", "all rows", "--cohort", "wrong predictions, test rows", cwd=folder,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "recording attention" in done.stderr
+    assert "recording the trained model" in done.stderr
     out = folder / "explained"
     for name in ("maps.npz", "maps.json", "maps.csv", "summary.json", "report.html"):
         assert (out / name).is_file(), name
@@ -230,7 +230,7 @@ def test_explain_caches_its_analysis_in_the_run(trained):
     assert (folder / "run" / "analysis" / "explanation.json").is_file()
     again = mrta("explain", "run", "data.csv", "--out", "again", cwd=folder)
     assert again.returncode == 0, again.stderr
-    assert "Read from the run" in again.stderr and "recording attention" not in again.stderr
+    assert "Read from the run" in again.stderr and "recording the trained model" not in again.stderr
     a, b = (np.load(folder / d / "maps.npz", allow_pickle=False) for d in ("first", "again"))
     assert sorted(a.files) == sorted(b.files)
     for name in a.files:

@@ -11,6 +11,7 @@ import importlib
 import threading
 import time
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import plotly.graph_objects as go
@@ -22,7 +23,7 @@ from test_train import QUICK, TINY_MODEL
 from mrta.pipelines.explore import METHOD_NOTES, METHOD_TITLES, METHODS
 from mrta.pipelines.train_run import CANCELLED
 from mrta.runs.control import NOT_TRAINED
-from mrta_dashboard import jobs, keys
+from mrta_dashboard import jobs, keys, session
 from mrta_dashboard.parts import colour
 from mrta_dashboard.parts.maps import AGGREGATIONS
 
@@ -62,8 +63,18 @@ def planted_run():
 def with_run(run, explanation):
     """A new session whose run is `run`, as if opened."""
     at = new_app()
+    own_table(at, run)
     at.session_state[keys.RUN], at.session_state[keys.EXPLANATION] = run, explanation
     return at
+
+
+def own_table(at, run) -> None:
+    """The session's table is the run's own, as after training it there: the Train page shows
+    a run's results only under the table it was trained on."""
+    read = SimpleNamespace(frame=run.frame, notes=())
+    loaded = session.LoadedTable("planted.csv", "test:planted", read, target=run.schema.target)
+    at.session_state[keys.TABLE] = loaded
+    at.session_state[keys.SCHEMA] = (loaded.source_id, run.schema)
 
 
 def trained_here(planted_run, monkeypatch):
@@ -88,10 +99,11 @@ def just_trained(run, explanation):
     """A new session whose training job just finished with `run`: it becomes the session's run
     and its control starts training in the background."""
     at = new_app()
-    job = jobs.Job("table → target")
+    job = jobs.Job("table → target", owner="test:planted")
     job.result = (run, explanation)  # a finished training job, adopted on the next run
     at.session_state[keys.TRAIN_JOB] = job
     at.run()
+    own_table(at, run)  # after the Data page, which opens on a sample table
     assert at.session_state[keys.RUN] is run and at.session_state[keys.CONTROL_JOB].running
     return at
 

@@ -140,7 +140,9 @@ def run_explain(args: argparse.Namespace) -> int:
             print(f"mrta: the analysis could not be cached in the run: {error}", file=sys.stderr)
     atlas = explanation.atlas
     cohorts = _cohorts(atlas, args.cohort)
-    written = write_exports(run, explanation, args.out, cohorts=cohorts, report=args.report)
+    written = write_exports(
+        run, explanation, args.out, cohorts=cohorts, report=args.report, table=args.data
+    )
     print(verdict_text(explanation.verdict, explanation.verdict_note), file=sys.stdout)
     print(run.control_status(), file=sys.stdout)
     if explanation.faithfulness is not None:

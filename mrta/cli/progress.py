@@ -44,6 +44,15 @@ class ProgressBar:
         """:meth:`phase` counting `unit` (e.g. ``"sets"``) instead of rows."""
         return lambda done, total, message: self.phase(done, total, message, unit)
 
+    def begin(self, phase: str) -> None:
+        """A phase begins (``train_run``'s `phase` callback): its name on a line of its own,
+        after the line of a bar drawn in place before it."""
+        if self.interactive and self.last_draw:
+            self.stream.write("\n")
+        self.stream.write(f"{phase[:1].upper()}{phase[1:]}…\n")
+        self.stream.flush()
+        self.last_draw, self.last_tenth = 0.0, -1
+
     def count(self, done: int, message: str, unit: str = "rows") -> None:
         """A phase of unknown length (a streamed file's first pass): the count so far, redrawn
         in place on a terminal, else a line every few seconds."""

@@ -8,6 +8,7 @@ import sys
 from functools import partial
 from typing import Any
 
+from mrta.cli.columns import column_usage, training_columns
 from mrta.cli.common import (
     add_chunk_rows,
     add_nproc,
@@ -158,7 +159,17 @@ def run_train(args: argparse.Namespace) -> int:
     model_config = config_from_args(args, ModelConfig())
     train_config = config_from_args(args, default_train_config(sets))
     frame = table_or_stream(args, args.chunk_rows)
+    if frame is None:
+        _check_streamed_training(args)
+    elif args.sample_rows is not None:
+        raise ValueError(
+            "--sample-rows applies to a streamed table, and this one is read whole: drop "
+            "it, or add --chunk-rows N to stream the table"
+        )
+    test_frame = read_table(args.test).frame if frame is not None and args.test else None
     leader = world.is_leader()
+    if frame is not None and leader:  # how each column is used, before training starts
+        print(training_columns(frame, args, _roles(args), sets), file=sys.stderr)
     bar = ProgressBar(sys.stderr) if leader else None
     control_bar = (
         ProgressBar(sys.stderr, title=CONTROL_TITLE) if leader and not args.no_control else None
@@ -173,7 +184,6 @@ def run_train(args: argparse.Namespace) -> int:
         "control_callback": control_bar,
     }
     if frame is None:
-        _check_streamed_training(args)
         run = train_run_from_file(
             args.data,
             args.target,
@@ -186,17 +196,20 @@ def run_train(args: argparse.Namespace) -> int:
             **settings,
         )
     else:
-        if args.sample_rows is not None:
-            raise ValueError(
-                "--sample-rows applies to a streamed table, and this one is read whole: drop "
-                "it, or add --chunk-rows N to stream the table"
+        if world.in_worker():
+            run = train_run_on_workers(
+                frame, args.target, test_frame=test_frame, sets=sets, **settings
             )
-        test_frame = read_table(args.test).frame if args.test else None
-        train = train_run_on_workers if world.in_worker() else train_run
-        run = train(frame, args.target, test_frame=test_frame, sets=sets, **settings)
+        else:
+            phase = None if bar is None else bar.begin
+            run = train_run(
+                frame, args.target, test_frame=test_frame, sets=sets, phase=phase, **settings
+            )
     if run is None:  # a distributed worker other than rank 0, which reports and saves
         return 0
     bar.finish(f"Model: {run.training.message}")
+    if frame is None:  # a streamed table's roles are decided on a sample, within training
+        print(column_usage(run.schema, sampled=True), file=sys.stderr)
     if args.no_control:
         run.no_control = SKIPPED
     print(f"{run.control_status()}", file=sys.stderr)

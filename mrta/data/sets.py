@@ -491,22 +491,34 @@ class SetPreview:
     without_target: int  # groups without any target value, left out
 
     def describe(self, group_by: str) -> str:
-        """One paragraph, in Markdown."""
+        """One paragraph, in plain text."""
+
+        def counted(n: int, noun: str) -> str:
+            return f"{n:,} {noun if n == 1 else noun + 's'}"
+
         text = (
-            f"**{self.groups:,} groups** of {group_by!r}, one example each: "
+            f"{counted(self.groups, 'group')} of {group_by!r}, one example each: "
             f"{self.smallest:,} to {self.largest:,} rows (median {self.median:,.0f})."
         )
         if self.cut:
             text += (
-                f" {self.cut:,} group(s) have more than {self.max_set_size:,} rows: each keeps "
-                f"a random {self.max_set_size:,} of them (seeded by the training seed)."
+                f" {counted(self.cut, 'group')} {'has' if self.cut == 1 else 'have'} more than "
+                f"{self.max_set_size:,} rows: each keeps a random {self.max_set_size:,} of them "
+                "(seeded by the training seed)."
             )
         else:
             text += f" No group has more than {self.max_set_size:,} rows: every row is used."
         if self.without_key:
-            text += f" {self.without_key:,} row(s) have no {group_by!r} and are left out."
+            text += (
+                f" {counted(self.without_key, 'row')} {'has' if self.without_key == 1 else 'have'}"
+                f" no {group_by!r} and {'is' if self.without_key == 1 else 'are'} left out."
+            )
         if self.without_target:
-            text += f" {self.without_target:,} group(s) have no target value and are left out."
+            n = self.without_target
+            text += (
+                f" {counted(n, 'group')} {'has' if n == 1 else 'have'} no target value and "
+                f"{'is' if n == 1 else 'are'} left out."
+            )
         return text
 
 

@@ -242,7 +242,8 @@ def scan_table(
         raise ValueError(f"sample_rows must be at least 0, not {sample_rows}")
     if max_rows is not None:
         positive_int(max_rows, "max_rows")
-    layout, sample = _scan(os.fspath(path), chunk_rows, sample_rows, seed, max_rows, progress)
+    settings = _ScanSettings(chunk_rows, sample_rows, seed, max_rows, progress)
+    layout, sample = _scan(os.fspath(path), settings)
     everything = list(range(len(layout.columns)))
     frame = _to_frame(sample.table, layout, everything, sample.positions)
     return TableScan(layout=layout, sample=frame, seed=seed)
@@ -253,7 +254,7 @@ def read_layout(
 ) -> TableLayout:
     """The layout of a file, found by reading it once in chunks (`scan_table` without a sample)."""
     positive_int(chunk_rows, "chunk_rows")
-    layout, _ = _scan(os.fspath(path), chunk_rows, 0, 0, None, None)
+    layout, _ = _scan(os.fspath(path), _ScanSettings(chunk_rows, 0, 0))
     return layout
 
 
@@ -407,14 +408,19 @@ class _Sample:
         self.keys, self.positions = self.keys[best], self.positions[best]
 
 
-def _scan(
-    path: str,
-    chunk_rows: int,
-    sample_rows: int,
-    seed: int,
-    max_rows: int | None,
-    progress: Callable[[int], None] | None,
-) -> tuple[TableLayout, _Sample]:
+@dataclass(frozen=True)
+class _ScanSettings:
+    """How a first pass reads a file: chunk and sample sizes, the sample's seed, the row
+    limit and the progress callback (rows read so far)."""
+
+    chunk_rows: int
+    sample_rows: int
+    seed: int
+    max_rows: int | None = None
+    progress: Callable[[int], None] | None = None
+
+
+def _scan(path: str, settings: _ScanSettings) -> tuple[TableLayout, _Sample]:
     """The layout of the file at `path` and a sample of its rows as text, in one pass (a CSV
     whose text turns out not to be in the encoding of its head is read again in the next)."""
     layout = _open(path)
@@ -422,7 +428,7 @@ def _scan(
         try:
             if layout.format == "csv":
                 layout = _with_header(layout)
-            return _pass(layout, chunk_rows, sample_rows, seed, max_rows, progress)
+            return _pass(layout, settings)
         except _WrongEncoding:
             layout = _next_encoding(layout)
         except _RowTooLong:
@@ -434,15 +440,9 @@ def _scan(
             layout = replace(layout, block_bytes=min(16 * layout.block_bytes, MAX_BLOCK_BYTES))
 
 
-def _pass(
-    layout: TableLayout,
-    chunk_rows: int,
-    sample_rows: int,
-    seed: int,
-    max_rows: int | None,
-    progress: Callable[[int], None] | None,
-) -> tuple[TableLayout, _Sample]:
-    sample = _Sample(sample_rows, np.random.default_rng(seed))
+def _pass(layout: TableLayout, settings: _ScanSettings) -> tuple[TableLayout, _Sample]:
+    chunk_rows, sample_rows, max_rows = settings.chunk_rows, settings.sample_rows, settings.max_rows
+    sample = _Sample(sample_rows, np.random.default_rng(settings.seed))
     types = [pa.null()] * len(layout.file_names)
     skipped: list[str] = []
     decimal = layout.dialect.decimal if layout.dialect else "."
@@ -460,8 +460,8 @@ def _pass(
                 "train on a sample of its rows, or raise the limit (mrta train "
                 "--max-file-rows N)."
             )
-        if progress is not None:
-            progress(rows)
+        if settings.progress is not None:
+            settings.progress(rows)
     require_rows(rows, "CSV" if layout.format == "csv" else "table")
     sample.compact()
     notes = list(layout.notes)

@@ -66,6 +66,15 @@ SET_RUN_CHECKS = (
 DEFAULT_MAX_ROWS = (
     10_000  # rows recorded for the maps: cohorts are well filled, a pass takes seconds
 )
+#: The note of an explanation made without its verdict, which is scored after it.
+VERDICT_LATER = "The verdict is being scored on the test split (a few seconds)."
+#: The phases :func:`explain` names to its progress callback: the trained model's pass, the
+#: untrained model's, the control model's (the last only for a run with a control).
+RECORDING = (
+    "recording the trained model",
+    "recording the untrained model",
+    "recording the control model",
+)
 
 
 def analysed_rows(run: Run, frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
@@ -118,8 +127,13 @@ def explain(
     progress: ProgressFn | None = None,
     shard: Shard | None = None,
     of_run_table: bool = False,
+    verdict: bool = True,
 ) -> Explanation:
     """Record attention over ``frame`` (default: the run's own table) and derive every view.
+
+    Without `verdict`, none is scored (its note says :data:`VERDICT_LATER`): the caller scores
+    it afterwards with :func:`run_verdict`, as the dashboard does in the background so that the
+    first heatmap does not wait for it.
 
     The cohorts of the split (training, validation and test rows) and the prediction-based
     cohorts of the training and of the test rows need ``frame`` to be the run's own table (its
@@ -138,9 +152,7 @@ def explain(
     rows = frame.iloc[positions]
     encoded = run.preprocessor.transform(rows)
     tokens = token_frame(run.schema, rows)
-    phases = ["recording attention", "recording the untrained model"]
-    if run.control is not None:
-        phases.append("recording the control model")
+    phases = RECORDING if run.control is not None else RECORDING[:2]
     step = _phases(progress, phases)
     outcomes: dict[str, np.ndarray] = {}
     if run.schema.task == Task.REGRESSION:
@@ -174,7 +186,12 @@ def explain(
         )
     # workers other than rank 0 hand back nothing: they need no verdict
     leader = shard is None or shard.rank == 0
-    verdict, note = run_verdict(run) if leader else (None, None)
+    if not leader:
+        judged, note = None, None
+    elif verdict:
+        judged, note = run_verdict(run)
+    else:
+        judged, note = None, VERDICT_LATER
     return Explanation(
         atlas=atlas,
         untrained=untrained,
@@ -183,21 +200,27 @@ def explain(
         heads=head_table(atlas, ALL_ROWS, reference=untrained),
         divergence=map_divergence(atlas, untrained, control=control),
         control=control,
-        verdict=verdict,
+        verdict=judged,
         verdict_note=note,
     )
 
 
-def run_verdict(run: Run, *, seed: int = 0) -> tuple[Verdict | None, str | None]:
+def run_verdict(
+    run: Run,
+    *,
+    seed: int = 0,
+    predictions: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None,
+) -> tuple[Verdict | None, str | None]:
     """The verdict on the run's test split (:func:`mrta.analysis.verdict.judge`: the model
-    against chance and against its control, by a paired bootstrap), or ``None`` and why."""
+    against chance and against its control, by a paired bootstrap), or ``None`` and why.
+    `predictions`: ``run.split_predictions("test")``, where the caller has it already."""
     if run.frame is None:
         return None, (
             "No verdict: the run holds no rows to score it on (a streamed run, or one saved "
             "without --save-data): explain it with the table it was trained on."
         )
     try:
-        targets, model, control = run.split_predictions("test")
+        targets, model, control = predictions or run.split_predictions("test")
         return judge(run.schema.task, targets, model, control, seed=seed), None
     except (RunError, ValueError) as error:  # e.g. a test split of one class: no ROC AUC
         return None, f"No verdict: {one_line(error)}"
@@ -216,7 +239,7 @@ def attach_control(
         run.control.model,
         run.preprocessor.transform(rows),
         cohorts=CohortSpec(classes=False),
-        progress=progress,
+        progress=_phases(progress, RECORDING[2:])(0),
     )
     explanation.divergence = map_divergence(
         explanation.atlas, explanation.untrained, control=explanation.control

@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -57,6 +57,7 @@ from mrta.data.stream import (
 from mrta.errors import TableError
 from mrta.nn.model import build_model
 from mrta.pipelines.explain import analysed_rows
+from mrta.pipelines.predictions import checked_keep, prediction_table
 from mrta.pipelines.train_run import (
     RunPlan,
     default_train_config,
@@ -282,9 +283,11 @@ def predict_file(
     out: str | os.PathLike[str],
     *,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    keep: Sequence[str] = (),
 ) -> int:
     """Write the predictions of `run` for every row of a file to the CSV `out`, chunk by chunk
-    (the columns of :meth:`Run.predict_frame`); returns the rows written.
+    (:func:`~mrta.pipelines.predictions.prediction_table`, led by the columns `keep`); returns
+    the rows written.
 
     Memory is bounded by the chunk size. A set run predicts whole groups, whose rows may lie
     anywhere in the file: it raises ``ValueError``.
@@ -296,12 +299,14 @@ def predict_file(
         )
     layout = as_layout(source, chunk_rows)
     run.schema.require_columns(pd.DataFrame(columns=list(layout.columns)))
-    wanted = set(run.schema.feature_columns)
+    keep = checked_keep(run, keep, layout.columns, str(source))
+    wanted = {*run.schema.feature_columns, *keep}
     features = [name for name in layout.columns if name in wanted]
     written = 0
     with open(out, "w", newline="", encoding="utf-8") as handle:
         for chunk in iter_chunks(layout, chunk_rows, columns=features):
-            write_csv(run.predict_frame(chunk), handle, index=False, header=written == 0)
+            table = prediction_table(run, chunk, keep)
+            write_csv(table, handle, index=False, header=written == 0)
             written += len(chunk)
     return written
 

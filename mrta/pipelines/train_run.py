@@ -15,7 +15,8 @@ heatmap is shown, ``train_run(..., control=True)`` right after the model.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -40,6 +41,15 @@ from mrta.training.loop import Cancel, Progress, TrainResult, fit
 
 #: Why a run has no control, where its pipeline made none.
 CANCELLED = "The control model's training was cancelled, so this run has no control."
+#: The phases :func:`train_run` names to its `phase` callback, in order (the last one only with
+#: `control`): the table's schema, split and encoding; the model's training; gradient boosting
+#: fitted and every model scored on the test split; the control model's training.
+PREPARING, TRAINING, BASELINES, CONTROL = (
+    "preparing the table",
+    "training",
+    "fitting gradient boosting, scoring the test split",
+    "training the control model",
+)
 
 
 def train_run(
@@ -58,8 +68,13 @@ def train_run(
     sets: SetOptions | None = None,
     control: bool = False,
     control_callback: Callable[[Progress], None] | None = None,
+    phase: Callable[[str], None] | None = None,
 ) -> Run:
     """Schema, splits, preprocessor, training, evaluation and baselines: a complete run.
+
+    `phase` is called with the name of each phase as it begins (:data:`PREPARING`,
+    :data:`TRAINING`, :data:`BASELINES`, :data:`CONTROL`), so that a progress display can name
+    the steps that `callback` (training steps and epochs) does not cover.
 
     With `control`, the control model is trained after the model (:func:`train_control`, its
     progress to `control_callback`; `cancel` stops it too) and set as the run's ``control``;
@@ -73,6 +88,8 @@ def train_run(
     :data:`~mrta.data.sets.SET_BATCH_SIZE` sets a step.
     Raises ``TableError`` for a table that cannot be used, ``ValueError`` for bad settings.
     """
+    begin = phase or (lambda _name: None)
+    begin(PREPARING)
     plan = RunPlan.prepare(
         frame,
         target,
@@ -86,13 +103,39 @@ def train_run(
     model_config = model_config or ModelConfig()
     train_config = train_config or default_train_config(sets)
     model, train, validation = plan.build(preprocessor, model_config, train_config.seed)
+    begin(TRAINING)
     training = train_model(
         model, preprocessor, train, validation, train_config, callback=callback, cancel=cancel
     )
-    run = plan.complete(model, preprocessor, train_config, training)
+    begin(BASELINES)
+    with threads_of(training):
+        run = plan.complete(model, preprocessor, train_config, training)
     if control:
+        begin(CONTROL)
         with_control(run, train_control(run, callback=control_callback, cancel=cancel))
     return run
+
+
+def warm_up() -> None:
+    """Import what a first training needs beyond ``import torch``: torch's optimisers import
+    ``torch._dynamo`` when the first one is made (1 to 2.5 s on 2 cores, once per process).
+    Call it ahead, e.g. from a background thread, so that the first training does not wait."""
+    import torch._dynamo  # noqa: F401
+
+
+@contextmanager
+def threads_of(training: TrainResult) -> Iterator[None]:
+    """torch's intra-op threads set to those `training` ended on, restored afterwards: on the
+    CPU under a time budget, the count its step timing found faster (one, where another process
+    keeps a core busy, as on a shared machine, where a pass at two threads was measured 7 times
+    slower). Unchanged where the training recorded none (another device)."""
+    previous = torch.get_num_threads()
+    if training.threads:
+        torch.set_num_threads(training.threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def with_control(run: Run, control: Control | None) -> Run:

@@ -22,6 +22,9 @@ from plotly.subplots import make_subplots
 from mrta.analysis.difference import MapDifference
 
 MAX_LABEL = 24  # characters of a name on an axis; the full name is on hover
+TITLE_ROOM = 90  # pixels above the plot: the title and the line naming the rows it shows
+MIN_PLOT = 160  # pixels: the least height of a plot area, whatever few names it has
+ONE_MAP = 260  # pixels: the least height of a map shown alone
 
 
 WEIGHT_SCALE = "Viridis"  # sequential, readable in grey and by colour-blind readers
@@ -47,6 +50,33 @@ def shorten(name: str, max_chars: int = MAX_LABEL) -> str:
     return escape(name if len(name) <= max_chars else name[: max_chars - 1] + "…")
 
 
+def counted(count: int, noun: str) -> str:
+    """``"1 row"``, ``"2,000 rows"``: a count and its noun, singular or plural as it says."""
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
+def title_of(title: str, rows: str = "") -> dict[str, Any]:
+    """A figure's title, escaped, with `rows` (which rows it shows: a cohort, or both cohorts
+    of a difference) on a second, smaller line, so a screenshot or an exported figure keeps its
+    context."""
+    text = escape(title)
+    if rows:
+        text += f"<br><span style='font-size:12px'>{escape(rows)}</span>"
+    return {"text": text}
+
+
+def label_room(names: Sequence[str], max_label: int) -> int:
+    """Pixels that names shortened to `max_label` characters need below a plot, tilted at 45°."""
+    longest = max((min(len(str(n)), max_label) for n in names), default=1)
+    return 30 + round(7 * longest * 0.72)
+
+
+def standalone_html(figure: go.Figure, name: str) -> str:
+    """`figure` as a standalone HTML page titled `name` that opens offline (plotly.js inside)."""
+    page = figure.to_html(full_html=True, include_plotlyjs=True, config={"displaylogo": False})
+    return page.replace("</head>", f"<title>{escape(name)}</title></head>", 1)
+
+
 def pairs(queries: Sequence[str], keys: Sequence[str], *extra: np.ndarray) -> np.ndarray:
     """Hover data per cell: escaped query and key names, then ``extra`` arrays.
 
@@ -67,6 +97,7 @@ def _name_axes(
         tickvals=list(range(len(keys))),
         ticktext=[shorten(n, max_label) for n in keys],
         tickangle=-45,
+        automargin=True,
         **where,
     )
     fig.update_yaxes(
@@ -74,6 +105,7 @@ def _name_axes(
         tickvals=list(range(len(queries))),
         ticktext=[shorten(n, max_label) for n in queries],
         autorange="reversed",
+        automargin=True,
         **where,
     )
 
@@ -100,7 +132,19 @@ def weight_axis(weights: np.ndarray, fit: bool, zmax: float | None = None) -> di
         "colorscale": WEIGHT_SCALE,
         "cmin": float(weights.min()) if fit else 0.0,
         "cmax": float(weights.max()) if zmax is None else zmax,
-        "colorbar": {"title": {"text": "weight"}},
+        "colorbar": colour_bar("weight"),
+    }
+
+
+def colour_bar(title: str) -> dict[str, Any]:
+    """A colour bar readable beside a small map: a titled, thin bar with a few short ticks."""
+    return {
+        "title": {"text": title, "side": "top"},
+        "thickness": 14,
+        "len": 0.9,
+        "nticks": 6,
+        "tickformat": ".3~g",
+        "outlinewidth": 0,
     }
 
 
@@ -124,7 +168,7 @@ def centred_on_uniform(
             "colorscale": UNIFORM_SCALE,
             "cmin": uniform - spread,
             "cmax": uniform + spread,
-            "colorbar": {"title": {"text": f"weight<br>(white: 1/{round(1 / uniform)})"}},
+            "colorbar": colour_bar(f"weight<br>(white: 1/{round(1 / uniform)})"),
         }
     )
     return figure
@@ -136,11 +180,13 @@ def heatmap(
     keys: Sequence[str],
     *,
     title: str = "",
+    rows: str = "",
     zmax: float | None = None,
     fit: bool = False,
     max_label: int = MAX_LABEL,
 ) -> go.Figure:
-    """One attention map, queries down the rows and keys across the columns.
+    """One attention map, queries down the rows and keys across the columns; `rows` names the
+    rows it is of, under the title (:func:`title_of`).
 
     Shape: weights ``(Tq, Tk)``. The colour scale runs from 0 (or with ``fit``, the smallest
     weight) to ``zmax`` (default the largest).
@@ -149,10 +195,12 @@ def heatmap(
     check_shape(weights, queries, keys)
     fig = go.Figure(_weight_trace(weights, queries, keys))
     fig.update_layout(
-        title=escape(title),
+        title=title_of(title, rows),
         coloraxis=weight_axis(weights, fit, zmax),
         xaxis_title="keys",
         yaxis_title="queries",
+        height=TITLE_ROOM + max(ONE_MAP, 30 * len(queries)) + label_room(keys, max_label),
+        margin={"t": TITLE_ROOM},
     )
     _name_axes(fig, queries, keys, max_label)
     return fig
@@ -164,39 +212,83 @@ def head_grid(
     keys: Sequence[str],
     *,
     title: str = "",
+    rows: str = "",
     columns: int = 4,
     fit: bool = False,
     max_label: int = 16,
+    clickable: bool = False,
 ) -> go.Figure:
     """Small multiples: one heatmap per head, all on one shared colour scale (from 0, or with
-    ``fit`` from the smallest weight of any head, to the largest).
+    ``fit`` from the smallest weight of any head, to the largest); `rows` as in :func:`heatmap`.
+
+    With `clickable`, each head also gets a transparent point on each cell (after the heatmaps,
+    in the order of the heads: see :func:`clicked_head`), because plotly reports no click on a
+    heatmap when a selection is listened for; a point's hover shows its cell's query, key and
+    weight.
 
     Shape: weights ``(H, Tq, Tk)``.
     """
     weights = np.asarray(weights)
-    heads = weights.shape[0]
+    heads, tq, tk = weights.shape
     check_shape(weights[0], queries, keys)
     columns = min(columns, heads)
-    rows = math.ceil(heads / columns)
+    grid_rows = math.ceil(heads / columns)
+    plot = max(MIN_PLOT + 40, 24 * tq)
+    gap = 50  # between rows of heads: their titles
+    bottom = label_room(keys, max_label)
     fig = make_subplots(
-        rows=rows,
+        rows=grid_rows,
         cols=columns,
         subplot_titles=[f"head {h}" for h in range(heads)],
         horizontal_spacing=0.04,
-        vertical_spacing=0.12 / rows,
+        vertical_spacing=gap / (grid_rows * plot + (grid_rows - 1) * gap),
     )
     for h in range(heads):
         row, col = divmod(h, columns)
         fig.add_trace(_weight_trace(weights[h], queries, keys, f"head {h}"), row + 1, col + 1)
+    if clickable:
+        q, k = np.meshgrid(np.arange(tq), np.arange(tk), indexing="ij")
+        for h in range(heads):
+            row, col = divmod(h, columns)
+            cells = pairs(queries, keys, weights[h].astype(np.float64)).reshape(tq * tk, 3)
+            fig.add_trace(
+                go.Scatter(
+                    x=k.ravel(),
+                    y=q.ravel(),
+                    mode="markers",
+                    marker={"size": 6, "opacity": 0},
+                    customdata=cells,
+                    hovertemplate="query: %{customdata[0]}<br>key: %{customdata[1]}<br>"
+                    "weight: %{customdata[2]:.4f}<extra>head " + str(h) + "</extra>",
+                    showlegend=False,
+                    name=f"head {h}",
+                ),
+                row + 1,
+                col + 1,
+            )
     fig.update_layout(
-        title=escape(title),
+        title=title_of(title, rows),
         coloraxis=weight_axis(weights, fit),
-        height=max(300, 260 * rows),
+        height=TITLE_ROOM + grid_rows * plot + (grid_rows - 1) * gap + bottom,
+        margin={"t": TITLE_ROOM},
+        hoverdistance=-1 if clickable else 20,
     )
     _name_axes(fig, queries, keys, max_label)
     fig.update_yaxes(showticklabels=False)
-    fig.update_yaxes(showticklabels=True, col=1)
+    fig.update_yaxes(showticklabels=True, title_text="queries", col=1)
+    for h in range(heads):
+        row, col = divmod(h, columns)
+        lowest = h + columns >= heads  # no head below it in its column
+        fig.update_xaxes(
+            showticklabels=lowest, title_text="keys" if lowest else None, row=row + 1, col=col + 1
+        )
     return fig
+
+
+def clicked_head(curve_number: int, heads: int) -> int:
+    """The head of the trace `curve_number` of a :func:`head_grid` of `heads` heads (its
+    heatmaps come first, then with ``clickable`` the points over them, both in head order)."""
+    return int(curve_number) % heads
 
 
 def difference_heatmap(
@@ -205,9 +297,11 @@ def difference_heatmap(
     keys: Sequence[str],
     *,
     title: str = "",
+    rows: str = "",
     max_label: int = MAX_LABEL,
 ) -> go.Figure:
-    """A difference of two cohorts' maps; cells within the noise are grey.
+    """A difference of two cohorts' maps; cells within the noise are grey, as the figure's
+    legend above the plot says. `rows` as in :func:`heatmap`: both cohorts.
 
     The colour scale is symmetric around 0; hovering any cell shows the difference and its
     standard error. Shape: ``difference``'s arrays ``(Tq, Tk)``.
@@ -248,16 +342,35 @@ def difference_heatmap(
         ]
     )
     fig.update_layout(
-        title=escape(title),
+        title=title_of(title, rows),
         coloraxis={
             "colorscale": DIFFERENCE_SCALE,
             "cmin": -limit,
             "cmax": limit,
-            "colorbar": {"title": {"text": "difference"}},
+            "colorbar": colour_bar("difference<br>(A − B)"),
         },
         xaxis_title="keys",
         yaxis_title="queries",
         plot_bgcolor="white",
+        height=TITLE_ROOM + max(ONE_MAP, 30 * len(queries)) + label_room(keys, max_label),
+        margin={"t": TITLE_ROOM},
+    )
+    legend = (
+        f"<span style='color:{MUTED_COLOUR}'>■</span> grey: no difference detected at a false "
+        f"discovery rate of q = {difference.q:g}"
+        if difference.tested
+        else "not tested: every cell's difference is shown, none greyed"
+    )
+    fig.add_annotation(  # the legend of the grey cells
+        text=legend,
+        xref="paper",
+        yref="paper",
+        x=1,
+        y=1,
+        xanchor="right",
+        yanchor="bottom",
+        showarrow=False,
+        font={"size": 11},
     )
     _name_axes(fig, queries, keys, max_label)
     return fig

@@ -10,7 +10,15 @@ from plotly.subplots import make_subplots
 
 from mrta.analysis.deletion import Faithfulness
 from mrta.analysis.importance import METHOD_TITLES, METHODS, ColumnImportances
-from mrta.report.figures import MAX_LABEL, escape, shorten
+from mrta.report.figures import (
+    MAX_LABEL,
+    MIN_PLOT,
+    TITLE_ROOM,
+    counted,
+    escape,
+    shorten,
+    title_of,
+)
 
 #: What the rollout's figure says of its split between the streams.
 ROLLOUT_SPLIT = (
@@ -61,12 +69,15 @@ def importance_panels(importances: ColumnImportances, *, max_label: int = MAX_LA
         col=1,
     )
     fig.update_layout(
-        title=(
-            f"Column importance on {importances.rows:,} test rows (blue: numerical, orange: "
-            "categorical; bars: ± one standard error)"
+        title=title_of(
+            "Column importance",
+            f"on {counted(importances.rows, 'test row')} · blue: numerical, orange: "
+            "categorical · bars: ± one standard error",
         ),
-        height=160 + 22 * len(order),
+        height=TITLE_ROOM + max(MIN_PLOT, 24 * len(order)) + 50,
+        margin={"t": TITLE_ROOM, "b": 50},
     )
+    fig.update_yaxes(automargin=True)
     return fig
 
 
@@ -75,10 +86,13 @@ def rollout_by_stream(
     streams: Mapping[str, str],
     *,
     title: str = "Attention received, rolled out",
+    rows: str = "",
     max_label: int = MAX_LABEL,
 ) -> go.Figure:
     """The rollout's shares in one panel per stream, with its fixed half-and-half split stated
-    on the figure. `streams`: each column's ``"num"`` or ``"cat"``."""
+    on the figure; `rows` names the rows it is averaged over, under the title. `streams`: each
+    column's ``"num"`` or ``"cat"``. The plot keeps :data:`MIN_PLOT` pixels however few the
+    columns."""
     present = [s for s in ("num", "cat") if any(streams.get(n) == s for n in importance)]
     totals = {s: sum(v for n, v in importance.items() if streams.get(n) == s) for s in present}
     fig = make_subplots(
@@ -103,16 +117,25 @@ def rollout_by_stream(
             row=1,
             col=i,
         )
-    split = f" ({ROLLOUT_SPLIT})" if len(present) == 2 else ""
-    fig.update_layout(title=escape(title), height=180 + 22 * tallest)
+    note = "Shares sum to 1" + (f":<br>{escape(ROLLOUT_SPLIT)}" if len(present) == 2 else "")
+    bottom = 90  # the axis and the note on the split under it
+    fig.update_layout(
+        title=title_of(title, rows),
+        height=TITLE_ROOM + 20 + max(MIN_PLOT, 24 * tallest) + bottom,
+        margin={"t": TITLE_ROOM + 20, "b": bottom},  # 20: the panels' own titles
+    )
+    fig.update_yaxes(automargin=True)
     fig.add_annotation(
-        text=escape(f"Shares sum to 1{split}"),
+        text=note,
         xref="paper",
         yref="paper",
         x=0,
-        y=-0.12,
+        y=0,
+        yshift=-bottom + 10,
         showarrow=False,
         xanchor="left",
+        yanchor="bottom",
+        align="left",
         font={"size": 11},
     )
     return fig
@@ -155,8 +178,8 @@ def deletion_curves(faithfulness: Faithfulness) -> go.Figure:
         )
     fig.update_layout(
         title=(
-            f"Deletion curves on {faithfulness.rows:,} other test rows (area above the random "
-            f"mean, {level} % bootstrap interval over rows)"
+            f"Deletion curves on {counted(faithfulness.rows, 'other test row')} (area above "
+            f"the random mean, {level} % bootstrap interval over rows)"
         ),
         xaxis_title="fraction of columns removed (replaced by their training mean or mode)",
         yaxis_title="test loss",

@@ -29,10 +29,12 @@ def write_exports(
     *,
     cohorts: Sequence[CohortKey] = (ALL_ROWS,),
     report: bool = False,
+    table: str | None = None,
 ) -> list[Path]:
     """Write ``maps.npz`` + ``maps.json``, ``maps.csv`` (tidy), ``summary.json``, once the checks
     ran ``importance.csv`` and ``faithfulness.csv`` (tidy), and with ``report``,
-    ``report.html`` into ``out``; returns the paths written."""
+    ``report.html`` (:func:`~mrta.report.run_report.report_html`, titled with the file name of
+    `table`, the rows explained) into ``out``; returns the paths written."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = list(save_atlas(explanation.atlas, out / "maps"))
@@ -56,7 +58,7 @@ def write_exports(
         written.append(write_faithfulness_csv(explanation.faithfulness, out / "faithfulness.csv"))
     if report:
         path = out / "report.html"
-        path.write_text(report_html(run, explanation), encoding="utf-8")
+        path.write_text(report_html(run, explanation, table), encoding="utf-8")
         written.append(path)
     return written
 

@@ -1,74 +1,143 @@
 """The self-contained HTML report of a run: what it shows (:func:`report_figures`) and the page
-(:func:`report_html`), used by the dashboard and ``mrta explain --report``.
+(:func:`report_html`), the one function behind the dashboard's Export page and ``mrta explain
+--report``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import PurePath
 from typing import Any
+
+import plotly.graph_objects as go
 
 from mrta.analysis.checks import LEARNED_FACTOR
 from mrta.analysis.cohorts import ALL_ROWS, rows_note
 from mrta.analysis.deletion import Faithfulness
 from mrta.analysis.explanation import Explanation
 from mrta.analysis.importance import METHOD_NOTES, METHOD_TITLES, METHODS
+from mrta.analysis.verdict import METRIC_LABELS
 from mrta.report import figures, importance_figures
-from mrta.report.html import run_report
+from mrta.report.html import Figure, run_report
+from mrta.report.metric_figures import confusion_matrix_figure, divergence_chart
 from mrta.runs.run import Run
 from mrta.streams import MAP_LABELS
 
+#: How the report names the metrics and the baselines' other measures.
+MEASURE_LABELS = {
+    **METRIC_LABELS,
+    "accuracy": "accuracy",
+    "log_loss": "log loss",
+    "rmse": "RMSE",
+    "mae": "MAE",
+    "rows": "test rows",
+    "iterations": "boosting iterations",
+    "seconds": "seconds to fit",
+}
+NOT_CHECKED = "Not measured: run mrta explain with --checks (or the checks on the Explore page)."
 
-def report_figures(explanation: Explanation, layer: int = 0) -> list[tuple[str, Any]]:
-    """The maps and importances a report shows: every map of one layer, all heads."""
-    atlas = explanation.atlas
-    shown = []
-    for layer_index, map_id in atlas.map_keys:
-        if layer_index != layer:
-            continue
-        cohort = atlas.cohort_map(layer_index, map_id, ALL_ROWS)
-        queries, keys = atlas.names(layer_index, map_id)
-        title = (
-            f"layer {layer_index}, {MAP_LABELS[map_id]}: every head, all rows "
-            f"(white: the uniform weight 1/{len(keys)})"
-        )
-        grid = figures.head_grid(cohort.mean, queries, keys, title=title)
-        shown.append((title, figures.centred_on_uniform(grid, cohort.mean)))
-    streams = {name: s for s, names in atlas.token_names[0].items() for name in names}
-    shown.append(
-        (
-            f"Attention received, rolled out, over the {explanation.rows:,} rows recorded: "
-            "where the attention weights point, not what the model needs",
-            importance_figures.rollout_by_stream(atlas.importance(), streams),
-        )
+
+def report_title(table: str | None, target: str | None) -> str:
+    """The report's title, from the file name of the table explained and the target."""
+    source = f" from {PurePath(table).name}" if table else ""
+    return f"MRTA Explorer: predicting {target or 'the target'}{source}"
+
+
+def _map_note(entry: Mapping[str, Any] | None, keys: int) -> str:
+    """What a map's colours mean, and how far it moved from the untrained model."""
+    said = (
+        f"White: the uniform weight 1/{keys}, a query spreading evenly over the {keys} keys; red: "
+        "more than an even share, blue: less."
     )
+    if entry is None:
+        return said
+    moved = f" Divergence from the untrained model: {entry['divergence']:.3g}"
+    control = entry.get("control_divergence")
+    moved += "." if control is None else f" (the control's: {control:.3g})."
+    if entry.get("label"):
+        moved += f" This map is {entry['label']}, so it shows nothing learned however it looks."
+    elif entry.get("learned"):
+        moved += f" Learned: it moved more than {LEARNED_FACTOR:g} times as far as the control's."
+    elif entry.get("learned") is not None:
+        moved += f" Not learned: it moved no more than {LEARNED_FACTOR:g} times the control's."
+    return said + moved
+
+
+def _sections(explanation: Explanation) -> dict[str, list[tuple[str, str, go.Figure]]]:
+    """The report's figures by section: ``(title, note, figure)``, the figure titled."""
+    atlas = explanation.atlas
+    divergence = {(e["layer"], e["map_id"]): e for e in explanation.divergence}
+    recorded = f"mean over all {explanation.rows:,} rows recorded"
+    maps = []
+    for layer, map_id in atlas.map_keys:
+        cohort = atlas.cohort_map(layer, map_id, ALL_ROWS)
+        queries, keys = atlas.names(layer, map_id)
+        title = f"Layer {layer}, {MAP_LABELS[map_id]}: every head"
+        grid = figures.head_grid(cohort.mean, queries, keys, title=title, rows=recorded)
+        figure = figures.centred_on_uniform(grid, cohort.mean)
+        maps.append((title, _map_note(divergence.get((layer, map_id)), len(keys)), figure))
+    streams = {name: s for s, names in atlas.token_names[0].items() for name in names}
+    rollout = importance_figures.rollout_by_stream(
+        atlas.importance(), streams, rows=f"the {explanation.rows:,} rows recorded"
+    )
+    importances = [
+        (
+            rollout.layout.title.text,
+            "Where the attention weights point, not what the model needs.",
+            rollout,
+        )
+    ]
     if explanation.importance is not None:
+        figure = importance_figures.importance_panels(explanation.importance)
         notes = " ".join(
             f"{METHOD_TITLES[m]}: {METHOD_NOTES[m]}" for m in METHODS if m in explanation.importance
         )
-        shown.append(
-            (
-                f"Column importance by four methods, on the first half of the test rows. {notes}",
-                importance_figures.importance_panels(explanation.importance),
-            )
-        )
+        importances.append((figure.layout.title.text or "", notes, figure))
     if explanation.faithfulness is not None:
-        shown.append(
+        figure = importance_figures.deletion_curves(explanation.faithfulness)
+        importances.append(
             (
+                figure.layout.title.text or "",
                 f"Faithfulness: {faithfulness_words(explanation.faithfulness)}",
-                importance_figures.deletion_curves(explanation.faithfulness),
+                figure,
             )
         )
+    shown = {"Maps": maps, "Importances": importances}
     if explanation.divergence:
-        caption = (
-            "Divergence from the untrained model, trained beside the control (a map counts as "
-            f"learned where the first is more than {LEARNED_FACTOR:g} times the second and the map "
-            "is neither uniform nor trivial)"
+        title = (
+            "Divergence from the untrained model: the trained model beside the control"
             if explanation.control is not None
             else "Divergence from the untrained model (no control model to compare with)"
         )
-        shown.append(
-            (caption, figures.divergence_bars(explanation.divergence, title="Trained vs untrained"))
+        note = (
+            f"A map counts as learned where the trained model's divergence is more than "
+            f"{LEARNED_FACTOR:g} times the control's and the map is neither uniform nor trivial "
+            "by construction."
         )
+        shown["Checks"] = [(title, note, divergence_chart(explanation.divergence, title=title))]
+    for entries in shown.values():
+        for _, _, figure in entries:
+            _fit(figure)
     return shown
+
+
+def _fit(figure: go.Figure) -> None:
+    """Room for the figure's title (its lines), its subplots' titles and its axes' labels."""
+    lines = 1 + (figure.layout.title.text or "").count("<br>")
+    top = max(figure.layout.margin.t or 0, 60 + 22 * lines)
+    figure.update_layout(margin={"t": top})
+    figure.update_xaxes(automargin=True)
+    figure.update_yaxes(automargin=True)
+
+
+def report_figures(explanation: Explanation) -> list[tuple[str, go.Figure]]:
+    """The report's figures as ``(title, figure)``: every layer's maps, the importances and the
+    divergence from the untrained model."""
+    return [
+        (title, figure)
+        for entries in _sections(explanation).values()
+        for title, _, figure in entries
+    ]
 
 
 def faithfulness_words(faithfulness: Faithfulness) -> str:
@@ -113,10 +182,103 @@ def verdict_banner(run: Run, explanation: Explanation) -> tuple[bool, str, list[
     )
 
 
-def report_html(run: Run, explanation: Explanation, title: str = "MRTA Explorer run") -> str:
-    """The self-contained HTML report of a run (used by the dashboard and ``mrta explain``)."""
+def _measures(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {MEASURE_LABELS.get(name, name): value for name, value in values.items()}
+
+
+def _metrics(run: Run) -> tuple[dict[str, Any], dict[str, dict[str, Any]], str]:
+    """The model's metrics, the baselines' (the control's metric among them) and a note."""
+    baselines = {
+        "gradient boosting": _measures(run.metrics["hgb"]),
+        "trivial": _measures(run.metrics["trivial"]),
+    }
+    note = (
+        f"On the {run.metrics['split']} split. Gradient boosting: scikit-learn's "
+        "HistGradientBoosting on the same columns; trivial: the most frequent class or the mean."
+    )
+    control = run.control
+    if control is not None:
+        label = MEASURE_LABELS.get(control.metric, control.metric)
+        baselines["control (shuffled labels)"] = {label: control.value}
+        note += (
+            " Control: the same model trained on labels shuffled within the training split for "
+            f"as many steps, scored on the true labels; only its {label} was measured."
+        )
+    return _measures(run.metrics["model"]), baselines, note + " –: not measured."
+
+
+def _agreement(explanation: Explanation) -> list[dict[str, Any]] | str:
+    """Rollout against permutation importance, for the model, per stream and for its nulls."""
+    sanity = explanation.sanity
+    if sanity["rollout_vs_permutation"] is None:
+        return NOT_CHECKED
+    by_stream = sanity["rollout_vs_permutation_by_stream"] or {}
+    compared = [("trained model, all columns", sanity["rollout_vs_permutation"])]
+    compared += [
+        (f"trained model, {'numerical' if s == 'num' else 'categorical'} columns", result)
+        for s, result in by_stream.items()
+    ]
+    compared += [
+        (f"{name} model, all columns", r) for name, r in explanation.null_agreement.items()
+    ]
+    return [
+        {
+            "model and columns": name,
+            "columns": result["columns"],
+            "Spearman ρ": result["spearman"],
+            "p value": result["p_value"],
+            "p value by": result["p_value_method"] or "–",
+        }
+        for name, result in compared
+    ]
+
+
+def _divergence_rows(explanation: Explanation) -> list[dict[str, Any]]:
+    return [
+        {
+            "map": f"layer {e['layer']}, {MAP_LABELS[e['map_id']]}",
+            "divergence from the untrained model": e["divergence"],
+            "its largest head's": e["max_head_divergence"],
+            "the control's": e["control_divergence"],
+            "learned": "no control" if e["learned"] is None else e["learned"],
+            "uniform or trivial": e["label"] or "no",
+        }
+        for e in explanation.divergence
+    ]
+
+
+def _heads(explanation: Explanation) -> list[dict[str, Any]]:
+    return [
+        {
+            "layer": h.layer,
+            "map": MAP_LABELS[h.map_id],
+            "head": h.head,
+            "entropy of each row's map": h.entropy,
+            "entropy of the mean map": h.mean_map_entropy,
+            "largest mean weight": h.max_weight,
+            "at query → key": f"{h.max_query} → {h.max_key}",
+            "divergence from the untrained model": h.divergence,
+            "loss change when zeroed": h.loss_delta,
+            "metric change when zeroed": h.metric_delta,
+        }
+        for h in explanation.heads
+    ]
+
+
+HEADS_NOTE = (
+    "Entropies are normalised: 1 is an even spread over the keys. A change when zeroed is the "
+    "model with the head's output set to zero minus the model as trained, on the validation "
+    "split: a loss that rises (positive) or a metric that falls (negative) means the model "
+    "uses the head. –: not measured (mrta explain --checks)."
+)
+
+
+def report_html(run: Run, explanation: Explanation, table: str | None = None) -> str:
+    """The self-contained HTML report of a run explained on `table` (its file name, for the
+    title): the one report of the dashboard and ``mrta explain --report``."""
     schema = run.schema
     data = {
+        "table": PurePath(table).name if table else "not named",
         "target": schema.target,
         "task": schema.task.value,
         "numerical tokens": ", ".join(schema.numerical_tokens) or "none",
@@ -133,15 +295,36 @@ def report_html(run: Run, explanation: Explanation, title: str = "MRTA Explorer 
         or "each cohort's label says its rows: the whole table, training rows or test rows",
         "training steps": run.training.steps,
         "training seconds": round(run.training.elapsed, 1),
-        "stopped because": run.training.stop_reason,
+        "stopped": run.training.message,
     }
+    metrics, baselines, metrics_note = _metrics(run)
+    metric_figures: list[Figure] = []
+    matrix = run.metrics["model"].get("confusion_matrix")
+    if matrix is not None:
+        title = f"Confusion matrix of the model on the {run.metrics['split']} split"
+        metric_figures.append(
+            ("", confusion_matrix_figure(matrix["matrix"], matrix["labels"], title=title))
+        )
+    sections = _sections(explanation)
+    checks = sections.pop("Checks", [])
     return run_report(
-        title=title,
+        title=report_title(table, schema.target),
         data_summary=data,
-        metrics=run.metrics["model"],
-        baselines={"gradient boosting": run.metrics["hgb"], "trivial": run.metrics["trivial"]},
-        figures=report_figures(explanation),
-        heads=explanation.heads,
-        sanity=explanation.sanity,
+        metrics=metrics,
+        baselines=baselines,
+        metric_figures=metric_figures,
+        figures={name: [(note, fig) for _, note, fig in shown] for name, shown in sections.items()},
+        check_figures=[(note, fig) for _, note, fig in checks],
+        heads=_heads(explanation),
+        sanity={
+            "Rollout against permutation importance (rank agreement)": _agreement(explanation),
+            "Each map's divergence from the untrained model": _divergence_rows(explanation),
+        },
         verdict=verdict_banner(run, explanation),
+        notes={
+            "Metrics": metrics_note,
+            "Maps": "Every layer's maps, each head on one colour scale centred on the uniform "
+            "weight.",
+            "Heads": HEADS_NOTE,
+        },
     )

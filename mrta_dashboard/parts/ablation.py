@@ -1,7 +1,7 @@
 """Below the maps of a run on rows: every map beside its null (the divergences of the trained
 model and of the control from the untrained model, the learned, uniform and trivial labels),
 the ablation tables once the checks ran (single heads zeroed, single heads replaced by their
-mean, whole maps zeroed) and the table of heads."""
+mean, whole maps zeroed). The table of heads is :mod:`mrta_dashboard.parts.heads`'s."""
 
 from __future__ import annotations
 
@@ -29,7 +29,6 @@ ABLATIONS = {  # keys.ABLATIONS -> (tab, the explanation's attribute, what was d
 def tables(run, explanation: Explanation) -> None:
     maps_beside_nulls(run, explanation)
     ablation_tables(explanation)
-    head_table(explanation)
 
 
 def maps_beside_nulls(run, explanation: Explanation) -> None:
@@ -86,13 +85,3 @@ def ablation_tables(explanation: Explanation) -> None:
                 hide_index=True,
                 key=keys.ablation_table(kind),
             )
-
-
-def head_table(explanation: Explanation) -> None:
-    st.subheader("Heads")
-    st.caption(
-        "Entropy: 1 = attention spread evenly, 0 = on one key. Divergence: from the untrained "
-        "model. Loss/metric change: when the head is zeroed (after the checks run)."
-    )
-    table = pd.DataFrame([dataclasses.asdict(h) for h in explanation.heads])
-    st.dataframe(table.drop(columns=["layer_name"]), hide_index=True, key=keys.HEAD_TABLE)

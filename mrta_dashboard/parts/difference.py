@@ -8,7 +8,9 @@ import streamlit as st
 
 from mrta.pipelines.explore import DEFAULT_Q, containing, default_cohort, rows_scope
 from mrta.report import figures
+from mrta.report.figures import counted
 from mrta_dashboard import keys
+from mrta_dashboard.parts import figure_export
 from mrta_dashboard.text import md
 
 REST = "the rest of its rows"  # the comparison the view opens on
@@ -51,16 +53,29 @@ def show(atlas, layer: int, map_id: str, head, queries, keys_, title: str) -> No
         st.caption("Differences are shown one map at a time: showing the mean of heads.")
         head = "mean"
     within = containing(a)
+    count = {c: int(n) for c, n in zip(atlas.cohorts, atlas.counts, strict=True)}
     if b == REST:
-        if atlas.counts[atlas.index(within)] == atlas.counts[atlas.index(a)]:
+        if count[within] == count[a]:
             st.info(f"{md(labels[a])} is every one of its rows: it has no rest to compare with.")
             return
         difference = atlas.difference_from_rest(layer, map_id, a, head=head, q=q)
-        against = f"the rest of the {rows_scope(a)} ({md(labels[within])})"
+        against = f"the rest of the {rows_scope(a)}"
+        b_rows = count[within] - count[a]
     else:
         difference = atlas.difference(layer, map_id, a, b, head, q=q)
-        against = f"{md(labels[b])} ({rows_scope(b)})"
-    st.caption(f"A: {md(labels[a])} ({rows_scope(a)}) · B: {against}.")
+        against = labels[b]
+        b_rows = count[b]
+    a_words = f"{labels[a]}, {counted(count[a], 'row')}"  # a label names its split's rows
+    b_words = f"{against}, {counted(b_rows, 'row')}"
+    st.caption(f"A: {md(a_words)} · B: {md(b_words)}.")
     st.caption(difference.caption())
-    figure = figures.difference_heatmap(difference, queries, keys_, title=f"{title}: A − B")
+    name = f"{title}: A − B, {'mean of heads' if head == 'mean' else f'head {head}'}"
+    rows = f"A: {a_words} · B: {b_words}"
+    figure = figures.difference_heatmap(difference, queries, keys_, title=name, rows=rows)
     st.plotly_chart(figure, key=keys.FIGURE)
+    if difference.tested:
+        st.caption(
+            "Grey cells: no difference detected at the false discovery rate q (the legend above "
+            "the map); a grey cell is not shown to be equal, only not shown to differ."
+        )
+    figure_export.download(figure, f"{name} · {rows}", keys.FIGURE_HTML)

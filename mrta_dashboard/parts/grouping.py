@@ -10,6 +10,7 @@ from mrta.data.schema import TableSchema
 from mrta.data.sets import SetOptions, guess_group_key, preview_sets
 from mrta.errors import TableError
 from mrta_dashboard import keys, session
+from mrta_dashboard.text import md
 
 PER_ROW, PER_GROUP = "One prediction per row", "One prediction per group"
 MAX_SET_SIZE_LIMIT = 10_000  # rows per set in the widget: attention grows with its square
@@ -86,8 +87,8 @@ def check(loaded: session.LoadedTable, schema: TableSchema, options: SetOptions,
             previews[key] = preview_sets(loaded.frame, schema, options)
         preview = previews[key]
     except TableError as error:
-        box.error(f"{options.group_by!r} cannot group the rows into examples. {error}")
+        box.error(md(f"{options.group_by!r} cannot group the rows into examples. {error}"))
         session.not_ready(loaded, str(error))
         return False
-    box.info(preview.describe(options.group_by))
+    box.info(md(preview.describe(options.group_by)))
     return True

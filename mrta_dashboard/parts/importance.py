@@ -8,9 +8,11 @@ import pandas as pd
 import streamlit as st
 
 from mrta.pipelines.explore import METHOD_NOTES, METHOD_TITLES, METHODS, Explanation
+from mrta.report.figures import counted
 from mrta.report.importance_figures import deletion_curves, importance_panels
 from mrta.report.run_report import faithfulness_words
 from mrta_dashboard import keys
+from mrta_dashboard.parts import figure_export
 
 
 def section(explanation: Explanation) -> None:
@@ -23,7 +25,13 @@ def section(explanation: Explanation) -> None:
             "orders, come with the checks above: they run on the test rows."
         )
         return
-    st.plotly_chart(importance_panels(importances), key=keys.IMPORTANCE_FIGURE)
+    figure = importance_panels(importances)
+    st.plotly_chart(figure, key=keys.IMPORTANCE_FIGURE)
+    figure_export.download(
+        figure,
+        f"Column importance on {counted(importances.rows, 'test row')}",
+        keys.IMPORTANCE_HTML,
+    )
     for method in METHODS:
         if method in importances:
             st.caption(f"**{METHOD_TITLES[method]}.** {METHOD_NOTES[method]}")
@@ -31,13 +39,18 @@ def section(explanation: Explanation) -> None:
     if faithfulness is None:
         return
     st.markdown(f"**Faithfulness.** {faithfulness_words(faithfulness)}")
-    st.plotly_chart(deletion_curves(faithfulness), key=keys.DELETION_FIGURE)
+    figure = deletion_curves(faithfulness)
+    st.plotly_chart(figure, key=keys.DELETION_FIGURE)
+    figure_export.download(
+        figure, f"Deletion curves on {counted(faithfulness.rows, 'test row')}", keys.DELETION_HTML
+    )
     st.dataframe(faithfulness_table(faithfulness), hide_index=True, key=keys.FAITHFULNESS_TABLE)
     level = round(100 * faithfulness.level)
     st.caption(
         "Columns are removed one by one in each method's order (most important first), each "
         "replaced by its training mean or most frequent level, and the test loss is measured "
-        f"after each removal on {faithfulness.rows:,} test rows that did not rank the columns. "
+        f"after each removal on {counted(faithfulness.rows, 'test row')} that did not rank the "
+        "columns. "
         "The area is the signed area between the curve and the mean of "
         f"{len(faithfulness.random.orders)} random orders over the fraction of columns removed "
         "(trapezoid rule, in loss units; positive where the curve runs above); higher means "

@@ -3,6 +3,8 @@ the difference of two cohorts, one row or a filter of the user's; and the rollou
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import streamlit as st
 
@@ -16,23 +18,21 @@ from mrta.pipelines.explore import (
     Explanation,
     RowFilter,
     default_cohort,
-    explorable_rows,
     filter_cohort,
-    one_row_attention,
-    row_map,
     rows_note,
     rows_scope,
 )
 from mrta.report import figures
+from mrta.report.figures import counted
 from mrta.report.importance_figures import rollout_by_stream
 from mrta.streams import MAP_LABELS
 from mrta_dashboard import keys, session
-from mrta_dashboard.parts import colour, difference
+from mrta_dashboard.parts import colour, difference, figure_export, one_row
+from mrta_dashboard.text import md
 
 AGGREGATIONS = ["whole dataset", "a cohort", "difference of two cohorts", "one row", "filter"]
 ROLLOUT_TITLE = "attention received, rolled out"
 WHOLE_TABLE_ROWS = "every row recorded"
-PICKED_ROWS = 5000  # rows of the table a row is picked from
 LABEL_NOTES = {
     UNIFORM_MAP: (
         f"This map is **uniform**: over all the rows recorded, every query's entropy is within "
@@ -85,6 +85,24 @@ def head_choice(heads: int) -> int | str | None:
     return {"all heads": None, "mean of heads": "mean"}.get(choice, choice)
 
 
+def rows_scope_words(atlas, cohort) -> str:
+    """Which rows a cohort is of: every row recorded (saying when they are of every split),
+    or the cohort's split's rows."""
+    if cohort != ALL_ROWS:
+        return rows_scope(cohort)
+    if any(c[0] == "split" for c in atlas.cohorts):
+        return f"{WHOLE_TABLE_ROWS} (training, validation and test rows together)"
+    return WHOLE_TABLE_ROWS
+
+
+def rows_words(atlas, cohort, count: int) -> str:
+    """The rows of a cohort's map, in words (a cohort's label names its split's rows): what
+    the figure's title names."""
+    if cohort == ALL_ROWS:
+        return f"{rows_scope_words(atlas, cohort)}: {counted(count, 'row')}"
+    return f"{atlas.cohort_labels[atlas.index(cohort)]}: {counted(count, 'row')}"
+
+
 def show_map(run, explanation: Explanation, layer: int, map_id: str, aggregation: str) -> None:
     atlas = explanation.atlas
     head = head_choice(atlas.means[(layer, map_id)].shape[1])
@@ -96,10 +114,10 @@ def show_map(run, explanation: Explanation, layer: int, map_id: str, aggregation
         difference.show(atlas, layer, map_id, head, queries, keys_, title)
         return
     if aggregation == "one row":
-        maps, queries, keys_ = _one_row(run, layer, map_id)
-        if maps is None:
+        found = one_row.pick(run, layer, map_id)
+        if found is None:
             return
-        st.caption("One row.")
+        maps, queries, keys_, rows = found
     else:
         cohort = ALL_ROWS
         if aggregation == "a cohort":
@@ -109,52 +127,48 @@ def show_map(run, explanation: Explanation, layer: int, map_id: str, aggregation
             if atlas is None:
                 return
         chosen = atlas.cohort_map(layer, map_id, cohort)
-        maps, count = chosen.mean, chosen.count  # (H, Tq, Tk)
-        which = WHOLE_TABLE_ROWS if cohort == ALL_ROWS else rows_scope(cohort)
-        if cohort == ALL_ROWS and any(c[0] == "split" for c in atlas.cohorts):
-            which += " (training, validation and test rows together)"
-        st.caption(f"{count:,} rows: {which}.")
+        maps = chosen.mean  # (H, Tq, Tk)
+        st.caption(f"{counted(chosen.count, 'row')}: {rows_scope_words(atlas, cohort)}.")
         if note := rows_note(atlas.cohorts):
             st.caption(note)
-    _draw(maps, queries, keys_, head, title)
+        rows = rows_words(atlas, cohort, chosen.count)
+    _draw(maps, queries, keys_, head, title, rows)
 
 
-def _draw(maps: np.ndarray, queries, keys_, head, title: str) -> None:
+def _draw(maps: np.ndarray, queries, keys_, head, title: str, rows: str) -> None:
     scale = colour.choice(keys.FIT)
     fit = scale == colour.FIT
     if head is None:
-        figure = figures.head_grid(maps, queries, keys_, title=f"{title}: every head", fit=fit)
+        name = f"{title}: every head"
+        figure = figures.head_grid(
+            maps, queries, keys_, title=name, rows=rows, fit=fit, clickable=True
+        )
         colour.centre(figure, maps, scale)
-        event = st.plotly_chart(figure, key=keys.FIGURE, on_select="rerun", selection_mode="points")
+        grid = keys.head_grid(session.get(keys.GRID_ROUND) or 0)
+        enlarge = functools.partial(_enlarge, grid, maps.shape[0])
+        st.plotly_chart(figure, key=grid, on_select=enlarge, selection_mode="points")
+        st.caption(
+            "Click a head to enlarge it (the Heads menu above brings every head back). Long "
+            "axis labels are shortened (…); hover a cell for its full query and key."
+        )
         colour.caption(maps, scale)
-        points = event.selection.points if event and event.selection else []
-        if points:  # a click on a small multiple enlarges that head
-            st.session_state[keys.HEAD] = int(points[0]["curve_number"])
-            st.rerun()
-        return
-    weights = maps.mean(axis=0) if head == "mean" else maps[head]
-    label = "mean of heads" if head == "mean" else f"head {head}"
-    figure = figures.heatmap(weights, queries, keys_, title=f"{title}: {label}", fit=fit)
-    st.plotly_chart(colour.centre(figure, weights, scale), key=keys.FIGURE)
-    colour.caption(weights, scale)
+    else:
+        weights = maps.mean(axis=0) if head == "mean" else maps[head]
+        name = f"{title}: {'mean of heads' if head == 'mean' else f'head {head}'}"
+        figure = figures.heatmap(weights, queries, keys_, title=name, rows=rows, fit=fit)
+        st.plotly_chart(colour.centre(figure, weights, scale), key=keys.FIGURE)
+        colour.caption(weights, scale)
+    figure_export.download(figure, f"{name} · {rows}", keys.FIGURE_HTML)
 
 
-def _one_row(run, layer: int, map_id: str):
-    """The maps of a row picked from the table, its values on the axes (or Nones)."""
-    rows = explorable_rows(run)
-    st.caption("Pick a row (the table is searchable and sortable).")
-    picked = st.dataframe(
-        rows.head(PICKED_ROWS),
-        on_select="rerun",
-        selection_mode="single-row",
-        key=keys.ROW,
-        height=220,
-    )
-    selected = picked.selection.rows if picked and picked.selection else []
-    if not selected:
-        st.info("Select a row to see its maps, tokens labelled with its values.")
-        return None, None, None
-    return row_map(one_row_attention(run, rows, selected[0]), layer, map_id)
+def _enlarge(grid: str, heads: int) -> None:
+    """On a click on a small multiple: show its head alone (a new grid round, so that a later
+    click on the same cell counts again)."""
+    state = st.session_state.get(grid)
+    points = state["selection"]["points"] if state else []
+    if points:
+        st.session_state[keys.HEAD] = figures.clicked_head(points[0]["curve_number"], heads)
+        st.session_state[keys.GRID_ROUND] = (session.get(keys.GRID_ROUND) or 0) + 1
 
 
 def _filtered(run):
@@ -176,7 +190,7 @@ def _filtered(run):
     try:
         return session.run_cache(keys.FILTERS, run, row_filter.name, record)
     except TableError as error:
-        st.warning(str(error))
+        st.warning(md(error))
         return None, None
 
 
@@ -185,11 +199,17 @@ def show_rollout(explanation: Explanation, aggregation: str) -> None:
     cohort = ALL_ROWS
     if aggregation == "a cohort":
         cohort = cohort_choice(atlas, "Cohort", keys.ROLLOUT_COHORT)
+    elif aggregation != "whole dataset":
+        st.info(
+            f"The rollout is recorded for every row and each cohort, not for {aggregation}: "
+            "shown over every row recorded."
+        )
+    rows = rows_words(atlas, cohort, int(atlas.counts[atlas.index(cohort)]))
     streams = {name: s for s, names in atlas.token_names[0].items() for name in names}
-    st.plotly_chart(
-        rollout_by_stream(atlas.importance(cohort), streams, title=ROLLOUT_TITLE.capitalize()),
-        key=keys.ROLLOUT_FIGURE,
-    )
+    title = f"{ROLLOUT_TITLE.capitalize()}, every layer"
+    figure = rollout_by_stream(atlas.importance(cohort), streams, title=title, rows=rows)
+    st.plotly_chart(figure, key=keys.ROLLOUT_FIGURE)
+    figure_export.download(figure, f"{title} · {rows}", keys.ROLLOUT_HTML)
     st.caption(
         "Rollout multiplies every layer's head-averaged maps, with each residual connection "
         "counted as half, and averages the result over the rows: a share per input column, "

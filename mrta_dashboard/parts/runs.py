@@ -119,20 +119,20 @@ def describe(opened: OpenedRun) -> None:
         if isinstance(model, float) and isinstance(hgb, float)
         else ""
     )
-    st.subheader(opened.name)
+    st.subheader(md(opened.name))
     st.caption(
         f"Saved {format_created(opened.created)} (run format {opened.format_version}) · "
-        f"{task}, predicts **{schema.target}** from {len(schema.numerical_tokens)} numerical "
+        f"{task}, predicts **{md(schema.target)}** from {len(schema.numerical_tokens)} numerical "
         f"and {len(schema.categorical_tokens)} categorical columns · "
         f"{run.model_config.num_layers} layer(s), {run.model_config.num_heads} heads" + scores
     )
     if run.sets is not None:
         st.caption(
-            f"One prediction per group of **{run.sets.group_by}**: attention is between rows."
+            f"One prediction per group of **{md(run.sets.group_by)}**: attention is between rows."
         )
     if run.control is not None:
         st.caption(run.control_status())
     else:  # a run saved before controls existed, or trained without one: said where it matters
         st.info(run.control_status(), icon=":material/info:")
     for note in opened.notes:
-        st.info(note)
+        st.info(md(note))

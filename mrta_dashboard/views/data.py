@@ -8,13 +8,15 @@ import streamlit as st
 from mrta.data.preprocessing import PreprocessingOptions
 from mrta.data.read import read_table
 from mrta.data.samples import SAMPLE_TABLES
-from mrta.data.schema import Kind, Role, TableSchema, infer_schema
+from mrta.data.schema import Role, TableSchema, infer_schema
 from mrta.errors import TableError
+from mrta.report.figures import counted
 from mrta_dashboard import keys, session
 from mrta_dashboard.parts import grouping
 from mrta_dashboard.text import md, md_list
 
 EDITABLE_ROLES = [Role.NUMERICAL.value, Role.CATEGORICAL.value, Role.IGNORED.value]
+IGNORED_NOTE = "Ignored column(s)"  # how the schema's note listing the ignored columns begins
 TASKS = ["auto", "binary", "multiclass", "regression"]
 
 
@@ -24,8 +26,8 @@ def page() -> None:
     loaded = session.table()
     st.subheader(md(loaded.name))
     st.caption(
-        f"{len(loaded.frame):,} rows × {loaded.frame.shape[1]} columns · encoding "
-        f"{loaded.read.encoding} · delimiter {loaded.read.delimiter!r}"
+        f"{counted(len(loaded.frame), 'row')} × {counted(loaded.frame.shape[1], 'column')} · "
+        f"encoding {loaded.read.encoding} · delimiter {loaded.read.delimiter!r}"
         + (" · gzip" if loaded.read.compressed else "")
     )
     for note in loaded.read.notes:
@@ -33,7 +35,7 @@ def page() -> None:
     st.dataframe(loaded.frame.head(200), height=240)
     schema = _target_and_schema(loaded)
     if schema is not None:
-        _warnings(loaded.frame, schema)
+        _warnings(loaded.frame, schema, set(loaded.read.notes))
 
 
 def _choose_source() -> None:
@@ -120,16 +122,17 @@ def _target_and_schema(loaded: session.LoadedTable) -> TableSchema | None:
         if schema.class_labels
         else ""
     )
+    numerical, categorical = len(schema.numerical_tokens), len(schema.categorical_tokens)
     if options is None:
         st.success(
-            f"Ready to train: {summary}; {len(schema.numerical_tokens)} numerical and "
-            f"{len(schema.categorical_tokens)} categorical tokens."
+            f"Ready to train: {summary}; {counted(numerical, 'numerical token')} and "
+            f"{counted(categorical, 'categorical token')}."
         )
     else:
         st.success(
             f"Ready to train: {summary}, one prediction per group of **{md(options.group_by)}**; "
-            f"the rows of a group are its tokens, each with {len(schema.numerical_tokens)} "
-            f"numerical and {len(schema.categorical_tokens)} categorical values."
+            f"the rows of a group are its tokens, each with {counted(numerical, 'numerical value')}"
+            f" and {counted(categorical, 'categorical value')}."
         )
     return schema
 
@@ -151,17 +154,15 @@ def _edit_roles(
     differ from the inferred ones (never those of the `forced` columns: the group key stays
     ignored)."""
     rows = [c for c in inferred.columns if c.role is not Role.TARGET]
+    key = keys.roles(loaded.source_id, loaded.target, loaded.task, loaded.group_by)
     chosen = {name: role for name, role in loaded.roles.items() if name not in forced}
+    chosen.update(_edits(key, rows, forced))  # made in the editor just now: shown with their why
+    why = _reasons(loaded, inferred, chosen, forced)
     base = pd.DataFrame(
         {
             "column": [c.name for c in rows],
             "role": [chosen.get(c.name, c.role.value) for c in rows],
-            "why": [
-                "the group key: it names the example, never a feature"
-                if c.name in forced
-                else c.reason
-                for c in rows
-            ],
+            "why": [why[c.name] for c in rows],
         }
     )
     st.markdown("**How each column is used** (change a role in the table)")
@@ -169,31 +170,65 @@ def _edit_roles(
         base,
         column_config={
             "role": st.column_config.SelectboxColumn("role", options=EDITABLE_ROLES, required=True),
-            "why": st.column_config.TextColumn("why (as inferred)", width="large"),
+            "why": st.column_config.TextColumn("why", width="large"),
         },
         disabled=["column", "why"],
         hide_index=True,
-        key=keys.roles(loaded.source_id, loaded.target, loaded.task, loaded.group_by),
+        key=key,
     )
     inferred_roles = pd.Series([c.role.value for c in rows], index=edited.index)
     changed = (edited["role"] != inferred_roles) & ~edited["column"].isin(list(forced))
     return dict(zip(edited.loc[changed, "column"], edited.loc[changed, "role"], strict=True))
 
 
-def _warnings(frame: pd.DataFrame, schema: TableSchema) -> None:
+def _edits(key: str, rows: list, forced: dict[str, str]) -> dict[str, str]:
+    """The roles changed in the roles editor since the page last ran, by column name, read from
+    its state before it is drawn (``edited_rows``: row position -> changed cells), so that the
+    why column and the warnings below show them in this same run."""
+    state = st.session_state.get(key)
+    edited = state.get("edited_rows", {}) if isinstance(state, dict) else {}
+    changes = {}
+    for position, cells in edited.items():
+        if not 0 <= int(position) < len(rows):
+            continue
+        name = rows[int(position)].name
+        if cells.get("role") in EDITABLE_ROLES and name not in forced:
+            changes[name] = cells["role"]
+    return changes
+
+
+def _reasons(
+    loaded: session.LoadedTable,
+    inferred: TableSchema,
+    chosen: dict[str, str],
+    forced: dict[str, str],
+) -> dict[str, str]:
+    """Why each column has its role, with the roles `chosen` ("ignored, as you chose ..."); as
+    inferred where those roles do not make a schema (the error is shown below the table)."""
+    roles = {c.name: c.role.value for c in inferred.columns if c.role is not Role.TARGET}
+    changed = {n: r for n, r in chosen.items() if n in roles and r != roles[n]}
+    try:
+        schema = _infer(loaded, {**changed, **forced}) if changed else inferred
+    except TableError:
+        schema = inferred
+    group_key = "the group key: it names the example, never a feature"
+    return {c.name: group_key if c.name in forced else c.reason for c in schema.columns}
+
+
+def _warnings(frame: pd.DataFrame, schema: TableSchema, shown: set[str]) -> None:
+    """The warnings and notes on how the table is used, each once (`shown`: notes already on
+    the page, such as the reading notes)."""
     ignored = [c.name for c in schema.columns if c.role is Role.IGNORED]
     if ignored:
         st.warning(f"Not used by the model: {md_list(ignored)} (see the reasons above).")
-    dates = [c.name for c in schema.columns if c.kind is Kind.DATE and c.role is Role.NUMERICAL]
-    if dates:
-        st.info(f"Dates turned into year, month and weekday tokens: {md_list(dates)}.")
     missing = frame[list(schema.feature_columns)].isna().mean()
     missing = missing[missing > 0].sort_values(ascending=False)
     if len(missing):
         listed = ", ".join(f"{md(name)} ({share:.0%})" for name, share in missing.head(6).items())
+        verb = "has" if len(missing) == 1 else "have"
         st.info(
-            f"{len(missing)} feature columns have missing values: {listed}. Numbers get a "
-            "missing-indicator in their own token; categories a reserved level."
+            f"{counted(len(missing), 'feature column')} {verb} missing values: {listed}. Numbers "
+            "get a missing-indicator in their own token; categories a reserved level."
         )
     limit = PreprocessingOptions().max_vocabulary  # levels with an embedding, at most
     wide = [name for name in schema.categorical_columns if frame[name].nunique(dropna=True) > limit]
@@ -202,8 +237,10 @@ def _warnings(frame: pd.DataFrame, schema: TableSchema) -> None:
             f"High-cardinality columns: {md_list(wide)}. Only their most frequent levels get "
             "an embedding; the rest share the reserved level."
         )
-    for note in schema.notes:
-        st.info(md(note))
+    for note in dict.fromkeys(schema.notes):
+        # the schema's own list of ignored columns is the warning above, with the reasons
+        if note not in shown and not note.startswith(IGNORED_NOTE):
+            st.info(md(note))
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ from __future__ import annotations
 import streamlit as st
 
 from mrta.pipelines.explore import SetExplanation
+from mrta.report.figures import counted
 from mrta_dashboard import control, keys, session
-from mrta_dashboard.parts import ablation, checks, importance, maps, set_browser, verdict
+from mrta_dashboard.parts import ablation, checks, heads, importance, maps, set_browser, verdict
 
 ROLLOUT = "rollout"
 
@@ -26,29 +27,38 @@ def page() -> None:
         f" (a seeded sample of {explanation.sampled_from:,})" if explanation.sampled_from else ""
     )
     st.caption(
-        f"Attention of the trained model over {explanation.rows:,} rows{sample}. "
+        f"Attention of the trained model over {counted(explanation.rows, 'row')}{sample}. "
         "Rows of a map are queries, columns are keys; each row of a map sums to 1."
     )
     c1, c2, c3 = st.columns([1, 2, 2])
-    layer = c1.selectbox(
-        "Layer",
-        range(len(atlas.layer_names)),
-        index=first_layer,
-        format_func=lambda i: f"layer {i}",
-        key=keys.LAYER,
-    )
+    kept = session.get(keys.LAYER_KEPT)
+    opening = first_layer if kept is None else kept
+    shown = session.get(keys.LAYER)
+    layer = opening if shown is None else shown
     map_ids = [m for (lyr, m) in atlas.map_keys if lyr == layer]
     view = c2.selectbox(
         "Map",
         [*map_ids, ROLLOUT],
         index=map_ids.index(first_map) if layer == first_layer and first_map in map_ids else 0,
         format_func=lambda m: (
-            "attention received, rolled out"
+            "attention received, rolled out (every layer)"
             if m == ROLLOUT
             else maps.map_name(explanation, layer, m)
         ),
         key=keys.MAP,
     )
+    if view == ROLLOUT:  # it spans every layer: no layer to choose
+        c1.caption("Layer")
+        c1.markdown("every layer")
+    else:
+        layer = c1.selectbox(
+            "Layer",
+            range(len(atlas.layer_names)),
+            index=opening,
+            format_func=lambda i: f"layer {i}",
+            key=keys.LAYER,
+        )
+        st.session_state[keys.LAYER_KEPT] = layer
     aggregation = c3.selectbox("Rows", maps.AGGREGATIONS, key=keys.ROWS)
     if len(map_ids) < 4:
         st.info(
@@ -65,6 +75,7 @@ def page() -> None:
         checks.sanity(run, explanation, layer, view)
     importance.section(explanation)
     ablation.tables(run, explanation)
+    heads.show(run, explanation, None if view == ROLLOUT else (layer, view))
 
 
 def _first_map(run, explanation) -> tuple[int, str]:

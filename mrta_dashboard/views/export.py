@@ -32,13 +32,15 @@ def page() -> None:
         _set_exports(run, explanation, stem)
         return
     st.markdown(
-        "**The report**: the verdict first, then the data summary, metrics beside the "
-        "baselines, maps, head table and the checks beside their nulls, in one HTML file that "
-        "opens offline."
+        "**The report**: the verdict first, then the data summary, the metrics beside the "
+        "baselines in one table, every layer's maps, the importances, the checks beside their "
+        "nulls and the head table, in one HTML file that opens offline (the same report as "
+        "`mrta explain --report`)."
     )
+    source = _source()  # the download runs on its own thread, without the session
     st.download_button(
         "Download the HTML report",
-        data=lambda: report_html(run, explanation, title=f"MRTA Explorer: {stem}"),
+        data=lambda: report_html(run, explanation, table=source),
         file_name=f"{stem}-report.html",
         mime="text/html",
         key=keys.EXPORT_REPORT,
@@ -104,11 +106,16 @@ def page() -> None:
     _run_download(run, explanation, stem)
 
 
-def _stem(run) -> str:
+def _source() -> str | None:
+    """The file the run was opened from, else the table loaded (the report's title names it)."""
     origin, loaded = session.run_origin(), session.table()
-    name = origin.name if origin is not None else loaded.name if loaded else "run"
-    base = Path(name).name.split(".")[0]
-    return base.removesuffix("-run") if origin is not None else f"{base}-{run.schema.target}"
+    return origin.name if origin is not None else loaded.name if loaded else None
+
+
+def _stem(run) -> str:
+    base = Path(_source() or "run").name.split(".")[0]
+    opened = session.run_origin() is not None
+    return base.removesuffix("-run") if opened else f"{base}-{run.schema.target}"
 
 
 def _run_download(run, explanation, stem: str) -> None:

@@ -11,9 +11,18 @@ import streamlit as st
 from mrta.config import ModelConfig
 from mrta.data.sets import targets_of_groups
 from mrta.errors import RunError
+from mrta.pipelines.explain import RECORDING, explain
 from mrta.pipelines.explore import explain_run
-from mrta.pipelines.train_run import default_train_config, train_run
+from mrta.pipelines.train_run import (
+    BASELINES,
+    PREPARING,
+    TRAINING,
+    default_train_config,
+    threads_of,
+    train_run,
+)
 from mrta.report import figures
+from mrta.report.figures import counted
 from mrta.task import Task
 from mrta.training.devices import available_devices
 from mrta_dashboard import control, jobs, keys, session
@@ -39,14 +48,19 @@ def page() -> None:
         st.info("Choose a target on the Data page first.")
         return
     sets = loaded.set_options()
-    per = f" per group of **{sets.group_by}** (one prediction per group)" if sets else ""
+    per = f" per group of **{md(sets.group_by)}** (one prediction per group)" if sets else ""
     st.caption(
-        f"{loaded.name}: predict **{schema.target}** ({schema.task.value}){per} from "
-        f"{len(schema.numerical_tokens)} numerical and {len(schema.categorical_tokens)} "
-        "categorical columns."
+        f"{md(loaded.name)}: predict **{md(schema.target)}** ({schema.task.value}){per} from "
+        f"{counted(len(schema.numerical_columns), 'numerical column')} and "
+        f"{counted(len(schema.categorical_columns), 'categorical column')}."
     )
     job = session.get(keys.TRAIN_JOB)
     if job is not None and job.running:
+        if job.owner != loaded.source_id:
+            st.info(
+                f"This training began on another table ({md(job.title)}): its results will "
+                "not be shown under this one. Cancel it to train on this table."
+            )
         cancel = ("Cancel training", keys.TRAIN_CANCEL)
         stopping = "Stopping after this step; the best weights so far are kept."
         jobs.watch(keys.TRAIN_JOB, cancel, stopping, _curves)
@@ -54,11 +68,17 @@ def page() -> None:
     session.adopt_finished_job()
     control.follow()  # a run adopted just now gets its control started
     _settings_form(loaded)
-    if job is not None and job.error:
+    if job is not None and job.error and job.owner == loaded.source_id:
         st.error(f"Training failed: {md(job.error)}. The settings are kept; adjust them and retry.")
     run = session.get(keys.RUN)
-    if run is not None:
+    if run is not None and session.of_table(run, loaded):
         _results(run)
+    elif run is not None:
+        st.info(
+            f"The session's run ({session.run_name(run)}) was not trained on this table, so its "
+            "results are not shown here. The Explore and Export pages still show it, on its "
+            "own rows; train here to replace it with a run on this table."
+        )
 
 
 def _settings_form(loaded: session.LoadedTable) -> None:
@@ -111,12 +131,14 @@ def _settings_form(loaded: session.LoadedTable) -> None:
             device=device,
         )
     except ValueError as error:
-        st.error(str(error))
+        st.error(md(error))
         return
     st.session_state[keys.LAST_SETTINGS] = ((preset, sets is None), model_config, train_config)
     control.stop()  # the control of the run this one replaces
     frame, target, task, roles = loaded.frame, loaded.target, loaded.task, dict(loaded.roles)
     sets = loaded.set_options()
+
+    recorded = RECORDING[:2] if sets is None else RECORDING[:1]  # a set run: one pass
 
     def work(job: jobs.Job):
         run = train_run(
@@ -130,30 +152,48 @@ def _settings_form(loaded: session.LoadedTable) -> None:
             cancel=job.cancel,
             sets=sets,
             control=False,  # trained after, in the background: the first heatmap comes first
+            phase=job.begin,
         )
         unit = "rows" if sets is None else "sets"
-        return run, explain_run(run, progress=job.recording(unit))
+        recording = job.recording(unit, phase=None if sets is None else recorded[0])
+        with threads_of(run.training):
+            if sets is not None:
+                return run, explain_run(run, progress=recording)
+            # the verdict is scored after, in the background: the first heatmap comes first
+            return run, explain(run, progress=recording, verdict=False)
 
-    st.session_state[keys.TRAIN_JOB] = jobs.start(f"{loaded.name} → {target}", work)
+    st.session_state[keys.TRAIN_JOB] = jobs.start(
+        f"{loaded.name} → {target}",
+        work,
+        owner=loaded.source_id,
+        plan=(PREPARING, TRAINING, BASELINES, *recorded),
+    )
     st.rerun()
 
 
 def _curves(job: jobs.Job) -> None:
     """The running job's loss curves: per step, and per epoch on the validation split too."""
     if job.steps:
+        st.markdown("**Training loss per step** (the batch's loss)")
         steps = pd.DataFrame(job.steps, columns=["step", "training loss"]).set_index("step")
-        st.line_chart(steps, height=220)
+        st.line_chart(steps, height=220, x_label="optimiser step", y_label="loss")
     if job.epochs:
+        st.markdown("**Loss per epoch**: training (mean of the epoch) and validation split")
         epochs = pd.DataFrame(job.epochs).set_index("epoch")
-        st.line_chart(epochs[["train_loss", "validation_loss"]], height=220)
+        epochs = epochs[["train_loss", "validation_loss"]].rename(
+            columns={"train_loss": "training", "validation_loss": "validation"}
+        )
+        st.line_chart(epochs, height=220, x_label="epoch", y_label="loss")
 
 
 def _results(run) -> None:
     training = run.training
     st.subheader("Results on the test split")
+    st.caption(f"The run {session.run_name(run)}.")
     verdict.banner(run, session.get(keys.EXPLANATION))
     st.caption(
-        f"{training.steps:,} steps, {training.epochs} epochs in {training.elapsed:.1f} s on "
+        f"{counted(training.steps, 'step')}, {counted(training.epochs, 'epoch')} in "
+        f"{training.elapsed:.1f} s on "
         f"{training.device}; stopped: {training.message}"
     )
     if not control.pending(run):
@@ -166,47 +206,75 @@ def _results(run) -> None:
     if run.sets is not None:
         names["hgb"] = "gradient boosting on per-group aggregates"
         st.caption(
-            f"One prediction per group of **{run.sets.group_by}**: the test split holds "
-            f"{run.metrics['model'].get('rows', 0):,} groups. Gradient boosting sees each "
+            f"One prediction per group of **{md(run.sets.group_by)}**: the test split holds "
+            f"{counted(run.metrics['model'].get('rows', 0), 'group')}. Gradient boosting sees each "
             "group as one row of aggregates (its size, each number's mean, min, max and "
             "spread, each category's shares)."
         )
         for note in run.splits.notes:
-            st.caption(note)
+            st.caption(md(note))
     table = pd.DataFrame({names[k]: {m: run.metrics[k].get(m) for m in shown} for k in names}).T
     st.dataframe(table.style.format(precision=4, na_rep="—"))
     verdict.baselines(run)
     left, right = st.columns(2)
     left.plotly_chart(figures.training_curves(run.history), key=keys.TRAIN_CURVES)
     try:
-        test = run.rows("test")
+        test = _test_values(run)
     except RunError as error:  # an opened run without the rows it was tested on
-        right.info(str(error))
+        right.info(md(error))
         return
-    predicted, y = _test_predictions(run, test)
+    if task != Task.REGRESSION:
+        matrix = run.metrics["model"]["confusion_matrix"]
+        right.plotly_chart(
+            figures.confusion_figure(matrix["matrix"], matrix["labels"]), key=keys.TRAIN_CONFUSION
+        )
+    if test is None:
+        (right if task == Task.REGRESSION else st).caption(LATER[task == Task.REGRESSION])
+        return
+    values, y = test
     if task == Task.REGRESSION:
         right.plotly_chart(
-            figures.prediction_scatter(y, predicted["prediction"].to_numpy(), run.schema.target),
-            key=keys.TRAIN_PREDICTED,
+            figures.prediction_scatter(y, values, run.schema.target), key=keys.TRAIN_PREDICTED
         )
         return
-    matrix = run.metrics["model"]["confusion_matrix"]
-    right.plotly_chart(
-        figures.confusion_figure(matrix["matrix"], matrix["labels"]), key=keys.TRAIN_CONFUSION
-    )
-    probabilities = predicted[list(run.class_labels)].to_numpy()
-    st.plotly_chart(figures.roc_figure(y, probabilities, run.class_labels), key=keys.TRAIN_ROC)
+    st.plotly_chart(figures.roc_figure(y, values, run.class_labels), key=keys.TRAIN_ROC)
 
 
-def _test_predictions(run, test: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """The model's predictions on the test rows and the true values (class indices or
-    numbers): one per row, or for a set run one per group that has a target."""
-    predicted = run.predict_frame(test)
+#: What the page says while the control job scores the test predictions (classification,
+#: regression), shown once they are in.
+LATER = tuple(
+    f"The {figure} is drawn once the model's predictions on the test split are in: they are "
+    "scored in the background with the verdict (a few seconds)."
+    for figure in ("ROC curve", "scatter of predicted against true values")
+)
+
+
+def _test_values(run) -> tuple[np.ndarray, np.ndarray] | None:
+    """The model's predictions on the test split (probabilities ``(N, C)``, or values
+    ``(N,)``) and the true targets, one per row or, for a set run, per group with a target;
+    ``None`` while the control job scores them (the page reruns when they are in). Raises
+    ``RunError`` when the run holds no rows."""
+    handed = control.test_predictions(run)
+    if handed is not None:
+        targets, predictions, _ = handed
+        return predictions, targets
+    if control.scoring(run):
+        return None
+    test = run.rows("test")
+    return session.run_cache(keys.TRAIN_TEST, run, "test", lambda: _test_predictions(run, test))
+
+
+def _test_predictions(run, test: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The model's predictions on the test rows (as :func:`_test_values`) and the true values
+    (class indices or numbers): one per row, or for a set run one per group with a target."""
+    with threads_of(run.training):
+        predicted = run.predict_frame(test)
+    columns = "prediction" if run.schema.task == Task.REGRESSION else list(run.class_labels)
     if run.sets is None:
-        return predicted, run.schema.encode_target(test)
+        return predicted[columns].to_numpy(), run.schema.encode_target(test)
     group_by = run.sets.group_by
     kept, y = targets_of_groups(test, run.schema, group_by, predicted[group_by].tolist())
-    return predicted[kept], y
+    return predicted[kept][columns].to_numpy(), y
 
 
 if __name__ == "__main__":
