@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from functools import partial
 from typing import Any
 
@@ -149,6 +150,7 @@ def _add_set_arguments(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
     if args.chunk_rows is not None and args.nproc != 1:
         refuse_streamed("--nproc", args.data, "--chunk-rows was given", "train in one process")
     # a RUN_DIR that cannot take the run is refused before any work, not after training
@@ -213,6 +215,8 @@ def run_train(args: argparse.Namespace) -> int:
     if args.no_control:
         run.no_control = SKIPPED
     print(f"{run.control_status()}", file=sys.stderr)
+    # the whole command's wall clock, reading the table to saving the run, is kept in the run
+    run.metrics["wall_seconds"] = round(time.perf_counter() - started, 2)
     out = run.save(args.out, include_data=args.save_data, overwrite=args.overwrite)
     # A streamed run's preprocessor says what was fitted on a sample.
     streamed = run.preprocessor.notes if frame is None else ()
@@ -221,7 +225,11 @@ def run_train(args: argparse.Namespace) -> int:
     print(metrics_table(run), file=sys.stdout)
     print(f"\n{control_report(run)}", file=sys.stdout)
     print(f"\n{verdict_text(*run_verdict(run))}", file=sys.stdout)
-    print(f"\nSaved the run to {out}", file=sys.stdout)
+    print(
+        f"\nSaved the run to {out} ({run.metrics['wall_seconds']:.1f} s from reading the table "
+        "to saving the run)",
+        file=sys.stdout,
+    )
     return 0
 
 
