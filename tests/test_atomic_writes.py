@@ -22,6 +22,7 @@ import pytest
 
 from mrta.errors import RunError
 from mrta.pipelines.analysis_cache import load_explanation, save_explanation
+from mrta.pipelines.archive import list_runs
 from mrta.pipelines.explain import explain
 from mrta.runs import atomic
 from mrta.runs.atomic import is_staging_name, recover_folder, staged_folder, write_file
@@ -384,3 +385,10 @@ def test_mrta_train_refuses_an_existing_run_before_training(fixture_run, tmp_pat
     assert "already holds a saved run" in error and "--overwrite" in error
     assert "epoch" not in error.lower()  # refused before any training
     assert folder_state(saved) == before
+
+
+def test_folders_being_written_or_set_aside_are_never_listed_as_runs(fixture_run, tmp_path):
+    fixture_run.save(tmp_path / "run")
+    for kind in ("staging", "replaced"):
+        shutil.copytree(tmp_path / "run", tmp_path / f".run.{kind}-{os.getpid()}-0123abcd")
+    assert [entry.name for entry in list_runs(tmp_path)] == ["run"]
