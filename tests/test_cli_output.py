@@ -60,9 +60,7 @@ def test_column_usage_gives_every_role_and_reason_with_the_target_last():
     assert re.search(r"batch\s+ignored\s+constant", rows["batch"])
     assert "numerical" in rows["x1"] and "renamed: the header names 'x1'" in lines[3]
     assert lines[-2].split()[:2] == ["y", "target"]
-    assert lines[-1].startswith(
-        "The model reads 4 columns: 2 numerical, 2 categorical; 2 ignored"
-    )
+    assert lines[-1].startswith("The model reads 4 columns: 2 numerical, 2 categorical; 2 ignored")
 
 
 @pytest.mark.slow

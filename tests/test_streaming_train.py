@@ -196,8 +196,9 @@ def test_predictions_written_chunk_by_chunk_are_the_whole_tables(sampled, files,
         assert list(written.columns) == list(expected.columns)
         assert written["prediction"].tolist() == expected["prediction"].tolist()
         labels = list(sampled.class_labels)
-        np.testing.assert_allclose(written[labels].to_numpy(), expected[labels].to_numpy(),
-                                   rtol=5e-6, atol=1e-9)  # fmt: skip  (6 significant digits)
+        np.testing.assert_allclose(
+            written[labels].to_numpy(), expected[labels].to_numpy(), rtol=5e-6, atol=1e-9
+        )  # probabilities are written to 6 significant digits
 
 
 @pytest.mark.slow

@@ -22,10 +22,12 @@ from mrta.cli.common import (
 from mrta.cli.config_flags import add_config_flags, config_from_args
 from mrta.cli.progress import ProgressBar
 from mrta.config import ModelConfig
+from mrta.data.preprocessing import PreprocessingOptions
 from mrta.data.read import read_table
 from mrta.data.schema import Role
 from mrta.data.sets import MAX_SET_SIZE, SetOptions
 from mrta.data.stream import DEFAULT_CHUNK_ROWS, DEFAULT_MAX_FILE_ROWS, DEFAULT_SAMPLE_ROWS
+from mrta.data.target_transform import TARGET_NOTE, TARGET_TRANSFORMS
 from mrta.pipelines import launch
 from mrta.pipelines.distributed import train_run_on_workers
 from mrta.pipelines.explain import run_verdict
@@ -72,6 +74,14 @@ def add_train(commands: argparse._SubParsersAction) -> None:
     add_config_flags(p, {"sets": sets})
     _add_table_arguments(p)
     add_chunk_rows(p)
+    p.add_argument(
+        "--target-transform",
+        choices=TARGET_TRANSFORMS,
+        default="none",
+        help="regression: learn the log of a positive target ('log'), or let the training rows "
+        "decide ('auto': log where the target is positive and skewed); predictions come back in "
+        "the target's units with Duan's smearing factor (default: %(default)s)",
+    )
     p.add_argument(
         "--max-file-rows",
         type=positive,
@@ -184,6 +194,7 @@ def run_train(args: argparse.Namespace) -> int:
         "callback": bar,
         "control": not args.no_control,
         "control_callback": control_bar,
+        "preprocessing_options": PreprocessingOptions(target_transform=args.target_transform),
     }
     if frame is None:
         run = train_run_from_file(
@@ -220,8 +231,16 @@ def run_train(args: argparse.Namespace) -> int:
     out = run.save(args.out, include_data=args.save_data, overwrite=args.overwrite)
     # A streamed run's preprocessor says what was fitted on a sample.
     streamed = run.preprocessor.notes if frame is None else ()
-    for note in (*run.schema.notes, *streamed, *run.splits.notes):
+    target = [n for n in run.preprocessor.notes if n.startswith(TARGET_NOTE) and n not in streamed]
+    for note in (*run.schema.notes, *streamed, *target, *run.splits.notes):
         print(f"Note: {note}", file=sys.stderr)
+    if run.preprocessor.target_transform == "log":
+        print(
+            "Note: predictions are exp(the model's log prediction) times Duan's smearing factor "
+            f"{run.preprocessor.target_smearing:.4f} (from the validation rows' residuals); the "
+            "metrics are on the target's own units.",
+            file=sys.stderr,
+        )
     print(metrics_table(run), file=sys.stdout)
     print(f"\n{control_report(run)}", file=sys.stdout)
     print(f"\n{verdict_text(*run_verdict(run))}", file=sys.stdout)

@@ -22,6 +22,7 @@ from sklearn.preprocessing import QuantileTransformer
 
 from mrta.config import ModelConfig
 from mrta.data.schema import TableSchema
+from mrta.data.target_transform import choose_transform, from_model_scale, to_model_scale
 from mrta.errors import TableError
 from mrta.task import Task
 
@@ -68,6 +69,13 @@ class PreprocessingOptions:
         },
     )
     seed: int = field(default=0, metadata={"why": "the quantile subsample is repeatable"})
+    target_transform: str = field(
+        default="none",
+        metadata={
+            "why": "regression: 'log' or 'auto' (log where the target is positive and skewed) "
+            "are offered; the quality benchmark has not yet chosen them"
+        },
+    )
 
 
 class Examples(Protocol):
@@ -147,13 +155,20 @@ class Preprocessor:
         target_mean: float | None,
         target_std: float | None,
         notes: tuple[str, ...],
+        target_transform: str = "none",
+        target_smearing: float = 1.0,
     ) -> None:
         self.schema = schema
         self.options = options
         self._numerical = numerical
         self.vocabularies = vocabularies
-        self.target_mean = target_mean  # regression: for the trainer to standardise the target
+        # regression: the trainer standardises the target (on the model's scale) with these
+        self.target_mean = target_mean
         self.target_std = target_std
+        # regression: "log" (the model learns log y) or "none", and Duan's smearing factor that
+        # brings exp(prediction) back to the target's mean (set after training)
+        self.target_transform = target_transform
+        self.target_smearing = target_smearing
         self.notes = notes
         self.has_indicator: tuple[bool, ...] = tuple(numerical["has_indicator"])
 
@@ -194,13 +209,27 @@ class Preprocessor:
             features.categorical, schema.categorical_tokens, options
         )
         target_mean = target_std = None
+        transform = "none"
         if schema.task is Task.REGRESSION and schema.target in frame.columns:
             y = schema.encode_target(frame)
             y = y[np.isfinite(y)]
+            transform, note = choose_transform(y, options.target_transform)
+            if note:
+                notes = (*notes, note)
+            y = to_model_scale(y, transform)
             if y.size:
                 target_mean = float(y.mean())
                 target_std = float(y.std()) or 1.0
-        return cls(schema, options, numerical, vocabularies, target_mean, target_std, notes)
+        elif options.target_transform != "none":
+            raise ValueError("target_transform applies to a regression target only")
+        return cls(
+            schema, options, numerical, vocabularies, target_mean, target_std, notes, transform
+        )
+
+    def predictions_in_units(self, values: np.ndarray) -> np.ndarray:
+        """Regression predictions on the model's scale (de-standardised) in the target's
+        units: ``exp(values)`` times the smearing factor after a log transform."""
+        return from_model_scale(values, self.target_transform, self.target_smearing)
 
     def transform(self, frame: pd.DataFrame, *, with_target: bool = True) -> EncodedTable:
         """Encode `frame`; it needs the feature columns (extra columns are ignored).
@@ -253,7 +282,12 @@ class Preprocessor:
                 "the target."
             )
         if self.schema.task is Task.REGRESSION:
-            return torch.from_numpy(y.astype(np.float32))
+            if self.target_transform == "log" and (y <= 0).any():
+                raise TableError(
+                    f"{int((y <= 0).sum()):,} row(s) have a target of 0 or less, which the log "
+                    "this run's model learns cannot take: leave them out."
+                )
+            return torch.from_numpy(to_model_scale(y, self.target_transform).astype(np.float32))
         return torch.from_numpy(y)
 
     def model_spec(self, config: ModelConfig) -> dict[str, Any]:
@@ -292,6 +326,8 @@ class Preprocessor:
             "vocabularies": [list(vocabulary) for vocabulary in self.vocabularies],
             "target_mean": self.target_mean,
             "target_std": self.target_std,
+            "target_transform": self.target_transform,
+            "target_smearing": self.target_smearing,
             "notes": list(self.notes),
         }
 
@@ -317,6 +353,8 @@ class Preprocessor:
             target_mean=data["target_mean"],
             target_std=data["target_std"],
             notes=tuple(data["notes"]),
+            target_transform=data.get("target_transform", "none"),  # runs saved before: none
+            target_smearing=float(data.get("target_smearing", 1.0)),
         )
 
 

@@ -36,8 +36,10 @@ from mrta.pipelines.explain import DEFAULT_MAX_ROWS
 from mrta.pipelines.explain import explain as explain_rows
 from mrta.pipelines.train_run import (
     RunPlan,
+    check_target_transform,
     default_train_config,
     fit_control,
+    fit_smearing,
     train_model,
     with_control,
 )
@@ -106,6 +108,7 @@ def train_run_on_workers(
     on the test split and sets it as the run's ``control``. An error on any worker is raised as
     :class:`~mrta.errors.WorkerError` naming the worker.
     """
+    check_target_transform(plan_options.get("sets"), preprocessing_options)
     model_config = model_config or ModelConfig()
     train_config = train_config or default_train_config(plan_options.get("sets"))
     with _reported(env_int("RANK", 0), env_int("WORLD_SIZE", 1)):
@@ -126,6 +129,7 @@ def train_run_on_workers(
                 callback=callback,
                 distributed=True,
             )
+            fit_smearing(preprocessor, model, validation)
             trained_control = None
             if control:
                 started = time.perf_counter()

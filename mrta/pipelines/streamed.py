@@ -62,6 +62,7 @@ from mrta.pipelines.train_run import (
     RunPlan,
     default_train_config,
     fit_control,
+    fit_smearing,
     train_model,
     with_control,
 )
@@ -173,6 +174,7 @@ def train_run_from_file(
     training = train_model(
         model, preprocessor, train, validation, train_config, callback=callback, cancel=cancel
     )
+    fit_smearing(preprocessor, model, validation)
     scored = read_rows(layout, picked["test"], chunk_rows=chunk_rows)  # the test rows
     trained_control = None
     if control:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from mrta.config import ModelConfig, TrainConfig
 from mrta.data.fingerprint import TableFingerprint, fingerprint
@@ -29,6 +30,7 @@ from mrta.data.preprocessing import Examples, PreprocessingOptions, Preprocessor
 from mrta.data.schema import Role, TableSchema, infer_schema
 from mrta.data.sets import SET_BATCH_SIZE, SetOptions, group_targets
 from mrta.data.splits import SplitOptions, Splits, make_group_splits, make_splits
+from mrta.data.target_transform import smearing_factor
 from mrta.errors import TableError
 from mrta.nn.model import TabularAttentionModel, build_model
 from mrta.nn.set_model import SetAttentionModel
@@ -36,7 +38,7 @@ from mrta.runs.control import METRIC_OF_TASK, Control, permutation_seed
 from mrta.runs.run import Run
 from mrta.task import Task
 from mrta.training.evaluate import compare_with_baselines, metrics
-from mrta.training.inference import predict_logits, to_predictions
+from mrta.training.inference import predict_logits, predictions_in_units, to_predictions
 from mrta.training.loop import Cancel, Progress, TrainResult, fit
 
 #: Why a run has no control, where its pipeline made none.
@@ -88,6 +90,7 @@ def train_run(
     :data:`~mrta.data.sets.SET_BATCH_SIZE` sets a step.
     Raises ``TableError`` for a table that cannot be used, ``ValueError`` for bad settings.
     """
+    check_target_transform(sets, preprocessing_options)
     begin = phase or (lambda _name: None)
     begin(PREPARING)
     plan = RunPlan.prepare(
@@ -107,6 +110,7 @@ def train_run(
     training = train_model(
         model, preprocessor, train, validation, train_config, callback=callback, cancel=cancel
     )
+    fit_smearing(preprocessor, model, validation)
     begin(BASELINES)
     with threads_of(training):
         run = plan.complete(model, preprocessor, train_config, training)
@@ -114,6 +118,30 @@ def train_run(
         begin(CONTROL)
         with_control(run, train_control(run, callback=control_callback, cancel=cancel))
     return run
+
+
+def check_target_transform(sets: SetOptions | None, options: PreprocessingOptions | None) -> None:
+    """Refuse a target transform for a run on sets, whose targets are made per group."""
+    if sets is not None and options is not None and options.target_transform != "none":
+        raise ValueError(
+            "a target transform applies to runs of one prediction per row; a run on sets "
+            "learns its target as it is: drop --target-transform"
+        )
+
+
+def fit_smearing(preprocessor: Preprocessor, model: nn.Module, validation: Examples) -> None:
+    """After a log-transformed target's training: Duan's smearing factor from `model`'s
+    residuals on the validation rows, on the log scale, kept in `preprocessor` (which brings
+    every later prediction of the run back to the target's units with it)."""
+    if preprocessor.target_transform != "log":
+        return
+    logged = to_predictions(
+        preprocessor.schema.task.value,
+        predict_logits(model, validation),
+        preprocessor.target_mean,
+        preprocessor.target_std,
+    )
+    preprocessor.target_smearing = smearing_factor(validation.target.numpy() - logged)
 
 
 def warm_up() -> None:
@@ -228,12 +256,7 @@ def fit_control(
     task = preprocessor.schema.task
     metric, value, predictions = METRIC_OF_TASK[task.value], None, None
     if test is not None and test_targets is not None:
-        predictions = to_predictions(
-            task.value,
-            predict_logits(model, test),
-            preprocessor.target_mean,
-            preprocessor.target_std,
-        )
+        predictions = predictions_in_units(preprocessor, predict_logits(model, test))
         value = metrics(task, test_targets, predictions, preprocessor.schema.class_labels)[metric]
     return Control(
         model=model,

@@ -79,7 +79,7 @@ from mrta.runs.manifest import (
     verified_files,
 )
 from mrta.task import Task
-from mrta.training.inference import predict_logits, to_predictions
+from mrta.training.inference import predict_logits, predictions_in_units
 from mrta.training.loop import TrainResult
 
 
@@ -236,11 +236,8 @@ class Run:
     ) -> np.ndarray:
         """Predictions of `model` (default: the run's) for encoded examples, in the target's
         units (see :func:`mrta.training.inference.to_predictions`)."""
-        return to_predictions(
-            self.schema.task.value,
-            predict_logits(self.model if model is None else model, examples),
-            self.preprocessor.target_mean,
-            self.preprocessor.target_std,
+        return predictions_in_units(
+            self.preprocessor, predict_logits(self.model if model is None else model, examples)
         )
 
     def check_table(

@@ -31,7 +31,7 @@ from mrta.config import default_threads
 from mrta.data.preprocessing import Preprocessor
 from mrta.data.sets import SetOptions, group_targets, set_baseline_features
 from mrta.task import Task
-from mrta.training.inference import predict_logits, to_predictions
+from mrta.training.inference import predict_logits, predictions_in_units
 
 #: Metrics reported per task, in display order.
 CLASSIFICATION_METRICS = ("accuracy", "roc_auc", "log_loss")
@@ -219,7 +219,7 @@ def compare_with_baselines(
             preprocessor, sets, (train, validation, evaluation), seed=seed, threads=threads
         )
     logits = predict_logits(model, examples)
-    predicted = to_predictions(task, logits, preprocessor.target_mean, preprocessor.target_std)
+    predicted = predictions_in_units(preprocessor, logits)
     labels = schema.class_labels
     trivial = trivial_predictions(task, y_train, len(y), len(labels))
     return {

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mrta.data.preprocessing import Examples
+from mrta.data.preprocessing import Examples, Preprocessor
 from mrta.task import Task
 
 INFERENCE_BATCH = 4096  # rows per forward pass when predicting
@@ -90,3 +90,11 @@ def to_predictions(
     mean = 0.0 if target_mean is None else target_mean
     std = 1.0 if target_std is None else target_std
     return (logits[:, 0] * std + mean).numpy()
+
+
+def predictions_in_units(preprocessor: Preprocessor, logits: torch.Tensor) -> np.ndarray:
+    """:func:`to_predictions` on `preprocessor`'s target scale, regression values brought back
+    to the target's units (after a log transform: exponentiated, times Duan's smearing factor)."""
+    task = preprocessor.schema.task
+    values = to_predictions(task.value, logits, preprocessor.target_mean, preprocessor.target_std)
+    return preprocessor.predictions_in_units(values) if task == Task.REGRESSION else values
