@@ -46,3 +46,9 @@ def positive_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return value
+
+
+def counted(count: int, noun: str) -> str:
+    """``"1 row"``, ``"2,000 rows"``: a count and its noun, singular or plural as it says (for
+    messages and captions)."""
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")

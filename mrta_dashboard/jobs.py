@@ -18,7 +18,7 @@ from typing import Any
 
 import streamlit as st
 
-from mrta.report.figures import counted
+from mrta.errors import counted
 from mrta.training.loop import Progress
 from mrta_dashboard.text import md
 

@@ -16,6 +16,7 @@ from test_train import QUICK, TINY_MODEL, tiny_frame
 from mrta.analysis.difference import MapDifference
 from mrta.analysis.heads import HeadStats
 from mrta.analysis.importance import ColumnImportances, MethodImportance
+from mrta.errors import counted
 from mrta.pipelines.row_outcomes import RESIDUAL, RIGHT, row_outcomes
 from mrta.pipelines.train_run import train_run
 from mrta.report import figures
@@ -32,9 +33,9 @@ def plot_height(layout: dict) -> float:
 
 # -- figures ---------------------------------------------------------------------------------------
 def test_counted_says_one_row_and_many_rows():
-    assert figures.counted(1, "row") == "1 row"
-    assert figures.counted(0, "row") == "0 rows"
-    assert figures.counted(2000, "test row") == "2,000 test rows"
+    assert counted(1, "row") == "1 row"
+    assert counted(0, "row") == "0 rows"
+    assert counted(2000, "test row") == "2,000 test rows"
 
 
 def test_titles_name_the_rows_shown_escaped_on_their_own_line():

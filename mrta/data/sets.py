@@ -27,7 +27,7 @@ import torch
 from mrta.data import values
 from mrta.data.preprocessing import Preprocessor
 from mrta.data.schema import Kind, Role, TableSchema
-from mrta.errors import TableError, positive_int
+from mrta.errors import TableError, counted, positive_int
 from mrta.task import Task
 
 #: Rows kept per set by default: the seed's first example's size.
@@ -492,10 +492,6 @@ class SetPreview:
 
     def describe(self, group_by: str) -> str:
         """One paragraph, in plain text."""
-
-        def counted(n: int, noun: str) -> str:
-            return f"{n:,} {noun if n == 1 else noun + 's'}"
-
         text = (
             f"{counted(self.groups, 'group')} of {group_by!r}, one example each: "
             f"{self.smallest:,} to {self.largest:,} rows (median {self.median:,.0f})."

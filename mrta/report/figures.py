@@ -50,11 +50,6 @@ def shorten(name: str, max_chars: int = MAX_LABEL) -> str:
     return escape(name if len(name) <= max_chars else name[: max_chars - 1] + "…")
 
 
-def counted(count: int, noun: str) -> str:
-    """``"1 row"``, ``"2,000 rows"``: a count and its noun, singular or plural as it says."""
-    return f"{count:,} {noun}" + ("" if count == 1 else "s")
-
-
 def title_of(title: str, rows: str = "") -> dict[str, Any]:
     """A figure's title, escaped, with `rows` (which rows it shows: a cohort, or both cohorts
     of a difference) on a second, smaller line, so a screenshot or an exported figure keeps its

@@ -10,11 +10,11 @@ from plotly.subplots import make_subplots
 
 from mrta.analysis.deletion import Faithfulness
 from mrta.analysis.importance import METHOD_TITLES, METHODS, ColumnImportances
+from mrta.errors import counted
 from mrta.report.figures import (
     MAX_LABEL,
     MIN_PLOT,
     TITLE_ROOM,
-    counted,
     escape,
     shorten,
     title_of,

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from mrta.errors import counted
 from mrta.pipelines.explore import DEFAULT_Q, containing, default_cohort, rows_scope
 from mrta.report import figures
-from mrta.report.figures import counted
 from mrta_dashboard import keys
 from mrta_dashboard.parts import figure_export
 from mrta_dashboard.text import md

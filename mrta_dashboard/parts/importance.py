@@ -7,8 +7,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from mrta.errors import counted
 from mrta.pipelines.explore import METHOD_NOTES, METHOD_TITLES, METHODS, Explanation
-from mrta.report.figures import counted
 from mrta.report.importance_figures import deletion_curves, importance_panels
 from mrta.report.run_report import faithfulness_words
 from mrta_dashboard import keys

@@ -8,7 +8,7 @@ import functools
 import numpy as np
 import streamlit as st
 
-from mrta.errors import TableError
+from mrta.errors import TableError, counted
 from mrta.pipelines.explore import (
     ALL_ROWS,
     OPERATORS,
@@ -23,7 +23,6 @@ from mrta.pipelines.explore import (
     rows_scope,
 )
 from mrta.report import figures
-from mrta.report.figures import counted
 from mrta.report.importance_figures import rollout_by_stream
 from mrta.streams import MAP_LABELS
 from mrta_dashboard import keys, session

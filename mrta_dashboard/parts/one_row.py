@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from mrta.errors import counted
 from mrta.pipelines.explore import explorable_rows, format_value, one_row_attention, row_map
 from mrta.pipelines.row_outcomes import PROBABILITY, RESIDUAL, RIGHT, row_outcomes
-from mrta.report.figures import counted
 from mrta_dashboard import keys, session
 
 PICKED_ROWS = 5000  # rows of the table a row is picked from

@@ -9,8 +9,7 @@ from mrta.data.preprocessing import PreprocessingOptions
 from mrta.data.read import read_table
 from mrta.data.samples import SAMPLE_TABLES
 from mrta.data.schema import Role, TableSchema, infer_schema
-from mrta.errors import TableError
-from mrta.report.figures import counted
+from mrta.errors import TableError, counted
 from mrta_dashboard import keys, session
 from mrta_dashboard.parts import grouping
 from mrta_dashboard.text import md, md_list

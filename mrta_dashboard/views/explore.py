@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from mrta.errors import counted
 from mrta.pipelines.explore import SetExplanation
-from mrta.report.figures import counted
 from mrta_dashboard import control, keys, session
 from mrta_dashboard.parts import ablation, checks, heads, importance, maps, set_browser, verdict
 

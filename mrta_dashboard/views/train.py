@@ -10,7 +10,7 @@ import streamlit as st
 
 from mrta.config import ModelConfig
 from mrta.data.sets import targets_of_groups
-from mrta.errors import RunError
+from mrta.errors import RunError, counted
 from mrta.pipelines.explain import RECORDING, explain
 from mrta.pipelines.explore import explain_run
 from mrta.pipelines.train_run import (
@@ -22,7 +22,6 @@ from mrta.pipelines.train_run import (
     train_run,
 )
 from mrta.report import figures
-from mrta.report.figures import counted
 from mrta.task import Task
 from mrta.training.devices import available_devices
 from mrta_dashboard import control, jobs, keys, session
