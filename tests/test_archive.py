@@ -34,7 +34,7 @@ from mrta.pipelines.archive import (
 )
 from mrta.pipelines.explain import DEFAULT_MAX_ROWS, explain
 from mrta.pipelines.train_run import train_run
-from mrta.runs.manifest import FORMAT_VERSION, MANIFEST
+from mrta.runs.manifest import FORMAT_VERSION, MANIFEST, ONE_MODEL_FORMAT_VERSION
 from mrta.runs.run import Run
 
 ONE_EPOCH = replace(QUICK, max_epochs=1)
@@ -81,7 +81,7 @@ def test_a_zipped_run_opens_with_the_same_predictions_and_its_analysis(run, expl
     pd.testing.assert_frame_equal(opened.run.predict_frame(frame), run.predict_frame(frame))
     pd.testing.assert_frame_equal(opened.run.frame, run.frame, check_dtype=False)
     assert opened.name == "tiny.zip" and "tiny.zip" in opened.where
-    assert opened.format_version == FORMAT_VERSION and opened.created
+    assert opened.format_version == ONE_MODEL_FORMAT_VERSION and opened.created
     # the analysis was cached under the key of the rows saved with the run: it is found again
     key = opened.saved_rows_source(DEFAULT_MAX_ROWS)
     assert key == frame_source(run.frame, DEFAULT_MAX_ROWS)
@@ -232,7 +232,7 @@ def test_a_newer_format_version_is_refused(zipped):
     def newer(name: str, content: bytes) -> bytes:
         if name.endswith(MANIFEST):
             manifest = json.loads(content)
-            manifest["format_version"] += 1
+            manifest["format_version"] = FORMAT_VERSION + 1
             return json.dumps(manifest).encode()
         return content
 

@@ -32,7 +32,13 @@ from mrta.data.schema import infer_schema
 from mrta.errors import RunError
 from mrta.pipelines.train_run import permute_labels, train_control, train_run
 from mrta.runs.control import OLD_FORMAT, permutation_seed
-from mrta.runs.manifest import CONTROL_FILE, CONTROL_WEIGHTS, FORMAT_VERSION, MANIFEST, TABLE_FILE
+from mrta.runs.manifest import (
+    CONTROL_FILE,
+    CONTROL_WEIGHTS,
+    MANIFEST,
+    ONE_MODEL_FORMAT_VERSION,
+    TABLE_FILE,
+)
 from mrta.runs.run import Run
 
 TINY = ModelConfig(d_token=8, d_model=8, num_layers=1, num_heads=2, dropout=0.1)
@@ -174,7 +180,7 @@ def test_a_saved_control_loads_with_its_weights_facts_and_checksums(traced, tmp_
     run, _, _ = traced
     path = run.save(tmp_path / "run")
     manifest = json.loads((path / MANIFEST).read_text())
-    assert manifest["format_version"] == FORMAT_VERSION == 2
+    assert manifest["format_version"] == ONE_MODEL_FORMAT_VERSION == 2
     for name in (CONTROL_WEIGHTS, CONTROL_FILE, TABLE_FILE):
         digest = hashlib.sha256((path / name).read_bytes()).hexdigest()
         assert manifest["files"][name] == digest, name

@@ -32,8 +32,9 @@ from mrta.pipelines import launch
 from mrta.pipelines.distributed import train_run_on_workers
 from mrta.pipelines.explain import run_verdict
 from mrta.pipelines.streamed import train_run_from_file
-from mrta.pipelines.train_run import default_train_config, train_run
+from mrta.pipelines.train_run import check_seeds, default_train_config, train_run
 from mrta.runs.control import NOT_TRAINED
+from mrta.runs.manifest import MAX_SEEDS
 from mrta.runs.run import Run, check_save_target
 from mrta.task import Task
 from mrta.training import world
@@ -96,6 +97,16 @@ def add_train(commands: argparse._SubParsersAction) -> None:
         metavar="N",
         help="a streamed table: infer the column types and fit the preprocessor on a seeded "
         f"sample of N rows (default: {DEFAULT_SAMPLE_ROWS:,})",
+    )
+    p.add_argument(
+        "--seeds",
+        type=positive,
+        default=1,
+        metavar="N",
+        help="train N models on the same split from the initial seeds --seed, --seed + 1, ... "
+        "(each with the whole --time-budget, one after another), saved as one run whose "
+        "predictions are the members' mean and whose maps can be checked for stability across "
+        f"seeds (mrta explain); at most {MAX_SEEDS} (default: %(default)s)",
     )
     add_nproc(p, "train")
     p.add_argument(
@@ -165,6 +176,12 @@ def run_train(args: argparse.Namespace) -> int:
         refuse_streamed("--nproc", args.data, "--chunk-rows was given", "train in one process")
     # a RUN_DIR that cannot take the run is refused before any work, not after training
     check_save_target(args.out, overwrite=args.overwrite)
+    if args.seeds > 1 and args.nproc != 1:
+        raise ValueError(
+            "--seeds trains its members in one process, one after another: drop --nproc, or "
+            "drop --seeds and train each seed with --seed"
+        )
+    check_seeds(args.seeds, None)
     if launch.launches(args.nproc):
         return launch.launch(args.argv, args.nproc)
     sets = _set_options(args)
@@ -216,11 +233,25 @@ def run_train(args: argparse.Namespace) -> int:
         else:
             phase = None if bar is None else bar.begin
             run = train_run(
-                frame, args.target, test_frame=test_frame, sets=sets, phase=phase, **settings
+                frame,
+                args.target,
+                test_frame=test_frame,
+                sets=sets,
+                phase=phase,
+                seeds=args.seeds,
+                **settings,
             )
     if run is None:  # a distributed worker other than rank 0, which reports and saves
         return 0
-    bar.finish(f"Model: {run.training.message}")
+    if run.seeds == 1:
+        bar.finish(f"Model: {run.training.message}")
+    else:
+        bar.finish(f"{run.seeds} seed members:")
+        for k, member in enumerate(run.members):
+            print(
+                f"  member {k} (seed {member.init_seed}): {member.training.message}",
+                file=sys.stderr,
+            )
     if frame is None:  # a streamed table's roles are decided on a sample, within training
         print(column_usage(run.schema, sampled=True), file=sys.stderr)
     if args.no_control:
@@ -242,6 +273,8 @@ def run_train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     print(metrics_table(run), file=sys.stdout)
+    if run.seeds > 1:
+        print(f"\n{members_table(run)}", file=sys.stdout)
     print(f"\n{control_report(run)}", file=sys.stdout)
     print(f"\n{verdict_text(*run_verdict(run))}", file=sys.stdout)
     print(
@@ -260,6 +293,7 @@ def _check_streamed_training(args: argparse.Namespace) -> None:
         ("--group-by", args.group_by is not None, "train sets on a smaller table"),
         ("--test", args.test is not None, "append the test rows to the table"),
         ("--nproc", world.in_worker(), "train in one process"),
+        ("--seeds", args.seeds > 1, "train each seed with --seed on a smaller table"),
     ):
         if given:
             refuse_streamed(flag, args.data, why, instead)
@@ -298,11 +332,31 @@ def metrics_table(run: Run) -> str:
     columns = ("model", "hgb", "trivial")
     sets = run.sets is not None
     boosting = "gradient boosting on aggregates" if sets else "gradient boosting"
-    headers = ("metric", "model", boosting, "trivial")
+    model = "model" if run.seeds == 1 else f"model (mean of {run.seeds} seeds)"
+    headers = ("metric", model, boosting, "trivial")
     rows = [[name, *(_number(scores[column].get(name)) for column in columns)] for name in names]
     widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
     examples = f"{scores['model']['rows']:,} {'groups' if sets else 'rows'}"
     lines = [f"Metrics on the {scores['split']} split ({examples}):"]
+    for row in [headers, *rows]:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def members_table(run: Run) -> str:
+    """Each seed member's own test metrics (the run's "model" is their mean)."""
+    regression = run.schema.task == Task.REGRESSION
+    names = REGRESSION_METRICS if regression else CLASSIFICATION_METRICS
+    headers = ("member", "seed", *names)
+    rows = [
+        (str(k), str(member.init_seed), *(_number(member.metrics["model"].get(n)) for n in names))
+        for k, member in enumerate(run.members)
+    ]
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+    lines = [
+        f"The model above is the mean of {run.seeds} seed members' predictions; each member "
+        "alone, on the same rows:"
+    ]
     for row in [headers, *rows]:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     return "\n".join(lines)
@@ -314,18 +368,23 @@ def control_report(run: Run) -> str:
     control = run.control
     if control is None:
         return run.no_control
-    model = run.metrics["model"].get(control.metric)
+    first = run.members[0]
+    model = first.metrics["model"].get(control.metric)
     score = "undefined" if control.value is None else f"{control.value:.4f}"
+    training = first.training
     rows = [
         ("", "steps", "epochs", control.metric, "seconds"),
-        ("model", f"{run.training.steps:,}", f"{run.training.epochs:,}", _number(model),
-         f"{run.training.elapsed:.1f}"),
+        ("model" if run.seeds == 1 else "member 0", f"{training.steps:,}", f"{training.epochs:,}",
+         _number(model), f"{training.elapsed:.1f}"),
         ("control", f"{control.steps:,}", f"{control.epochs:,}", score, f"{control.seconds:.1f}"),
     ]  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "Control model (labels shuffled within the training split; the time budget bounds the "
         "model only):"
+        if run.seeds == 1
+        else "Control model (labels shuffled within the training split, trained as member 0 was: "
+        "from its initial weights, for its steps):"
     ]
     for row in rows:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

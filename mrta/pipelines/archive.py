@@ -48,6 +48,7 @@ from mrta.runs.manifest import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
+    MEMBER_WEIGHTS,
     WEIGHTS,
 )
 from mrta.runs.run import Run
@@ -385,7 +386,7 @@ def member_limit(parts: tuple[str, ...], max_bytes: int) -> int:
         return max_bytes
     if parts[0] in DATA_FILES:
         return reading_limits().max_bytes
-    if parts[0] in (WEIGHTS, CONTROL_WEIGHTS):
+    if parts[0] in (WEIGHTS, CONTROL_WEIGHTS, *MEMBER_WEIGHTS):
         return max_run_bytes() + MAX_HEADER_BYTES + 8
     return max_bytes
 

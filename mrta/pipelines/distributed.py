@@ -43,6 +43,7 @@ from mrta.pipelines.train_run import (
     train_model,
     with_control,
 )
+from mrta.runs.members import Member
 from mrta.runs.run import Run
 from mrta.training.loop import Progress
 from mrta.training.world import env_int, process_group
@@ -154,7 +155,9 @@ def train_run_on_workers(
             if not world.leader:
                 return None
         # rank 0 alone, the others gone: the held-out metrics beside the baselines
-        run = plan.complete(model, preprocessor, train_config, training)
+        run = plan.complete(
+            [Member(model, train_config.seed, {}, training)], preprocessor, train_config
+        )
         if control:
             with_control(run, trained_control)
         return run

@@ -66,6 +66,7 @@ from mrta.pipelines.train_run import (
     train_model,
     with_control,
 )
+from mrta.runs.members import Member
 from mrta.runs.run import Run
 from mrta.task import Task
 from mrta.training.loop import Cancel, Progress
@@ -205,7 +206,9 @@ def train_run_from_file(
         test_rows=scored,
         table=table,
     )
-    run = plan.complete(model, preprocessor, train_config, training)
+    run = plan.complete(
+        [Member(model, train_config.seed, {}, training)], preprocessor, train_config
+    )
     if control:
         with_control(run, trained_control)
     return run

@@ -15,7 +15,7 @@ heatmap is shown, ``train_run(..., control=True)`` right after the model.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -32,9 +32,12 @@ from mrta.data.sets import SET_BATCH_SIZE, SetOptions, group_targets
 from mrta.data.splits import SplitOptions, Splits, make_group_splits, make_splits
 from mrta.data.target_transform import smearing_factor
 from mrta.errors import TableError
+from mrta.nn.ensemble import SeedEnsemble
 from mrta.nn.model import TabularAttentionModel, build_model
 from mrta.nn.set_model import SetAttentionModel
 from mrta.runs.control import METRIC_OF_TASK, Control, permutation_seed
+from mrta.runs.manifest import MAX_SEEDS
+from mrta.runs.members import ENSEMBLE_PREDICTION, Member
 from mrta.runs.run import Run
 from mrta.task import Task
 from mrta.training.evaluate import compare_with_baselines, metrics
@@ -71,8 +74,15 @@ def train_run(
     control: bool = False,
     control_callback: Callable[[Progress], None] | None = None,
     phase: Callable[[str], None] | None = None,
+    seeds: int = 1,
 ) -> Run:
     """Schema, splits, preprocessor, training, evaluation and baselines: a complete run.
+
+    With `seeds` above 1, that many models are trained one after another on the same split,
+    from the initial seeds ``train_config.seed + k`` (each with the whole time budget), as the
+    run's seed members (:mod:`mrta.runs.members`); the run predicts with their mean, and its
+    metrics, smearing factor and control are for that mean (the control trains from member 0's
+    initial weights, for member 0's steps). Runs on sets refuse seeds.
 
     `phase` is called with the name of each phase as it begins (:data:`PREPARING`,
     :data:`TRAINING`, :data:`BASELINES`, :data:`CONTROL`), so that a progress display can name
@@ -91,6 +101,7 @@ def train_run(
     Raises ``TableError`` for a table that cannot be used, ``ValueError`` for bad settings.
     """
     check_target_transform(sets, preprocessing_options)
+    check_seeds(seeds, sets)
     begin = phase or (lambda _name: None)
     begin(PREPARING)
     plan = RunPlan.prepare(
@@ -106,18 +117,50 @@ def train_run(
     model_config = model_config or ModelConfig()
     train_config = train_config or default_train_config(sets)
     model, train, validation = plan.build(preprocessor, model_config, train_config.seed)
-    begin(TRAINING)
-    training = train_model(
-        model, preprocessor, train, validation, train_config, callback=callback, cancel=cancel
-    )
-    fit_smearing(preprocessor, model, validation)
+    members = []
+    for k in range(seeds):
+        begin(training_phase(k, seeds))
+        member_config = replace(train_config, seed=train_config.seed + k)
+        if k:
+            model = build_model(preprocessor.model_spec(model_config), member_config.seed)
+        training = train_model(
+            model, preprocessor, train, validation, member_config, callback=callback, cancel=cancel
+        )
+        if training.stop_reason == "cancelled" and k:
+            break  # the members trained in full are the run's
+        members.append(Member(model, member_config.seed, {}, training))
+        if training.stop_reason == "cancelled":
+            break
+    predictor = members[0].model if len(members) == 1 else ensemble_of(members, plan.schema)
+    fit_smearing(preprocessor, predictor, validation)
     begin(BASELINES)
-    with threads_of(training):
-        run = plan.complete(model, preprocessor, train_config, training)
+    with threads_of(members[0].training):
+        run = plan.complete(members, preprocessor, train_config)
     if control:
         begin(CONTROL)
         with_control(run, train_control(run, callback=control_callback, cancel=cancel))
     return run
+
+
+def training_phase(member: int, seeds: int) -> str:
+    """The name of the phase that trains seed member `member` of `seeds`."""
+    return TRAINING if seeds == 1 else f"training member {member + 1} of {seeds}"
+
+
+def check_seeds(seeds: int, sets: SetOptions | None) -> None:
+    """Refuse a number of seed members outside 1 to :data:`MAX_SEEDS`, or above 1 for sets."""
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= MAX_SEEDS:
+        raise ValueError(f"seeds must be a whole number from 1 to {MAX_SEEDS}, got {seeds!r}")
+    if seeds > 1 and sets is not None:
+        raise ValueError(
+            "seed members apply to runs of one prediction per row; a run on sets trains one "
+            "model: drop --seeds (or train the set run several times with --seed)"
+        )
+
+
+def ensemble_of(members: Sequence[Member], schema: TableSchema) -> SeedEnsemble:
+    """The mean of `members`' predictions, as the run predicts with it."""
+    return SeedEnsemble([member.model for member in members], schema.task)
 
 
 def check_target_transform(sets: SetOptions | None, options: PreprocessingOptions | None) -> None:
@@ -407,26 +450,38 @@ class RunPlan:
 
     def complete(
         self,
-        model: TabularAttentionModel | SetAttentionModel,
+        members: Sequence[Member],
         preprocessor: Preprocessor,
         train_config: TrainConfig,
-        training: TrainResult,
     ) -> Run:
-        """The trained model scored on the test split beside the baselines, as a :class:`Run`."""
+        """The trained model (or the mean of its seed `members`, each also scored alone) scored
+        on the test split beside the baselines, as a :class:`Run`."""
         rows = (self.train_rows, self.validation_rows, self.test_rows)
-        compare = {"seed": train_config.seed, "threads": training.threads}
-        scores = compare_with_baselines(model, preprocessor, *rows, sets=self.sets, **compare)
+        first = members[0]
+        compare = {"seed": train_config.seed, "threads": first.training.threads}
+        predictor = first.model if len(members) == 1 else ensemble_of(members, self.schema)
+        scores = compare_with_baselines(predictor, preprocessor, *rows, sets=self.sets, **compare)
+        run_metrics = {"split": "test", **scores}
+        if len(members) > 1:
+            test, targets = self.test_examples(preprocessor, train_config.seed)
+            labels = self.schema.class_labels
+            for member in members:
+                predicted = predictions_in_units(preprocessor, predict_logits(member.model, test))
+                model_metrics = metrics(self.schema.task, targets, predicted, labels)
+                member.metrics = {"split": "test", "model": model_metrics}
+            run_metrics["ensemble"] = {"members": len(members), "prediction": ENSEMBLE_PREDICTION}
         return Run(
-            model,
+            first.model,
             preprocessor,
             self.splits,
             train_config=train_config,
-            init_seed=train_config.seed,
-            metrics={"split": "test", **scores},
-            training=training,
+            init_seed=first.init_seed,
+            metrics=run_metrics,
+            training=first.training,
             frame=self.frame,
             test_frame=self.test_frame,
             sets=self.sets,
             table=self.table,
             test_table=self.test_table,
+            members=members if len(members) > 1 else None,
         )

@@ -211,7 +211,7 @@ def check_parameter_bytes(models: Iterable[nn.Module], where: str) -> None:
     limit = max_run_bytes()
     if total > limit:
         raise RunError(
-            f"The run at {where!r} declares {size_text(total)} of weights (model and control), "
+            f"The run at {where!r} declares {size_text(total)} of weights (models and control), "
             f"more than the {size_text(limit)} this process loads ({RUN_BYTES_ENV}): "
             + raise_hint(RUN_BYTES_ENV, total)
         )

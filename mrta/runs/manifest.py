@@ -13,6 +13,9 @@ weights are read from those checked bytes, not by safetensors' own loader (which
 Format 2 added ``table.json`` (the table's fingerprint) and ``control.json`` (the control model,
 or why there is none), both required from format 2 on, and ``control.safetensors`` (the
 control's weights, when there is a control). A format 1 run, which has neither, still loads.
+Format 3 is a run of several seed members: ``members.json`` (each member's seed and metrics, and
+the training of members 1 on) and ``member-K.safetensors`` (member K's weights, K from 1; member
+0's are ``weights.safetensors``). A run of one member is still saved in format 2.
 """
 
 from __future__ import annotations
@@ -45,7 +48,11 @@ from mrta.runs.bounds import (
 FORMAT = "mrta-run"
 
 
-FORMAT_VERSION = 2  # 2: table.json and the control model (control.json, control.safetensors)
+#: 2: table.json and the control model (control.json, control.safetensors); 3: seed members
+#: (members.json and their weights).
+FORMAT_VERSION = 3
+#: A run of one model is saved in format 2: versions before seed members read it too.
+ONE_MODEL_FORMAT_VERSION = 2
 
 
 MANIFEST = "manifest.json"
@@ -76,11 +83,25 @@ CONTROL_FILE = "control.json"  # the control model's facts, or why there is none
 CONTROL_WEIGHTS = "control.safetensors"  # the control's weights, when there is a control
 
 
+MEMBERS_FILE = "members.json"  # the seed members' seeds, metrics and training (format 3)
+
+
+MAX_SEEDS = 10  # seed members a run may hold
+
+
+def member_weights(member: int) -> str:
+    """The weights file of seed member `member` (1 on; member 0's are :data:`WEIGHTS`)."""
+    return f"member-{member}.safetensors"
+
+
+MEMBER_WEIGHTS = tuple(member_weights(k) for k in range(1, MAX_SEEDS))
+
+
 #: Files a run of each format must list, besides the weights and `JSON_FILES`.
-REQUIRED_FROM = {TABLE_FILE: 2, CONTROL_FILE: 2}
+REQUIRED_FROM = {TABLE_FILE: 2, CONTROL_FILE: 2, MEMBERS_FILE: 3}
 
 
-OPTIONAL_FILES = (CONTROL_WEIGHTS,)  # listed only when there is a control
+OPTIONAL_FILES = (CONTROL_WEIGHTS, *MEMBER_WEIGHTS)  # with a control, with seed members
 
 
 ANALYSIS_DIR = "analysis"  # where a run caches its explanation (mrta.pipelines.analysis_cache)
@@ -89,7 +110,7 @@ RUN_NAMES = frozenset(
     (MANIFEST, WEIGHTS, *JSON_FILES, *REQUIRED_FROM, *OPTIONAL_FILES, *DATA_FILES, ANALYSIS_DIR)
 )
 
-LARGE_FILES = (WEIGHTS, CONTROL_WEIGHTS, *DATA_FILES)  # checked, then read when needed
+LARGE_FILES = (WEIGHTS, CONTROL_WEIGHTS, *MEMBER_WEIGHTS, *DATA_FILES)  # read when needed
 
 _CHUNK = 8 << 20  # bytes hashed at a time
 # Opening a path that has become a link since it was checked fails; one that has become a pipe
@@ -245,7 +266,7 @@ def _check_sizes(path: Path, listed: Mapping[str, str]) -> None:
             f"{size_text(json_limit)} this process reads ({JSON_BYTES_ENV}): "
             + raise_hint(JSON_BYTES_ENV, json_bytes)
         )
-    for name in (WEIGHTS, CONTROL_WEIGHTS):
+    for name in (WEIGHTS, CONTROL_WEIGHTS, *MEMBER_WEIGHTS):
         size, limit = sizes.get(name, 0), max_run_bytes() + 8 + MAX_HEADER_BYTES
         if size > limit:
             raise RunError(

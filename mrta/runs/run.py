@@ -37,8 +37,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ from mrta.data.sets import SetOptions
 from mrta.data.splits import Splits
 from mrta.errors import RunError, one_line
 from mrta.jsonable import json_bytes
+from mrta.nn.ensemble import SeedEnsemble
 from mrta.nn.model import TabularAttentionModel, build_meta_model, build_model
 from mrta.nn.set_model import SetAttentionModel
 from mrta.runs.atomic import is_staging_name, recover_folder, staged_folder, write_file
@@ -68,16 +70,21 @@ from mrta.runs.manifest import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
+    MAX_SEEDS,
+    MEMBERS_FILE,
+    ONE_MODEL_FORMAT_VERSION,
     RUN_NAMES,
     TABLE_FILE,
     WEIGHTS,
     RunFiles,
     file_digest,
+    member_weights,
     open_regular,
     package_version,
     parse_json,
     verified_files,
 )
+from mrta.runs.members import Member, members_facts, parse_members
 from mrta.task import Task
 from mrta.training.inference import predict_logits, predictions_in_units
 from mrta.training.loop import TrainResult
@@ -106,6 +113,7 @@ class Run:
         no_control: str = NOT_TRAINED,
         table: TableFingerprint | None = None,
         test_table: TableFingerprint | None = None,
+        members: Sequence[Member] | None = None,
     ) -> None:
         self.model = model
         self.preprocessor = preprocessor
@@ -121,8 +129,58 @@ class Run:
         self.no_control = no_control  # why there is no control, when there is none
         self.table = table  # the fingerprint of the table trained on; None before format 2
         self.test_table = test_table  # and of a separate test file
+        # the seed members, member 0 (this model) first; one member: this model alone
+        self.members = tuple(members or (Member(model, init_seed, self.metrics, training),))
+        if self.members[0].model is not model:
+            raise ValueError("members[0] must hold the run's model")
+        self._predictor: nn.Module | None = None
+        self._views: dict[int, Run] = {}
         # unique for the life of the process, unlike id(): caches of derived views key on it
         self.uid = uuid.uuid4().hex
+
+    @property
+    def seeds(self) -> int:
+        """How many seed members the run holds (1 for a run of one model)."""
+        return len(self.members)
+
+    @property
+    def predictor(self) -> nn.Module:
+        """What the run predicts with: its model, or the mean of its seed members
+        (:class:`~mrta.nn.ensemble.SeedEnsemble`)."""
+        if self.seeds == 1:
+            return self.model
+        if self._predictor is None:
+            models = [member.model for member in self.members]
+            self._predictor = SeedEnsemble(models, self.schema.task)
+        return self._predictor
+
+    def member(self, k: int) -> Run:
+        """Seed member `k` as a run of its own (its model, seed, metrics and training; the
+        run's table, split, preprocessor and control), for recording its attention. The same
+        object for the same `k`; member 0 of a one-member run is the run itself."""
+        if not 0 <= k < self.seeds:
+            raise ValueError(f"member must be between 0 and {self.seeds - 1}, got {k}")
+        if self.seeds == 1:
+            return self
+        if k not in self._views:
+            chosen = self.members[k]
+            self._views[k] = Run(
+                chosen.model,
+                self.preprocessor,
+                self.splits,
+                train_config=replace(self.train_config, seed=chosen.init_seed),
+                init_seed=chosen.init_seed,
+                metrics=chosen.metrics,
+                training=chosen.training,
+                frame=self.frame,
+                test_frame=self.test_frame,
+                sets=self.sets,
+                control=self.control,
+                no_control=self.no_control,
+                table=self.table,
+                test_table=self.test_table,
+            )
+        return self._views[k]
 
     @property
     def schema(self) -> TableSchema:
@@ -217,7 +275,7 @@ class Run:
         targets = self.targets(split, examples)
         model, control = (
             None if model is None else self.predict_examples(examples, model)
-            for model in (self.model, None if self.control is None else self.control.model)
+            for model in (self.predictor, None if self.control is None else self.control.model)
         )
         return targets, model, control
 
@@ -234,10 +292,11 @@ class Run:
     def predict_examples(
         self, examples: Examples, model: TabularAttentionModel | SetAttentionModel | None = None
     ) -> np.ndarray:
-        """Predictions of `model` (default: the run's) for encoded examples, in the target's
-        units (see :func:`mrta.training.inference.to_predictions`)."""
+        """Predictions of `model` (default: the run's :attr:`predictor`, the mean of its seed
+        members where it has several) for encoded examples, in the target's units (see
+        :func:`mrta.training.inference.to_predictions`)."""
         return predictions_in_units(
-            self.preprocessor, predict_logits(self.model if model is None else model, examples)
+            self.preprocessor, predict_logits(self.predictor if model is None else model, examples)
         )
 
     def check_table(
@@ -322,7 +381,7 @@ class Run:
         files = self._files(include_data)
         manifest = {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            "format_version": FORMAT_VERSION if self.seeds > 1 else ONE_MODEL_FORMAT_VERSION,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "mrta_version": package_version(),
             "files": {name: file_digest(data) for name, data in files.items()},
@@ -356,6 +415,10 @@ class Run:
         if self.control is not None:
             files[CONTROL_FILE] = self.control.to_dict()
             files[CONTROL_WEIGHTS] = _weights(self.control.model)
+        if self.seeds > 1:
+            files[MEMBERS_FILE] = members_facts(self.members)
+            for k, member in enumerate(self.members[1:], start=1):
+                files[member_weights(k)] = _weights(member.model)
         files = {k: v if isinstance(v, bytes) else json_bytes(v) for k, v in files.items()}
         if include_data:
             if self.frame is None:
@@ -420,6 +483,22 @@ class Run:
             model = build_meta_model(spec, model_class)
             facts = _json(files, CONTROL_FILE) if CONTROL_FILE in files else None
             control, no_control = _control(files, facts, spec, model_class, where)
+            others = []
+            if MEMBERS_FILE in files:
+                entries = parse_members(_json(files, MEMBERS_FILE), MAX_SEEDS)
+                if entries[0]["seed"] != init_seed:
+                    raise RunError(
+                        f"The run at {where!r} names another seed for member 0 than its own: "
+                        "it was altered or damaged, so train the model again."
+                    )
+                for k, entry in enumerate(entries[1:], start=1):
+                    if member_weights(k) not in files:
+                        raise RunError(
+                            f"The run at {where!r} lacks the weights of its seed member {k} "
+                            f"({member_weights(k)}): copy the whole run directory."
+                        )
+                    entry["model"] = build_meta_model(spec, model_class)
+                others = entries
         except RunError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as error:
@@ -435,6 +514,8 @@ class Run:
         weighted = {WEIGHTS: model}
         if control is not None:
             weighted[CONTROL_WEIGHTS] = control.model
+        for k, entry in enumerate(others[1:], start=1):
+            weighted[member_weights(k)] = entry["model"]
         check_parameter_bytes(weighted.values(), where)
         with ExitStack() as stack:
             readers = {
@@ -464,6 +545,16 @@ class Run:
             no_control=no_control,
             table=table,
             test_table=test_table,
+            members=[
+                Member(
+                    model if k == 0 else entry["model"],
+                    entry["seed"],
+                    entry["metrics"],
+                    training if k == 0 else entry["training"],
+                )
+                for k, entry in enumerate(others)
+            ]
+            or None,
         )
 
 
