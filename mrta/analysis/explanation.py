@@ -12,6 +12,7 @@ from mrta.analysis.deletion import Faithfulness
 from mrta.analysis.heads import HeadStats
 from mrta.analysis.importance import ColumnImportances
 from mrta.analysis.permutation import PermutationImportance
+from mrta.analysis.stability import SeedStability
 from mrta.analysis.verdict import Verdict
 
 
@@ -38,6 +39,8 @@ class Explanation:
     faithfulness: Faithfulness | None = None
     #: rollout-vs-permutation agreement of the nulls: "untrained" and "control", when checked
     null_agreement: dict[str, Any] = field(default_factory=dict)
+    #: what survives another seed, for a run of several seed members (member 0 is `atlas`)
+    stability: SeedStability | None = None
 
     @property
     def sanity(self) -> dict[str, Any]:

@@ -40,6 +40,13 @@ DEFAULT_Q = 0.05  # the false discovery rate of the unstable cells, as in the di
 # count: over 10,000 rows a cell 0.2505 against u = 0.25 is significant, but no feature.
 MIN_EFFECT = 0.1
 PERMUTATIONS = 2_000  # of Kendall's W: a p-value resolved to 1/2001
+#: How each importance method is named in a sentence about its agreement across members.
+IMPORTANCE_WORDS = {
+    "permutation": "permutation importances",
+    "rollout": "rolled-out attention shares",
+    "value_norm": "value-norm shares",
+    "relevance": "gradient-weighted relevances",
+}
 
 
 def match_heads(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -154,7 +161,8 @@ class CellStability:
 
     Shape: ``mean``, ``sd``, ``unstable``: ``(Tq, Tk)``; ``matched_mean``, ``matched_sd``:
     ``(H, Tq, Tk)``, member 0's heads with each member's matched head; ``heads``: ``(N, H)``,
-    row ``i`` the head of member ``i`` matched to each head of member 0 (row 0 the identity).
+    row ``i`` the head of member ``i`` matched to each head of member 0 (row 0 the identity);
+    ``member_means``: ``(N, Tq, Tk)``, each member's head-mean map.
     """
 
     mean: np.ndarray
@@ -163,6 +171,7 @@ class CellStability:
     matched_mean: np.ndarray
     matched_sd: np.ndarray
     heads: np.ndarray
+    member_means: np.ndarray
 
     @property
     def mean_cell_sd(self) -> float:
@@ -215,6 +224,7 @@ def cell_stability(
         matched_mean=matched.mean(axis=0),
         matched_sd=matched.std(axis=0, ddof=1),
         heads=matching,
+        member_means=head_mean,
     )
 
 
@@ -259,6 +269,35 @@ def map_stabilities(
         cells = cell_stability(np.stack(heads), np.stack(ses), q=q)
         found.append(MapStability(layer, map_id, cells))
     return found
+
+
+@dataclass(frozen=True)
+class SeedStability:
+    """What survives another seed in a run of N seed members: every map's
+    :func:`map_stabilities` and, per importance method, the members' :func:`importance_agreement`
+    (empty, with `note` saying why, where the run's test rows were not at hand)."""
+
+    members: int
+    rows: int  # the rows every member was recorded on
+    maps: list[MapStability]
+    agreement: dict[str, Concordance]
+    importance_rows: int  # the test rows the importances were computed on (0: none)
+    note: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The ``"stability"`` entry of ``summary.json`` (:func:`stability_summary`)."""
+        return {**stability_summary(self.maps, self.agreement), "seeds": self.members}
+
+    def sentence(self, method: str) -> str:
+        """The plain sentence on the members' agreement on `method`'s column ranking."""
+        return self.agreement[method].sentence(IMPORTANCE_WORDS.get(method, method))
+
+    def map(self, layer: int, map_id: str) -> MapStability:
+        """The stability of one layer's map."""
+        for found in self.maps:
+            if (found.layer, found.map_id) == (layer, map_id):
+                return found
+        raise KeyError(f"no map {map_id!r} in layer {layer}")
 
 
 def stability_summary(

@@ -10,6 +10,7 @@ import pandas as pd
 
 from mrta.analysis.atlas import AttentionAtlas
 from mrta.analysis.cohorts import CohortKey
+from mrta.analysis.stability import SeedStability
 from mrta.cli.common import (
     add_chunk_rows,
     add_nproc,
@@ -28,6 +29,7 @@ from mrta.pipelines.analysis_cache import load_explanation, save_explanation
 from mrta.pipelines.distributed import explain_on_workers
 from mrta.pipelines.explain import DEFAULT_MAX_ROWS, explain, run_checks
 from mrta.pipelines.explain_sets import DEFAULT_MAX_SETS, explain_sets, set_maps
+from mrta.pipelines.stability import seed_stability
 from mrta.pipelines.streamed import explained_rows, file_digest
 from mrta.report.run_exports import write_exports
 from mrta.report.run_report import faithfulness_words
@@ -138,6 +140,8 @@ def run_explain(args: argparse.Namespace) -> int:
             save_explanation(explanation, args.run, source)
         except OSError as error:
             print(f"mrta: the analysis could not be cached in the run: {error}", file=sys.stderr)
+    if run.seeds > 1:
+        explanation.stability = seed_stability(run, explanation, frame, progress=bar.phase)
     atlas = explanation.atlas
     cohorts = _cohorts(atlas, args.cohort)
     written = write_exports(
@@ -147,6 +151,8 @@ def run_explain(args: argparse.Namespace) -> int:
     print(run.control_status(), file=sys.stdout)
     if explanation.faithfulness is not None:
         print(f"Faithfulness: {faithfulness_words(explanation.faithfulness)}", file=sys.stdout)
+    if explanation.stability is not None:
+        print(stability_text(explanation.stability), file=sys.stdout)
     bar.finish(
         f"{'Read from the run' if cached else 'Recorded'} {explanation.rows:,} rows "
         f"({len(atlas.cohorts)} cohorts); wrote "
@@ -154,6 +160,26 @@ def run_explain(args: argparse.Namespace) -> int:
         + f" to {args.out}"
     )
     return 0
+
+
+def stability_text(stability: SeedStability) -> str:
+    """What survives another seed, as the command line prints it: the importances' agreement
+    and each map's unstable cells (all of it, per cell, in stability.csv)."""
+    lines = [
+        f"Stability across {stability.members} seed members (recorded on the same "
+        f"{stability.rows:,} rows; member 0's maps are the ones exported):"
+    ]
+    lines += [f"  {stability.sentence(method)}" for method in stability.agreement]
+    if stability.note:
+        lines.append(f"  {stability.note}")
+    for found in stability.maps:
+        cells = found.cells
+        lines.append(
+            f"  layer {found.layer} {found.map_id}: {cells.unstable_cells} of {cells.sd.size} "
+            f"cells unstable (members significantly on both sides of the uniform weight); mean "
+            f"SD of a cell across members {cells.mean_cell_sd:.4f}"
+        )
+    return "\n".join(lines)
 
 
 def _use_as_training_table(run: Run, frame: pd.DataFrame, args: argparse.Namespace) -> None:

@@ -17,11 +17,13 @@ records a custom cohort, of the whole table and of its training and test rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from mrta.analysis.atlas import AttentionAtlas
 from mrta.analysis.checks import ablate_heads, ablate_maps, map_divergence, rollout_agreement
@@ -49,9 +51,10 @@ from mrta.analysis.importance import (
     input_columns,
 )
 from mrta.analysis.labels import token_frame
-from mrta.analysis.permutation import permutation_importance
+from mrta.analysis.permutation import PermutationImportance, permutation_importance
 from mrta.analysis.scoring import CHECK_ROWS
 from mrta.analysis.verdict import Verdict, judge
+from mrta.data.preprocessing import Examples
 from mrta.errors import RunError, one_line
 from mrta.runs.run import Run
 from mrta.task import Task
@@ -147,19 +150,19 @@ def explain(
     of the shard's group are added up (see :func:`~mrta.analysis.atlas.collect_attention`): every
     process calls it alike and gets the explanation of all the rows.
     """
-    frame = _table(run, frame)
+    frame = run_table(run, frame)
     positions = _analysed_positions(run, frame, max_rows, seed)
     rows = frame.iloc[positions]
     encoded = run.preprocessor.transform(rows)
     tokens = token_frame(run.schema, rows)
     phases = RECORDING if run.control is not None else RECORDING[:2]
-    step = _phases(progress, phases)
+    step = progress_phases(progress, phases)
     outcomes: dict[str, np.ndarray] = {}
     if run.schema.task == Task.REGRESSION:
         _report(step(0), phases[0])
         outcomes = {
             "targets": run.schema.encode_target(rows),
-            "predictions": run.predict_examples(encoded),
+            "predictions": run.predict_examples(encoded, run.model),  # the model recorded
         }
     spec = CohortSpec.for_frame(
         tokens,
@@ -234,12 +237,12 @@ def attach_control(
     sampled as :func:`explain` samples it."""
     if run.control is None:
         raise RunError(f"This run has no control model to attach: {run.control_status()}")
-    rows = analysed_rows(run, _table(run, None), explanation.rows, 0)
+    rows = analysed_rows(run, run_table(run, None), explanation.rows, 0)
     explanation.control = collect_attention(
         run.control.model,
         run.preprocessor.transform(rows),
         cohorts=CohortSpec(classes=False),
-        progress=_phases(progress, RECORDING[2:])(0),
+        progress=progress_phases(progress, RECORDING[2:])(0),
     )
     explanation.divergence = map_divergence(
         explanation.atlas, explanation.untrained, control=explanation.control
@@ -255,7 +258,7 @@ def filter_atlas(
     them): its own pass over those rows, keyed ``("filter", name)`` and, when ``frame`` is the
     run's own table, ``("filter", name, "train")`` and ``("filter", name, "test")`` for those of
     its training and of its test rows (see :mod:`mrta.analysis.cohorts`)."""
-    frame = _table(run, frame)
+    frame = run_table(run, frame)
     if len(mask) != len(frame):
         raise ValueError(f"the filter has {len(mask)} values for {len(frame)} rows")
     matching = np.flatnonzero(np.asarray(mask, dtype=bool))
@@ -272,7 +275,8 @@ def filter_atlas(
     return collect_attention(run.model, run.preprocessor.transform(rows), cohorts=spec)
 
 
-def _table(run: Run, frame: pd.DataFrame | None) -> pd.DataFrame:
+def run_table(run: Run, frame: pd.DataFrame | None) -> pd.DataFrame:
+    """`frame`, or the run's own table when it is `None` (``ValueError`` when it has none)."""
     frame = run.frame if frame is None else frame
     if frame is None:
         raise ValueError("this run holds no table: give the rows to explain it on")
@@ -299,9 +303,6 @@ def run_checks(
     validation = run.preprocessor.transform(run.rows("validation"))
     ranked_rows, curve_rows = importance_rows(run, seed)
     ranked = run.preprocessor.transform(ranked_rows)
-    loss_fn, metric_fn, _ = task_scores(
-        run.schema.task, run.preprocessor.target_mean, run.preprocessor.target_std
-    )
     nulls = {"untrained": (run.untrained_model(), explanation.untrained)}
     if run.control is not None and explanation.control is not None:
         nulls["control"] = (run.control.model, explanation.control)
@@ -314,8 +315,8 @@ def run_checks(
         "deleting columns",
         *(f"permuting columns of the {n} model" for n in nulls),
     ]
-    step = _phases(progress, names)
-    common = {"loss_fn": loss_fn, "metric_fn": metric_fn, "max_rows": CHECK_ROWS, "seed": seed}
+    step = progress_phases(progress, names)
+    common = check_scores(run, seed)
     columns = input_columns(run.schema)
     with torch.no_grad():
         explanation.ablation = ablate_heads(run.model, validation, progress=step(0), **common)
@@ -323,20 +324,11 @@ def run_checks(
             run.model, validation, method="mean", progress=step(1), **common
         )
         explanation.map_ablation = ablate_maps(run.model, validation, progress=step(2), **common)
-        permutation = permutation_importance(
-            run.model, ranked, columns=columns, progress=step(3), **common
-        )
-    explanation.permutation = permutation
-    _report(step(4), "attributing attention")
+    explanation.permutation, methods = column_importances(
+        run.model, ranked, columns, common, progress=step(3), attributing=step(4)
+    )
     explanation.importance = ColumnImportances(
-        rows=len(ranked_rows),
-        methods={
-            "permutation": MethodImportance(
-                permutation.loss_increases(), permutation.standard_errors()
-            ),
-            **attention_importances(run.model, ranked, columns),
-        },
-        streams=column_streams(run.schema),
+        rows=len(ranked_rows), methods=methods, streams=column_streams(run.schema)
     )
     explanation.faithfulness = deletion_faithfulness(
         run, explanation.importance, curve_rows, seed=seed, progress=step(5)
@@ -353,6 +345,41 @@ def run_checks(
         explanation.atlas, ALL_ROWS, reference=explanation.untrained, ablation=explanation.ablation
     )
     return explanation
+
+
+def column_importances(
+    model: nn.Module,
+    ranked: Examples,
+    columns: Mapping[str, Sequence[str]],
+    common: Mapping[str, Any],
+    *,
+    progress: ProgressFn | None = None,
+    attributing: ProgressFn | None = None,
+) -> tuple[PermutationImportance, dict[str, MethodImportance]]:
+    """The four column importances of `model` on the encoded rows `ranked`: permutation (with
+    `common`: its loss and metric functions, rows and seed) and the three of
+    :func:`~mrta.analysis.importance.attention_importances`; and the permutation's details."""
+    with torch.no_grad():
+        permutation = permutation_importance(
+            model, ranked, columns=columns, progress=progress, **common
+        )
+    _report(attributing, "attributing attention")
+    methods = {
+        "permutation": MethodImportance(
+            permutation.loss_increases(), permutation.standard_errors()
+        ),
+        **attention_importances(model, ranked, columns),
+    }
+    return permutation, methods
+
+
+def check_scores(run: Run, seed: int = 0) -> dict[str, Any]:
+    """What every check scores with: the run's loss and metric functions, the most rows a
+    check takes (:data:`CHECK_ROWS`) and the seed of its samples."""
+    loss_fn, metric_fn, _ = task_scores(
+        run.schema.task, run.preprocessor.target_mean, run.preprocessor.target_std
+    )
+    return {"loss_fn": loss_fn, "metric_fn": metric_fn, "max_rows": CHECK_ROWS, "seed": seed}
 
 
 def importance_rows(run: Run, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -407,7 +434,7 @@ def _report(progress: ProgressFn | None, message: str) -> None:
         progress(0, 1, message)
 
 
-def _phases(progress: ProgressFn | None, names: Sequence[str]):
+def progress_phases(progress: ProgressFn | None, names: Sequence[str]):
     """Per phase, a progress callback that reports ``(done, total, "phase: ...")``."""
 
     def phase(i: int) -> ProgressFn | None:

@@ -22,6 +22,7 @@ from mrta.analysis.deletion import EXPORT_KEY, Faithfulness
 from mrta.analysis.heads import HeadStats
 from mrta.analysis.importance import METHODS, ColumnImportances
 from mrta.analysis.permutation import PermutationImportance
+from mrta.analysis.stability import SeedStability
 from mrta.analysis.verdict import Verdict
 from mrta.csvfile import FORMULA_STARTS as FORMULA_STARTS  # where it was, for old imports
 from mrta.csvfile import escape_cell, write_csv
@@ -264,4 +265,40 @@ def write_faithfulness_csv(faithfulness: Faithfulness, path: str | Path) -> Path
         index=False,
         float_format="%.6g",
     )
+    return Path(path)
+
+
+STABILITY_COLUMNS = ("layer", "map_id", "query", "key", "mean", "sd", "unstable", "member_0")
+
+
+def write_stability_csv(stability: SeedStability, atlas: AttentionAtlas, path: str | Path) -> Path:
+    """Tidy: one row per layer, map and cell: its head-mean weight averaged over the seed
+    members (``mean``), their standard deviation (``sd``), whether it is ``unstable``, and each
+    member's own weight (``member_0``, ``member_1``, ...). Token names come from `atlas`
+    (member 0's)."""
+    members = [f"member_{k}" for k in range(stability.members)]
+    frames = []
+    for found in stability.maps:
+        queries, keys = atlas.names(found.layer, found.map_id)
+        cells = found.cells
+        grid = pd.MultiIndex.from_product([queries, keys], names=["query", "key"]).to_frame(
+            index=False
+        )
+        frame = pd.DataFrame(
+            {
+                "layer": found.layer,
+                "map_id": found.map_id,
+                "query": [escape_cell(n) for n in grid["query"]],
+                "key": [escape_cell(n) for n in grid["key"]],
+                "mean": cells.mean.ravel(),
+                "sd": cells.sd.ravel(),
+                "unstable": cells.unstable.ravel(),
+            }
+        )
+        for k, name in enumerate(members):
+            frame[name] = cells.member_means[k].ravel()
+        frames.append(frame)
+    columns = [*STABILITY_COLUMNS[:-1], *members]
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    write_csv(table[columns], path, index=False, float_format="%.6g")
     return Path(path)

@@ -10,12 +10,14 @@ from typing import Any
 
 from mrta.analysis.cohorts import ALL_ROWS, CohortKey
 from mrta.analysis.explanation import Explanation
+from mrta.analysis.stability import SeedStability
 from mrta.jsonable import write_json
 from mrta.report.exports import (
     analysis_summary,
     save_atlas,
     write_faithfulness_csv,
     write_importance_csv,
+    write_stability_csv,
     write_tidy_csv,
 )
 from mrta.report.run_report import report_html
@@ -32,7 +34,8 @@ def write_exports(
     table: str | None = None,
 ) -> list[Path]:
     """Write ``maps.npz`` + ``maps.json``, ``maps.csv`` (tidy), ``summary.json``, once the checks
-    ran ``importance.csv`` and ``faithfulness.csv`` (tidy), and with ``report``,
+    ran ``importance.csv`` and ``faithfulness.csv`` (tidy), for a run of seed members
+    ``stability.csv`` (tidy), and with ``report``,
     ``report.html`` (:func:`~mrta.report.run_report.report_html`, titled with the file name of
     `table`, the rows explained) into ``out``; returns the paths written."""
     out = Path(out)
@@ -51,7 +54,12 @@ def write_exports(
         verdict=explanation.verdict,
         control=control_summary(run, explanation),
     )
+    if explanation.stability is not None:
+        summary["stability"] = stability_entry(explanation.stability)
     written.append(write_json(out / "summary.json", summary))
+    if explanation.stability is not None:
+        path = out / "stability.csv"
+        written.append(write_stability_csv(explanation.stability, explanation.atlas, path))
     if explanation.importance is not None:
         written.append(write_importance_csv(explanation.importance, out / "importance.csv"))
     if explanation.faithfulness is not None:
@@ -61,6 +69,21 @@ def write_exports(
         path.write_text(report_html(run, explanation, table), encoding="utf-8")
         written.append(path)
     return written
+
+
+def stability_entry(stability: SeedStability) -> dict[str, Any]:
+    """``summary.json``'s ``"stability"``: :meth:`SeedStability.summary`, with Kendall's W
+    beside its chance level 1/N, its permutation p-value and its sentence per method, the rows
+    compared and, where there is no agreement, why."""
+    return {
+        **stability.summary(),
+        "importance_agreement_chance": 1 / stability.members,
+        "importance_agreement_p": {m: c.p_value for m, c in stability.agreement.items()},
+        "importance_agreement_sentences": {m: stability.sentence(m) for m in stability.agreement},
+        "rows": stability.rows,
+        "importance_rows": stability.importance_rows,
+        "note": stability.note,
+    }
 
 
 def control_summary(run: Run, explanation: Explanation) -> dict[str, Any] | None:
