@@ -22,6 +22,7 @@ pages = [  # paths relative to this script, as st.Page wants them
     st.Page("views/train.py", title="Train", icon=":material/model_training:"),
     st.Page("views/open_run.py", title="Open run", icon=":material/folder_open:"),
     st.Page("views/explore.py", title="Explore", icon=":material/grid_view:"),
+    st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
     st.Page("views/export.py", title="Export", icon=":material/download:"),
 ]
 st.navigation(pages).run()

@@ -39,6 +39,8 @@ CONTROL_JOB = "control_job"  # the Job training the control model of the session
 CONTROL_FOR = "control_for"  # the uid of the run whose control was started (once per run)
 CONTROL_CANCEL = "control_cancel"
 VERDICTS = "verdicts"  # {(run uid, has a control): (Verdict, note)} of a run on sets
+SEEN_RUNS = "seen_runs"  # [(run, its name in words)]: the runs this session had, newest last
+SEEN_COUNT = "seen_count"  # how many runs the session has had: each one's number in its name
 
 # -- Data page -----------------------------------------------------------------------------------
 SOURCE = "source"
@@ -118,6 +120,14 @@ SET_MAPS = "x_set_maps"  # {(run uid, set key): SetMaps}, the last few sets reco
 SET_FILTERS = ("every set", "wrong predictions", "right predictions", "largest errors first")
 set_picker = KeyFamily("x_set")  # (one of SET_FILTERS): each list of sets has its picker
 
+# -- Compare page ----------------------------------------------------------------------------------
+COMPARE_WITH, COMPARE_Q, COMPARE_BUTTON, COMPARE_MAP = "c_with", "c_q", "c_go", "c_map"
+COMPARISONS = "c_results"  # {(uid of the current run, uid of the other, q): Comparison}
+COMPARE_METRICS, COMPARE_DIVERGENCE = "c_metrics", "c_divergence"
+COMPARE_MAPS_FIGURE, COMPARE_DIFFERENCE_FIGURE = "c_maps_fig", "c_diff_fig"
+COMPARE_DIFFERENCE_HTML = "c_diff_html"
+COMPARE_IMPORTANCE_FIGURE, COMPARE_IMPORTANCE_TABLE = "c_imp_fig", "c_imp_table"
+
 # -- Export page -----------------------------------------------------------------------------------
 EXPORT_FILES = "e_files"  # ((explanation, its checks, control), {file name: bytes})
 EXPORT_SET_FILES = "e_set_files"  # (explanation, {file name: bytes})
@@ -189,4 +199,6 @@ RUN_VIEWS = (
     EXPORT_FILES,
     EXPORT_SET_FILES,
     EXPORT_SET,
+    COMPARE_WITH,
+    COMPARE_MAP,
 )

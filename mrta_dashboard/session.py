@@ -129,6 +129,8 @@ def adopt_finished_job() -> None:
     if st.session_state.get(keys.TRAIN_JOB_ADOPTED) is not job:
         _replace_run(*job.result)
         st.session_state[keys.TRAIN_JOB_ADOPTED] = job
+        run = job.result[0]
+        remember_run(run, f"trained here on {job.title}, seed {run.train_config.seed}")
 
 
 def of_table(run, loaded: LoadedTable) -> bool:
@@ -150,6 +152,26 @@ def run_name(run) -> str:
     if job is not None and job.result is not None and job.result[0] is run:
         return f"trained in this page on **{md(job.title)}**"
     return f"trained in this page (→ **{md(run.schema.target)}**)"
+
+
+#: How many runs the session remembers for the Compare page (each holds its model and rows).
+REMEMBERED_RUNS = 5
+
+
+def remember_run(run, words: str) -> None:
+    """Remember `run` (once) for the Compare page, named "run N: `words`" (plain text); the
+    oldest is forgotten past :data:`REMEMBERED_RUNS`."""
+    seen = st.session_state.setdefault(keys.SEEN_RUNS, [])
+    if any(known.uid == run.uid for known, _ in seen):
+        return
+    number = st.session_state[keys.SEEN_COUNT] = st.session_state.get(keys.SEEN_COUNT, 0) + 1
+    seen.append((run, f"run {number}: {words}"))
+    del seen[:-REMEMBERED_RUNS]
+
+
+def seen_runs() -> list[tuple[object, str]]:
+    """The runs this session has had (trained or opened), each with its name, oldest first."""
+    return list(st.session_state.get(keys.SEEN_RUNS, []))
 
 
 def run_cache(state_key: str, run, name: Any, compute: Callable[[], Any], keep: int = 16) -> Any:
@@ -207,6 +229,7 @@ def set_opened_run(run, explanation, origin: RunOrigin) -> None:
         st.session_state.pop(keys.TRAIN_JOB_ADOPTED, None)
     _replace_run(run, explanation)
     st.session_state[keys.RUN_ORIGIN] = (run.uid, origin)
+    remember_run(run, f"{origin.name}, opened from {origin.where}")
 
 
 def adopt_opened_run() -> bool:

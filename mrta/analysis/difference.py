@@ -202,17 +202,34 @@ def cohort_difference(
         return MapDifference(diff, np.full(diff.shape, np.nan), **untested, note=note)
     v_a, v_b = (c.std.astype(np.float64) ** 2 / (c.count - 1) for c in (a, b))
     variance = v_a + v_b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = variance**2 / (v_a**2 / (a.count - 1) + v_b**2 / (b.count - 1))
+    return t_tested(diff, variance, df, q)
+
+
+def t_tested(
+    diff: np.ndarray,
+    variance: np.ndarray,
+    df: np.ndarray | float,
+    q: float,
+    result: type[MapDifference] = MapDifference,
+) -> MapDifference:
+    """``diff`` tested cell by cell: ``t = diff / sqrt(variance)`` (the variance of ``diff``) on
+    ``df`` degrees of freedom, two-sided, Benjamini–Yekutieli adjusted over the cells whose
+    variance is above 0 (the others have no test and never pass), significant where the
+    adjusted p-value is at most ``q``; returned as `result` (a :class:`MapDifference`).
+
+    Shape: ``diff``, ``variance`` and an array ``df`` alike; the result's arrays like them.
+    """
     testable = variance > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         se = np.sqrt(variance)
         t = np.where(testable, diff / se, np.nan)
-        df = np.where(
-            testable, variance**2 / (v_a**2 / (a.count - 1) + v_b**2 / (b.count - 1)), np.nan
-        )
+    df = np.where(testable, df, np.nan)
     p = np.where(testable, 2 * special.stdtr(df, -np.abs(t)), np.nan)
     p_adjusted = np.full(diff.shape, np.nan)
     p_adjusted[testable] = benjamini_yekutieli(p[testable])
-    return MapDifference(
+    return result(
         diff=diff,
         se=se,
         t=t,

@@ -1,4 +1,5 @@
-"""The command line: ``mrta train``, ``mrta predict``, ``mrta explain``, ``mrta dashboard``.
+"""The command line: ``mrta train``, ``mrta predict``, ``mrta explain``, ``mrta compare``,
+``mrta dashboard``.
 
 Each subcommand is a module with one ``add_*`` function that makes its parser with
 :func:`mrta.cli.common.subcommand`, declares its arguments and sets ``handler``;
@@ -14,6 +15,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from mrta.cli.compare import add_compare
 from mrta.cli.dashboard import add_dashboard
 from mrta.cli.explain import add_explain
 from mrta.cli.predict import add_predict
@@ -32,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     parser.set_defaults(passes_on_arguments=False)  # a subcommand that takes unknown ones says so
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (add_train, add_predict, add_explain, add_dashboard):
+    for add in (add_train, add_predict, add_explain, add_compare, add_dashboard):
         add(commands)
     return parser
 

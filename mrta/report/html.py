@@ -122,7 +122,7 @@ def metrics_table(metrics: Mapping[str, Any], baselines: Mapping[str, Mapping[st
     return table(["metric", *columns], rows)
 
 
-class _Plots:
+class Plots:
     """Figures as HTML, plotly.js inlined with the first one only."""
 
     def __init__(self) -> None:
@@ -171,7 +171,7 @@ def run_report(
             "Checks", or a key of `figures`).
     """
     notes = notes or {}
-    plot = _Plots()
+    plot = Plots()
 
     def section(heading: str, content: str) -> str:
         note = notes.get(heading)
@@ -201,6 +201,12 @@ def run_report(
     )
     parts.append(section("Checks", checks))
     parts.append(section("Heads", _records_table(heads)))
+    return page(title, parts)
+
+
+def page(title: str, parts: Sequence[str]) -> str:
+    """The self-contained HTML page titled `title` around `parts` (HTML, in order), in the
+    report's style."""
     body = "\n".join(parts)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
