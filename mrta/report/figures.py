@@ -356,8 +356,16 @@ def difference_heatmap(
         if difference.tested
         else "not tested: every cell's difference is shown, none greyed"
     )
-    fig.add_annotation(  # the legend of the grey cells
-        text=legend,
+    legend_above(fig, legend)  # of the grey cells
+    _name_axes(fig, queries, keys, max_label)
+    return fig
+
+
+def legend_above(figure: go.Figure, text: str) -> None:
+    """A one-line legend (`text`, plotly's HTML) above the plot's top right corner: what the
+    marks or the colours of a map mean."""
+    figure.add_annotation(
+        text=text,
         xref="paper",
         yref="paper",
         x=1,
@@ -367,8 +375,6 @@ def difference_heatmap(
         showarrow=False,
         font={"size": 11},
     )
-    _name_axes(fig, queries, keys, max_label)
-    return fig
 
 
 def importance_bars(

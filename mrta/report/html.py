@@ -9,7 +9,7 @@ is HTML-escaped, and no value is written as JSON: a nested value becomes a table
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import plotly.graph_objects as go
@@ -153,6 +153,7 @@ def run_report(
     notes: Mapping[str, str] | None = None,
     metric_figures: Sequence[Figure] = (),
     check_figures: Sequence[Figure] = (),
+    before_checks: Sequence[Callable[[Plots], str]] = (),
 ) -> str:
     """A self-contained HTML page of a run: it embeds plotly.js once, so it opens offline.
 
@@ -169,6 +170,8 @@ def run_report(
         sanity: the checks, each a table under its name, after `check_figures`.
         notes: a paragraph under a section's heading, by heading ("Metrics", "Heads",
             "Checks", or a key of `figures`).
+        before_checks: more sections, each made (HTML) by a function of the page's
+            :class:`Plots`, which draws their figures.
     """
     notes = notes or {}
     plot = Plots()
@@ -199,6 +202,7 @@ def run_report(
     checks = "".join(plot(*f) for f in check_figures) + "".join(
         f"<h3>{html.escape(name)}</h3>{_any_table(value)}" for name, value in sanity.items()
     )
+    parts.extend(make(plot) for make in before_checks)
     parts.append(section("Checks", checks))
     parts.append(section("Heads", _records_table(heads)))
     return page(title, parts)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from pathlib import PurePath
 from typing import Any
 
@@ -20,6 +21,7 @@ from mrta.analysis.verdict import METRIC_LABELS
 from mrta.report import figures, importance_figures
 from mrta.report.html import Figure, run_report
 from mrta.report.metric_figures import confusion_matrix_figure, divergence_chart
+from mrta.report.stability_report import stability_section
 from mrta.runs.run import Run
 from mrta.streams import MAP_LABELS
 
@@ -297,6 +299,10 @@ def report_html(run: Run, explanation: Explanation, table: str | None = None) ->
         "training seconds": round(run.training.elapsed, 1),
         "stopped": run.training.message,
     }
+    if run.seeds > 1:
+        data["seed members"] = (
+            f"{run.seeds}: the metrics and the verdict are of their mean, the maps of member 0"
+        )
     metrics, baselines, metrics_note = _metrics(run)
     metric_figures: list[Figure] = []
     matrix = run.metrics["model"].get("confusion_matrix")
@@ -307,6 +313,7 @@ def report_html(run: Run, explanation: Explanation, table: str | None = None) ->
         )
     sections = _sections(explanation)
     checks = sections.pop("Checks", [])
+    stability = explanation.stability
     return run_report(
         title=report_title(table, schema.target),
         data_summary=data,
@@ -327,4 +334,7 @@ def report_html(run: Run, explanation: Explanation, table: str | None = None) ->
             "weight.",
             "Heads": HEADS_NOTE,
         },
+        before_checks=()
+        if stability is None
+        else (partial(stability_section, stability, explanation.atlas),),
     )

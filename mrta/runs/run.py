@@ -35,6 +35,7 @@ whatever Python raised on the way, and before anything of the size it declares i
 
 from __future__ import annotations
 
+import copy
 import os
 import uuid
 from collections.abc import Mapping, Sequence
@@ -156,31 +157,41 @@ class Run:
 
     def member(self, k: int) -> Run:
         """Seed member `k` as a run of its own (its model, seed, metrics and training; the
-        run's table, split, preprocessor and control), for recording its attention. The same
-        object for the same `k`; member 0 of a one-member run is the run itself."""
+        run's table, split, preprocessor and control, and its class: a run explored on other
+        rows keeps refusing the split's rows), for recording its attention. The same object for
+        the same `k` while the run's rows and control stay the same; member 0 of a one-member
+        run is the run itself."""
         if not 0 <= k < self.seeds:
             raise ValueError(f"member must be between 0 and {self.seeds - 1}, got {k}")
         if self.seeds == 1:
             return self
-        if k not in self._views:
+        view = self._views.get(k)
+        if view is None or not self._shares_rows_with(view):
             chosen = self.members[k]
-            self._views[k] = Run(
-                chosen.model,
-                self.preprocessor,
-                self.splits,
-                train_config=replace(self.train_config, seed=chosen.init_seed),
-                init_seed=chosen.init_seed,
-                metrics=chosen.metrics,
-                training=chosen.training,
-                frame=self.frame,
-                test_frame=self.test_frame,
-                sets=self.sets,
-                control=self.control,
-                no_control=self.no_control,
-                table=self.table,
-                test_table=self.test_table,
-            )
-        return self._views[k]
+            view = copy.copy(self)
+            view.model, view.init_seed = chosen.model, chosen.init_seed
+            view.metrics, view.training = chosen.metrics, chosen.training
+            view.train_config = replace(self.train_config, seed=chosen.init_seed)
+            view.members = (chosen,)
+            view.uid = uuid.uuid4().hex
+            self._views[k] = view
+        return view
+
+    def _shares_rows_with(self, view: Run) -> bool:
+        """Whether a member's `view` still has this run's class, rows and control."""
+        shared = ("frame", "test_frame", "control")
+        return (
+            type(view) is type(self)
+            and all(getattr(view, name) is getattr(self, name) for name in shared)
+            and view.no_control == self.no_control
+        )
+
+    def __copy__(self) -> Run:
+        """A shallow copy with caches of its own (its members' views, its predictor)."""
+        clone = self.__class__.__new__(self.__class__)
+        clone.__dict__.update(self.__dict__)
+        clone._views, clone._predictor = {}, None
+        return clone
 
     @property
     def schema(self) -> TableSchema:

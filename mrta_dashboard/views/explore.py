@@ -8,7 +8,17 @@ import streamlit as st
 from mrta.errors import counted
 from mrta.pipelines.explore import SetExplanation
 from mrta_dashboard import control, keys, session
-from mrta_dashboard.parts import ablation, checks, heads, importance, maps, set_browser, verdict
+from mrta_dashboard.parts import (
+    ablation,
+    checks,
+    heads,
+    importance,
+    maps,
+    seeds,
+    set_browser,
+    stability,
+    verdict,
+)
 
 ROLLOUT = "rollout"
 
@@ -21,13 +31,20 @@ def page() -> None:
     if isinstance(explanation, SetExplanation):
         set_browser.show(run, explanation)
         return
-    atlas = explanation.atlas
     first_layer, first_map = _first_map(run, explanation)
+    member = seeds.picker(run)
+    shown = seeds.member_view(run, explanation, member)
+    if shown is None:  # the member's maps are being recorded (or it failed): the page says so
+        return
+    recorded = explanation  # member 0's: the one the stability compares the others with
+    member_run, explanation = shown  # the member's; the verdict above is the run's
+    atlas = explanation.atlas
     sample = (
         f" (a seeded sample of {explanation.sampled_from:,})" if explanation.sampled_from else ""
     )
+    model = f"seed member {member}" if run.seeds > 1 else "the trained model"
     st.caption(
-        f"Attention of the trained model over {counted(explanation.rows, 'row')}{sample}. "
+        f"Attention of {model} over {counted(explanation.rows, 'row')}{sample}. "
         "Rows of a map are queries, columns are keys; each row of a map sums to 1."
     )
     c1, c2, c3 = st.columns([1, 2, 2])
@@ -70,12 +87,14 @@ def page() -> None:
         if view == ROLLOUT:
             maps.show_rollout(explanation, aggregation)
         else:
-            maps.show_map(run, explanation, layer, view, aggregation)
+            maps.show_map(member_run, explanation, layer, view, aggregation)
     with right:
-        checks.sanity(run, explanation, layer, view)
+        checks.sanity(member_run, explanation, layer, view)
+    in_view = None if view == ROLLOUT else (layer, view)
+    stability.section(run, recorded, in_view)
     importance.section(explanation)
-    ablation.tables(run, explanation)
-    heads.show(run, explanation, None if view == ROLLOUT else (layer, view))
+    ablation.tables(member_run, explanation)
+    heads.show(member_run, explanation, in_view)
 
 
 def _first_map(run, explanation) -> tuple[int, str]:

@@ -14,7 +14,7 @@ from mrta.report.run_exports import write_exports
 from mrta.report.run_report import report_figures, report_html
 from mrta.report.set_exports import write_set_exports
 from mrta_dashboard import control, keys, session
-from mrta_dashboard.parts import verdict
+from mrta_dashboard.parts import stability, verdict
 
 
 def page() -> None:
@@ -37,10 +37,21 @@ def page() -> None:
         "nulls and the head table, in one HTML file that opens offline (the same report as "
         "`mrta explain --report`)."
     )
+    reported = stability.with_stability(run, explanation)
+    if reported is not explanation:
+        st.caption("With the stability across seeds computed on the Explore page.")
+    elif run.seeds > 1:
+        st.caption(
+            "Compute the stability across seeds on the Explore page to have it in the report."
+        )
     source = _source()  # the download runs on its own thread, without the session
+
+    def report(explanation=reported) -> str:  # with the stability, where it was computed
+        return report_html(run, explanation, table=source)
+
     st.download_button(
         "Download the HTML report",
-        data=lambda: report_html(run, explanation, table=source),
+        data=report,
         file_name=f"{stem}-report.html",
         mime="text/html",
         key=keys.EXPORT_REPORT,

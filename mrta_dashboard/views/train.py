@@ -16,7 +16,6 @@ from mrta.pipelines.explore import explain_run
 from mrta.pipelines.train_run import (
     BASELINES,
     PREPARING,
-    TRAINING,
     default_train_config,
     threads_of,
     train_run,
@@ -25,7 +24,7 @@ from mrta.report import figures
 from mrta.task import Task
 from mrta.training.devices import available_devices
 from mrta_dashboard import control, jobs, keys, session
-from mrta_dashboard.parts import verdict
+from mrta_dashboard.parts import seeds, verdict
 from mrta_dashboard.text import md
 
 HEADS, WIDTHS, BATCHES = [1, 2, 4, 8], [16, 32, 64, 128], [16, 32, 64, 128, 256, 512]
@@ -89,6 +88,7 @@ def _settings_form(loaded: session.LoadedTable) -> None:
     last = session.get(keys.LAST_SETTINGS)  # the last run's settings, of this preset and mode
     if last is not None and last[0] == (preset, sets is None):
         m, t = last[1], last[2]
+    members = seeds.choice(session.get(keys.budget(preset), t.time_budget), sets is not None)
     with st.form(keys.TRAIN_FORM):
         c1, c2, c3, c4 = st.columns(4)
         layers = c1.number_input("Layers", 1, 8, m.num_layers, key=keys.layers(preset))
@@ -151,7 +151,8 @@ def _settings_form(loaded: session.LoadedTable) -> None:
             cancel=job.cancel,
             sets=sets,
             control=False,  # trained after, in the background: the first heatmap comes first
-            phase=job.begin,
+            phase=seeds.phases_of(job, members),
+            seeds=members,
         )
         unit = "rows" if sets is None else "sets"
         recording = job.recording(unit, phase=None if sets is None else recorded[0])
@@ -165,7 +166,7 @@ def _settings_form(loaded: session.LoadedTable) -> None:
         f"{loaded.name} → {target}",
         work,
         owner=loaded.source_id,
-        plan=(PREPARING, TRAINING, BASELINES, *recorded),
+        plan=(PREPARING, *seeds.training_phases(members), BASELINES, *recorded),
     )
     st.rerun()
 
@@ -214,6 +215,7 @@ def _results(run) -> None:
             st.caption(md(note))
     table = pd.DataFrame({names[k]: {m: run.metrics[k].get(m) for m in shown} for k in names}).T
     st.dataframe(table.style.format(precision=4, na_rep="—"))
+    seeds.members_caption(run)
     verdict.baselines(run)
     left, right = st.columns(2)
     left.plotly_chart(figures.training_curves(run.history), key=keys.TRAIN_CURVES)
