@@ -1,22 +1,28 @@
-"""What survives another seed? The synthetic binary table, trained N times on one split with
-different initial seeds, each member explained on the same rows and checked, then compared
-(:mod:`mrta.analysis.stability`).
+"""What survives another seed? ``mrta train --seeds N`` on the synthetic binary table: one run of
+N members trained on one split with different initial seeds, explained on the table's rows
+and compared (:func:`mrta.pipelines.stability.seed_stability`).
 
-Per member ``s`` (``TrainConfig(seed=s, time_budget=30, threads=1)``, the split's own seed fixed
-at 0, no control): the test accuracy, the atlas of :func:`mrta.pipelines.explain.explain` over
-every row of the table (10,000) and the four column importances of
-:func:`mrta.pipelines.explain.run_checks` (on the first half of at most 2,000 test rows). Then:
+The run: :func:`mrta.pipelines.train_run.train_run` with ``seeds=N`` and
+``TrainConfig(time_budget=30)`` (N × 30 s of training in all: on 2 cores the members train at
+once, a process each, as ``mrta train --seeds N`` does; the split's own seed fixed at 0; no
+control). Then, timed apart:
 
-- per importance method, Kendall's W of the members' column rankings with its permutation
-  p-value and the 1/N it is compared with;
-- per layer and map, the mean standard deviation of a cell across members, the unstable cells
-  (members significantly on both sides of the uniform weight, FDR 0.05) and, for the planted
-  pair's cell (``plan`` and ``monthly_spend``), its weight in each member, its rank in its row
-  and whether it is unstable;
-- the time of the stability analysis against one member's explanation.
+- one member's analysis: :func:`mrta.pipelines.explain.explain` over every row of the table
+  (10,000: member 0 and the untrained model recorded) and member 0's four column importances on
+  the checks' ranking rows (:func:`mrta.pipelines.explain.column_importances`);
+- the stability analysis: :func:`~mrta.pipelines.stability.seed_stability` given member 0's
+  explanation: members 1 on recorded on the same rows, every member's importances, every map
+  compared. Its goal: at most N times one member's analysis.
 
-Run ``python -m benchmarks.stability [--seeds N]`` (default 3; about a minute per member on
-2 cores); it writes ``benchmarks/results/stability.json`` and prints the README's tables.
+Reported: per importance method, Kendall's W of the members' column rankings with its
+permutation p-value and the 1/N it is compared with; per layer and map, the mean standard
+deviation of a cell across members and the unstable cells (members significantly on both sides
+of the uniform weight, FDR 0.05); for the planted pair's cell (``plan`` and ``monthly_spend``),
+its weight in each member, its rank in its row and whether it is unstable.
+
+Run ``python -m benchmarks.stability [--seeds N]`` (default 3; 30 s per member and half a
+minute of analysis on 2 cores); it writes ``benchmarks/results/stability.json`` and prints the
+README's tables.
 """
 
 from __future__ import annotations
@@ -28,15 +34,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from mrta.analysis.cohorts import ALL_ROWS
-from mrta.analysis.stability import importance_agreement, map_stabilities, stability_summary
+from mrta.analysis.importance import input_columns
 from mrta.config import TrainConfig
 from mrta.data.read import read_table
 from mrta.data.samples import SAMPLE_DIR
-from mrta.pipelines.explain import explain, run_checks
+from mrta.pipelines.explain import check_scores, column_importances, explain, importance_rows
+from mrta.pipelines.stability import seed_stability
 from mrta.pipelines.train_run import train_run
 
 RESULT = Path(__file__).resolve().parent / "results" / "stability.json"
@@ -46,40 +51,30 @@ TIME_BUDGET = 30.0
 ROWS = 10_000
 
 
-def member(frame, seed: int) -> dict[str, Any]:
-    """One member: trained, explained on every row, checked."""
-    config = TrainConfig(seed=seed, time_budget=TIME_BUDGET, threads=1)
-    run = train_run(frame, TARGET, train_config=config)
+def one_member_analysis(run, frame) -> tuple[Any, float]:
+    """Member 0's explanation over the table and its importances, and the seconds they took."""
     started = time.perf_counter()
     explanation = explain(run, frame, max_rows=ROWS)
-    explained = time.perf_counter() - started
-    run_checks(run, explanation)
-    return {
-        "seed": seed,
-        "accuracy": run.metrics["model"]["accuracy"],
-        "explain_seconds": explained,
-        "explanation": explanation,
-    }
+    ranked, _ = importance_rows(run)
+    column_importances(
+        run.model,
+        run.preprocessor.transform(ranked),
+        input_columns(run.schema),
+        check_scores(run),
+    )
+    return explanation, time.perf_counter() - started
 
 
-def planted_cells(maps, atlases) -> list[dict[str, Any]]:
+def planted_cells(maps, atlas) -> list[dict[str, Any]]:
+    """The planted pair's cells in every member: weight, rank in its row, spread, stability."""
     out = []
     for found in maps:
         for map_id, query, key in PLANTED:
             if found.map_id != map_id:
                 continue
-            queries, keys = atlases[0].names(found.layer, map_id)
+            queries, keys = atlas.names(found.layer, map_id)
             q, k = queries.index(query), keys.index(key)
-            weights = [
-                float(a.cohort_map(found.layer, map_id, ALL_ROWS, head="mean").mean[q, k])
-                for a in atlases
-            ]
-            ranks = [
-                int(
-                    1 + (a.cohort_map(found.layer, map_id, ALL_ROWS, head="mean").mean[q] > w).sum()
-                )
-                for a, w in zip(atlases, weights, strict=True)
-            ]
+            rows = found.cells.member_means[:, q]  # (N, Tk): each member's row of the cell
             out.append(
                 {
                     "layer": found.layer,
@@ -87,8 +82,8 @@ def planted_cells(maps, atlases) -> list[dict[str, Any]]:
                     "query": query,
                     "key": key,
                     "uniform": 1 / len(keys),
-                    "weights": weights,
-                    "row_ranks": ranks,
+                    "weights": rows[:, k].tolist(),
+                    "row_ranks": [int(1 + (row > row[k]).sum()) for row in rows],
                     "keys": len(keys),
                     "sd": float(found.cells.sd[q, k]),
                     "unstable": bool(found.cells.unstable[q, k]),
@@ -102,24 +97,36 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
     frame = read_table(SAMPLE_DIR / TABLE).frame
-    members = [member(frame, seed) for seed in range(args.seeds)]
-    atlases = [m["explanation"].atlas for m in members]
+    config = TrainConfig(time_budget=TIME_BUDGET)
     started = time.perf_counter()
-    maps = map_stabilities(atlases)
-    agreement = {
-        method: importance_agreement(
-            [m["explanation"].importance.methods[method].mean for m in members]
-        )
-        for method in members[0]["explanation"].importance.methods
-    }
+    run = train_run(frame, TARGET, train_config=config, seeds=args.seeds)
+    trained = time.perf_counter() - started
+    explanation, one = one_member_analysis(run, frame)
+    started = time.perf_counter()
+    stability = seed_stability(run, explanation, frame)
     analysis = time.perf_counter() - started
     result = {
         "table": TABLE,
-        "members": [{k: v for k, v in m.items() if k != "explanation"} for m in members],
-        "summary": stability_summary(maps, agreement),
+        "rows": stability.rows,
+        "members": [
+            {
+                "seed": member.init_seed,
+                "accuracy": member.metrics["model"]["accuracy"],
+                "steps": member.training.steps,
+            }
+            for member in run.members
+        ],
+        "ensemble_accuracy": run.metrics["model"]["accuracy"],
+        "training_seconds": trained,
+        "summary": stability.summary(),
         "agreement": {
-            method: {"w": c.w, "null": c.null, "p_value": c.p_value, "sentence": c.sentence(method)}
-            for method, c in agreement.items()
+            method: {
+                "w": c.w,
+                "null": c.null,
+                "p_value": c.p_value,
+                "sentence": stability.sentence(method),
+            }
+            for method, c in stability.agreement.items()
         },
         "cells": [
             {
@@ -129,15 +136,17 @@ def main() -> None:
                 "unstable": m.cells.unstable_cells,
                 "mean_cell_sd": m.cells.mean_cell_sd,
             }
-            for m in maps
+            for m in stability.maps
         ],
-        "planted": planted_cells(maps, atlases),
+        "planted": planted_cells(stability.maps, explanation.atlas),
         "stability_seconds": analysis,
-        "one_explanation_seconds": float(np.mean([m["explain_seconds"] for m in members])),
+        "one_member_analysis_seconds": one,
+        "ratio": analysis / one,
         "machine": {
             "platform": platform.platform(),
             "python": platform.python_version(),
             "torch": torch.__version__,
+            "load_average": list(__import__("os").getloadavg()),
         },
     }
     RESULT.write_text(json.dumps(result, indent=1) + "\n")

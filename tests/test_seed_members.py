@@ -13,14 +13,16 @@ from test_train import QUICK, TINY_MODEL, tiny_frame
 from tiny_models import random_inputs, tiny_model
 
 from mrta.cli import main
+from mrta.config import TrainConfig
 from mrta.data.preprocessing import PreprocessingOptions
 from mrta.data.sets import SetOptions
-from mrta.errors import RunError
+from mrta.errors import RunError, WorkerError
 from mrta.nn.ensemble import SeedEnsemble
 from mrta.pipelines.train_run import train_run
 from mrta.runs.manifest import MANIFEST, MAX_SEEDS, MEMBERS_FILE
 from mrta.runs.run import Run
 from mrta.training.evaluate import metrics
+from mrta.training.parallel import fit_in_processes, in_processes
 
 
 @pytest.mark.parametrize("task, n_classes", [("binary", 2), ("multiclass", 3), ("regression", 1)])
@@ -168,7 +170,7 @@ def test_the_cli_refuses_seeds_with_nproc_or_a_streamed_table(tmp_path, capsys):
     tiny_frame("binary").to_csv(data, index=False)
     common = ["train", str(data), "--target", "y", "--seeds", "2"]
     assert main([*common, "--out", str(tmp_path / "a"), "--nproc", "2"]) != 0
-    assert "--seeds trains its members in one process" in capsys.readouterr().err
+    assert "--seeds trains its members on this machine" in capsys.readouterr().err
     assert main([*common, "--out", str(tmp_path / "b"), "--chunk-rows", "50"]) != 0
     assert "--seeds needs the table in memory" in capsys.readouterr().err
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
@@ -188,3 +190,52 @@ def test_the_cli_trains_and_reports_every_member(tmp_path, capsys):
     assert "each member alone, on the same rows" in captured.out
     assert "member 1 (seed 1):" in captured.err
     assert Run.load(out).seeds == 2
+
+
+# -- members at once, a process each ------------------------------------------------------------
+@pytest.mark.slow
+def test_members_trained_at_once_are_those_trained_one_after_another():
+    frame = tiny_frame("binary")
+    at_once, in_turn = (
+        train_run(frame, "y", model_config=TINY_MODEL, train_config=QUICK, seeds=2, parallel=way)
+        for way in (True, False)
+    )
+    for ours, theirs in zip(at_once.members, in_turn.members, strict=True):
+        assert ours.init_seed == theirs.init_seed and ours.training.threads == 1
+        assert ours.training.steps == theirs.training.steps
+        for (name, a), b in zip(
+            ours.model.state_dict().items(), theirs.model.state_dict().values(), strict=True
+        ):
+            torch.testing.assert_close(a, b, msg=name)
+    assert at_once.metrics["model"]["log_loss"] == pytest.approx(
+        in_turn.metrics["model"]["log_loss"]
+    )
+
+
+def test_members_train_at_once_on_a_cpu_of_two_cores_or_more(monkeypatch):
+    import mrta.training.parallel as parallel
+
+    monkeypatch.setattr(parallel, "default_threads", lambda: 2)
+    assert in_processes(3, TrainConfig(device="cpu"))
+    assert not in_processes(1, TrainConfig(device="cpu"))
+    assert not in_processes(3, TrainConfig(device="cuda"))
+    monkeypatch.setattr(parallel, "default_threads", lambda: 1)
+    assert not in_processes(3, TrainConfig(device="cpu"))
+
+
+@pytest.mark.slow
+def test_a_member_whose_process_fails_is_named():
+    frame = tiny_frame("binary")
+    run = train_run(frame, "y", model_config=TINY_MODEL, train_config=QUICK)
+    train, validation = run.examples("train"), run.examples("validation")
+    broken = {**run.model.to_dict(), "config": {"d_model": "wide"}}
+    with pytest.raises(WorkerError, match="the process training seed member 0 failed"):
+        fit_in_processes(broken, type(run.model), [QUICK], train, validation,
+                         target_mean=None, target_std=None)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_cancel_stops_every_member_at_once():
+    run = train_run(tiny_frame("binary"), "y", model_config=TINY_MODEL, train_config=QUICK,
+                    seeds=3, parallel=True, cancel=lambda: True)  # fmt: skip
+    assert run.seeds == 1 and run.training.stop_reason == "cancelled"

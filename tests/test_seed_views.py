@@ -17,14 +17,16 @@ from test_dashboard import z_values
 from test_train import QUICK, TINY_MODEL, tiny_frame
 
 from mrta.analysis.stability import CellStability
+from mrta.config import TrainConfig
 from mrta.errors import RunError
 from mrta.pipelines.archive import RunOnOtherRows, explore_on
 from mrta.pipelines.explain import explain
 from mrta.pipelines.stability import ONE_MODEL, seed_stability
-from mrta.pipelines.train_run import BASELINES, PREPARING, train_run, training_phase
+from mrta.pipelines.train_run import BASELINES, PREPARING, train_run, training_phases
 from mrta.report.run_report import report_html
-from mrta.report.stability_figures import spread_heatmap, stability_heatmap
+from mrta.report.stability_figures import stability_heatmaps
 from mrta.report.stability_report import SECTION
+from mrta.training.parallel import in_processes
 from mrta_dashboard import keys
 from mrta_dashboard.parts import seeds, stability
 from mrta_dashboard.text import md
@@ -85,7 +87,7 @@ def test_the_train_page_states_the_total_time_of_its_seed_members():
     at.number_input(key=seeds.SEEDS).set_value(3).run()
     assert not at.exception
     said = texts(at)
-    assert "3 × the time budget (3 × 30 s = 90 s)" in said, said
+    assert "3 × the time budget (3 × 30 s = 90 s;" in said, said
     assert "about 120 s (about 2 min) in all" in said and "control model" in said
 
 
@@ -104,11 +106,12 @@ def test_the_train_page_passes_its_seeds_and_names_each_members_training(monkeyp
     at.number_input(key=seeds.SEEDS).set_value(2).run()
     at.button[0].click().run()
     job = at.session_state[keys.TRAIN_JOB]
-    members = [training_phase(k, 2) for k in range(2)]
-    assert job.plan[:4] == (PREPARING, *members, BASELINES)
+    members = training_phases(2, parallel=in_processes(2, TrainConfig()))
+    assert job.plan[: 2 + len(members)] == (PREPARING, *members, BASELINES)
     wait(job)
     assert asked["seeds"] == 2
-    assert [name for name, _ in job.phases][:4] == [PREPARING, *members, BASELINES]
+    named = [name for name, _ in job.phases][: 2 + len(members)]
+    assert named == [PREPARING, *members, BASELINES]
     at.run()
     assert not at.exception
     assert at.session_state[keys.RUN].seeds == 2
@@ -222,7 +225,7 @@ def cells(unstable: np.ndarray) -> CellStability:
 
 def test_the_mean_map_marks_its_unstable_cells_on_a_scale_centred_on_uniform():
     unstable = np.array([[False, True, False], [True, False, False]])
-    figure = stability_heatmap(cells(unstable), ["a", "b"], ["x", "y", "z"], title="t")
+    figure, _ = stability_heatmaps(cells(unstable), (["a", "b"], ["x", "y", "z"]), title="t")
     heat, marks = figure.data
     assert np.asarray(heat.z).shape == (2, 3)
     assert marks.name == "unstable"
@@ -230,12 +233,12 @@ def test_the_mean_map_marks_its_unstable_cells_on_a_scale_centred_on_uniform():
     axis = figure.layout.coloraxis
     assert axis.cmin + axis.cmax == pytest.approx(2 / 3)  # centred on the uniform 1/3
     assert "2 of 6 cells" in figure.layout.annotations[0].text
-    none = stability_heatmap(cells(np.zeros((2, 3), bool)), ["a", "b"], ["x", "y", "z"])
+    none, _ = stability_heatmaps(cells(np.zeros((2, 3), bool)), (["a", "b"], ["x", "y", "z"]))
     assert len(none.data[1].x) == 0 and "0 of 6 cells" in none.layout.annotations[0].text
 
 
 def test_the_spread_map_runs_from_zero_and_names_its_members():
-    figure = spread_heatmap(cells(np.zeros((2, 3), bool)), ["a", "b"], ["x", "y", "z"])
+    _, figure = stability_heatmaps(cells(np.zeros((2, 3), bool)), (["a", "b"], ["x", "y", "z"]))
     (heat,) = figure.data
     assert np.asarray(heat.z).shape == (2, 3)
     axis = figure.layout.coloraxis

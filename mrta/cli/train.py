@@ -104,9 +104,11 @@ def add_train(commands: argparse._SubParsersAction) -> None:
         default=1,
         metavar="N",
         help="train N models on the same split from the initial seeds --seed, --seed + 1, ... "
-        "(each with the whole --time-budget, one after another), saved as one run whose "
-        "predictions are the members' mean and whose maps can be checked for stability across "
-        f"seeds (mrta explain); at most {MAX_SEEDS} (default: %(default)s)",
+        "for N times --time-budget in all (on a CPU of 2 cores or more at once, a process and "
+        "thread each, which gave 1.2-1.5 times the steps of one after another; else one after "
+        "another, each with the whole budget), saved as one run whose predictions are the "
+        "members' mean and whose maps can be checked for stability across seeds (mrta "
+        f"explain); at most {MAX_SEEDS} (default: %(default)s)",
     )
     add_nproc(p, "train")
     p.add_argument(
@@ -178,8 +180,8 @@ def run_train(args: argparse.Namespace) -> int:
     check_save_target(args.out, overwrite=args.overwrite)
     if args.seeds > 1 and args.nproc != 1:
         raise ValueError(
-            "--seeds trains its members in one process, one after another: drop --nproc, or "
-            "drop --seeds and train each seed with --seed"
+            "--seeds trains its members on this machine, at once or one after another, not on "
+            "--nproc workers: drop --nproc, or drop --seeds and train each seed with --seed"
         )
     check_seeds(args.seeds, None)
     if launch.launches(args.nproc):

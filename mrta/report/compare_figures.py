@@ -14,7 +14,8 @@ from mrta.analysis.comparison import MapComparison
 from mrta.analysis.importance import METHOD_TITLES, METHODS, ColumnImportances
 from mrta.errors import counted
 from mrta.report import figures
-from mrta.report.figures import MAX_LABEL, MIN_PLOT, TITLE_ROOM, escape, shorten, title_of
+from mrta.report.figures import MAX_LABEL, MIN_PLOT, TITLE_ROOM, escape, title_of
+from mrta.report.importance_figures import importance_bar, name_bars
 from mrta.streams import MAP_LABELS
 
 #: The bars of each run in the importances' figure.
@@ -103,30 +104,18 @@ def importances_side_by_side(
         for run, name, colour in zip((a, b), names, RUN_COLOURS, strict=True):
             result = run.methods[method]
             fig.add_trace(
-                go.Bar(
-                    x=[result.mean[c] for c in order],
-                    y=list(range(len(order))),
-                    orientation="h",
+                importance_bar(
+                    result,
+                    order,
                     name=escape(name),
                     legendgroup=escape(name),
                     showlegend=i == 1,
                     marker_color=colour,
-                    customdata=[escape(c) for c in order],
                     hovertemplate="%{customdata}: %{x:.4g}<extra>" + escape(name) + "</extra>",
-                    error_x=None
-                    if result.se is None
-                    else {"type": "data", "array": [result.se[c] for c in order]},
                 ),
                 row=1,
                 col=i,
             )
-    fig.update_yaxes(
-        tickmode="array",
-        tickvals=list(range(len(order))),
-        ticktext=[shorten(c, max_label) for c in order],
-        row=1,
-        col=1,
-    )
     fig.update_layout(
         title=title_of(
             "Column importance of both runs",
@@ -138,5 +127,5 @@ def importances_side_by_side(
         margin={"t": TITLE_ROOM + 30, "b": 50},
         legend={"orientation": "h", "y": -0.15, "x": 0},
     )
-    fig.update_yaxes(automargin=True)
+    name_bars(fig, order, max_label)
     return fig

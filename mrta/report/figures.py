@@ -364,14 +364,22 @@ def difference_heatmap(
 def legend_above(figure: go.Figure, text: str) -> None:
     """A one-line legend (`text`, plotly's HTML) above the plot's top right corner: what the
     marks or the colours of a map mean."""
+    paper_note(figure, text, top=True)
+
+
+def paper_note(figure: go.Figure, text: str, *, top: bool, shift: int = 0) -> None:
+    """A note (`text`, plotly's HTML, size 11) at a corner of the plot: above its top right
+    corner (`top`), or from its bottom left corner, `shift` pixels up (negative: down)."""
     figure.add_annotation(
         text=text,
         xref="paper",
         yref="paper",
-        x=1,
-        y=1,
-        xanchor="right",
+        x=1 if top else 0,
+        y=1 if top else 0,
+        yshift=shift,
+        xanchor="right" if top else "left",
         yanchor="bottom",
+        align="right" if top else "left",
         showarrow=False,
         font={"size": 11},
     )

@@ -3,19 +3,21 @@ bars side by side, the rollout per stream, and the deletion curves against rando
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from mrta.analysis.deletion import Faithfulness
-from mrta.analysis.importance import METHOD_TITLES, METHODS, ColumnImportances
+from mrta.analysis.importance import METHOD_TITLES, METHODS, ColumnImportances, MethodImportance
 from mrta.errors import counted
 from mrta.report.figures import (
     MAX_LABEL,
     MIN_PLOT,
     TITLE_ROOM,
     escape,
+    paper_note,
     shorten,
     title_of,
 )
@@ -26,6 +28,34 @@ ROLLOUT_SPLIT = (
     "maps: compare a column with others of its own type"
 )
 STREAM_LABELS = {"num": "numerical columns", "cat": "categorical columns"}
+
+
+def importance_bar(result: MethodImportance, order: Sequence[str], **style: Any) -> go.Bar:
+    """One method's importance of each column of `order`, as horizontal bars (bottom to top)
+    with ± one standard error where there is one; `style`: the bars' own settings."""
+    return go.Bar(
+        x=[result.mean[name] for name in order],
+        y=list(range(len(order))),
+        orientation="h",
+        customdata=[escape(name) for name in order],
+        error_x=None
+        if result.se is None
+        else {"type": "data", "array": [result.se[name] for name in order]},
+        **style,
+    )
+
+
+def name_bars(figure: go.Figure, order: Sequence[str], max_label: int = MAX_LABEL) -> None:
+    """Label the bars of the first panel with the columns of `order` (shortened; the others
+    share its axis), the margin fitted to them."""
+    figure.update_yaxes(
+        tickmode="array",
+        tickvals=list(range(len(order))),
+        ticktext=[shorten(name, max_label) for name in order],
+        row=1,
+        col=1,
+    )
+    figure.update_yaxes(automargin=True)
 
 
 def importance_panels(importances: ColumnImportances, *, max_label: int = MAX_LABEL) -> go.Figure:
@@ -43,16 +73,11 @@ def importance_panels(importances: ColumnImportances, *, max_label: int = MAX_LA
     for i, method in enumerate(methods, start=1):
         result = importances.methods[method]
         fig.add_trace(
-            go.Bar(
-                x=[result.mean[n] for n in order],
-                y=list(range(len(order))),
-                orientation="h",
+            importance_bar(
+                result,
+                order,
                 name=escape(METHOD_TITLES[method]),
-                customdata=[escape(n) for n in order],
                 hovertemplate="%{customdata}: %{x:.4g} ± %{error_x.array:.2g}<extra></extra>",
-                error_x=None
-                if result.se is None
-                else {"type": "data", "array": [result.se[n] for n in order]},
                 marker_color=[
                     "#4c78a8" if importances.streams.get(n) == "num" else "#f58518" for n in order
                 ],
@@ -61,13 +86,7 @@ def importance_panels(importances: ColumnImportances, *, max_label: int = MAX_LA
             row=1,
             col=i,
         )
-    fig.update_yaxes(
-        tickmode="array",
-        tickvals=list(range(len(order))),
-        ticktext=[shorten(n, max_label) for n in order],
-        row=1,
-        col=1,
-    )
+    name_bars(fig, order, max_label)
     fig.update_layout(
         title=title_of(
             "Column importance",
@@ -77,7 +96,6 @@ def importance_panels(importances: ColumnImportances, *, max_label: int = MAX_LA
         height=TITLE_ROOM + max(MIN_PLOT, 24 * len(order)) + 50,
         margin={"t": TITLE_ROOM, "b": 50},
     )
-    fig.update_yaxes(automargin=True)
     return fig
 
 
@@ -125,19 +143,7 @@ def rollout_by_stream(
         margin={"t": TITLE_ROOM + 20, "b": bottom},  # 20: the panels' own titles
     )
     fig.update_yaxes(automargin=True)
-    fig.add_annotation(
-        text=note,
-        xref="paper",
-        yref="paper",
-        x=0,
-        y=0,
-        yshift=-bottom + 10,
-        showarrow=False,
-        xanchor="left",
-        yanchor="bottom",
-        align="left",
-        font={"size": 11},
-    )
+    paper_note(fig, note, top=False, shift=-bottom + 10)
     return fig
 
 

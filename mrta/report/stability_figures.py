@@ -22,33 +22,43 @@ def members_words(cells: CellStability) -> str:
     return f"{len(cells.heads)} seed members"
 
 
-def stability_heatmap(
+#: What each of :func:`stability_heatmaps`' figures shows, after the map's title.
+MEAN_WORDS, SPREAD_WORDS = "mean of the members", "SD across the members"
+
+
+def stability_heatmaps(
     cells: CellStability,
-    queries: Sequence[str],
-    keys: Sequence[str],
+    names: tuple[Sequence[str], Sequence[str]],
     *,
     title: str = "",
     rows: str = "",
     q: float = DEFAULT_Q,
-) -> go.Figure:
-    """The mean across members of their head-mean maps, on the scale centred on the uniform
-    weight (:func:`mrta.report.figures.centred_on_uniform`), each unstable cell marked with a
-    cross (a trace named ``"unstable"``; members significantly on both sides of the uniform
-    weight at the false discovery rate `q`), counted in the legend above the plot; hovering a
-    cell shows its mean and its standard deviation across members.
+) -> tuple[go.Figure, go.Figure]:
+    """A map across the members (`names`: its queries and keys), titled ``f"{title}:
+    {MEAN_WORDS}"`` and ``f"{title}: {SPREAD_WORDS}"``:
+
+    - the mean across members of their head-mean maps, on the scale centred on the uniform
+      weight (:func:`mrta.report.figures.centred_on_uniform`), each unstable cell marked with a
+      cross (a trace named ``"unstable"``; members significantly on both sides of the uniform
+      weight at the false discovery rate `q`), counted in the legend above the plot; hovering a
+      cell shows its mean and its standard deviation across members;
+    - the standard deviation of each cell across the members, from 0 to the largest; hovering
+      a cell shows it beside the cell's mean.
 
     Shape: ``cells.mean``, ``cells.sd``, ``cells.unstable``: ``(Tq, Tk)``.
     """
-    figure = figures.heatmap(cells.mean, queries, keys, title=title, rows=rows)
-    figures.centred_on_uniform(figure, cells.mean)
-    trace = figure.data[0]
-    trace.customdata = pairs(queries, keys, np.asarray(cells.sd, dtype=np.float64))
+    queries, keys = names
+    mean_weights, sd = (np.asarray(a, dtype=np.float64) for a in (cells.mean, cells.sd))
+    mean = figures.heatmap(mean_weights, queries, keys, title=f"{title}: {MEAN_WORDS}", rows=rows)
+    figures.centred_on_uniform(mean, mean_weights)
+    trace = mean.data[0]
+    trace.customdata = pairs(queries, keys, sd)
     trace.hovertemplate = (
         "query: %{customdata[0]}<br>key: %{customdata[1]}<br>mean weight: %{z:.4f}<br>"
         f"SD across {members_words(cells)}: " + "%{customdata[2]:.4f}<extra></extra>"
     )
     q_idx, k_idx = np.nonzero(cells.unstable)
-    figure.add_trace(
+    mean.add_trace(
         go.Scatter(
             x=k_idx.tolist(),
             y=q_idx.tolist(),
@@ -66,30 +76,15 @@ def stability_heatmap(
         )
     )
     unstable = int(cells.unstable.sum())
-    legend_above(figure, f"× unstable: {unstable} of {cells.unstable.size} cells (q = {q:g})")
-    return figure
-
-
-def spread_heatmap(
-    cells: CellStability,
-    queries: Sequence[str],
-    keys: Sequence[str],
-    *,
-    title: str = "",
-    rows: str = "",
-) -> go.Figure:
-    """The standard deviation of each cell across the members' head-mean maps, from 0 to the
-    largest; hovering a cell shows it beside the cell's mean.
-
-    Shape: ``cells.sd``: ``(Tq, Tk)``.
-    """
-    sd = np.asarray(cells.sd, dtype=np.float64)
-    figure = figures.heatmap(sd, queries, keys, title=title, rows=rows, zmax=max(sd.max(), 1e-9))
-    figure.update_layout(coloraxis_colorbar=colour_bar(f"SD across<br>{members_words(cells)}"))
-    trace = figure.data[0]
-    trace.customdata = pairs(queries, keys, np.asarray(cells.mean, dtype=np.float64))
+    legend_above(mean, f"× unstable: {unstable} of {cells.unstable.size} cells (q = {q:g})")
+    spread = figures.heatmap(
+        sd, queries, keys, title=f"{title}: {SPREAD_WORDS}", rows=rows, zmax=max(sd.max(), 1e-9)
+    )
+    spread.update_layout(coloraxis_colorbar=colour_bar(f"SD across<br>{members_words(cells)}"))
+    trace = spread.data[0]
+    trace.customdata = pairs(queries, keys, mean_weights)
     trace.hovertemplate = (
         "query: %{customdata[0]}<br>key: %{customdata[1]}<br>SD: %{z:.4f}<br>"
         "mean weight: %{customdata[2]:.4f}<extra></extra>"
     )
-    return figure
+    return mean, spread

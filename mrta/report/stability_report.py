@@ -19,7 +19,7 @@ from mrta.analysis.stability import (
 )
 from mrta.errors import counted
 from mrta.report.html import Plots, table
-from mrta.report.stability_figures import spread_heatmap, stability_heatmap
+from mrta.report.stability_figures import stability_heatmaps
 from mrta.streams import MAP_LABELS
 
 SECTION = "Stability across seeds"
@@ -141,14 +141,9 @@ def stability_section(stability: SeedStability, atlas: AttentionAtlas, plot: Plo
     parts.append(table(list(records[0]), [list(r.values()) for r in records]))
     rows = rows_words(stability)
     for found in stability.maps:
-        queries, keys = atlas.names(found.layer, found.map_id)
         title = map_title(found)
-        mean = stability_heatmap(
-            found.cells, queries, keys, title=f"{title}: mean of the members", rows=rows
-        )
-        spread = spread_heatmap(
-            found.cells, queries, keys, title=f"{title}: SD across the members", rows=rows
-        )
+        names = atlas.names(found.layer, found.map_id)
+        mean, spread = stability_heatmaps(found.cells, names, title=title, rows=rows)
         records = head_records(found)
         parts.append(
             f"<h3>{html.escape(title)}</h3>"

@@ -469,7 +469,7 @@ class _Trainer:
         for rows in order.split(self.local_batch):
             if self.fixed_steps is not None and self.step >= self.fixed_steps:
                 break  # every worker takes the same steps: no collective is skipped
-            cancelled = _cancelled(cancel)
+            cancelled = is_cancelled(cancel)
             over = budget is not None and self.elapsed() + self.next_step_seconds() >= budget
             if self.world is not None:
                 # Every worker stops at the same step, at the same learning rate.
@@ -614,7 +614,8 @@ def _copy_state(model: nn.Module) -> dict[str, Tensor]:
     return {name: value.detach().clone() for name, value in model.state_dict().items()}
 
 
-def _cancelled(cancel: Cancel) -> bool:
+def is_cancelled(cancel: Cancel) -> bool:
+    """Whether `cancel` (an event, a function, or ``None`` for never) asks to stop."""
     if cancel is None:
         return False
     if isinstance(cancel, threading.Event):

@@ -38,17 +38,7 @@ def show(atlas, layer: int, map_id: str, head, queries, keys_, title: str) -> No
         help="The rest of the rows A is a part of (all rows, or its split's rows) is the "
         "default: it shares no row with A, so every cell can be tested.",
     )
-    q = st.number_input(
-        "False discovery rate q",
-        min_value=0.001,
-        max_value=0.5,
-        value=DEFAULT_Q,
-        step=0.01,
-        format="%.3f",
-        key=keys.DIFFERENCE_Q,
-        help="Of the cells shown as different, at most this share is expected to be so by "
-        "chance (Benjamini–Yekutieli).",
-    )
+    q = q_input(keys.DIFFERENCE_Q)
     if head is None:
         st.caption("Differences are shown one map at a time: showing the mean of heads.")
         head = "mean"
@@ -79,3 +69,19 @@ def show(atlas, layer: int, map_id: str, head, queries, keys_, title: str) -> No
             "the map); a grey cell is not shown to be equal, only not shown to differ."
         )
     figure_export.download(figure, f"{name} · {rows}", keys.FIGURE_HTML)
+
+
+def q_input(key: str) -> float:
+    """The false discovery rate of a map's tested cells, chosen (0.001 to 0.5; default
+    :data:`DEFAULT_Q`) with the widget `key`."""
+    return st.number_input(
+        "False discovery rate q",
+        min_value=0.001,
+        max_value=0.5,
+        value=DEFAULT_Q,
+        step=0.01,
+        format="%.3f",
+        key=key,
+        help="Of the cells shown as different, at most this share is expected to be so by "
+        "chance (Benjamini–Yekutieli).",
+    )

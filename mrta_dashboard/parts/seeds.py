@@ -15,11 +15,14 @@ from typing import Any
 
 import streamlit as st
 
+from mrta.config import TrainConfig
 from mrta.pipelines.explain import explain
-from mrta.pipelines.train_run import threads_of, training_phase
+from mrta.pipelines.train_run import threads_of
+from mrta.pipelines.train_run import training_phases as phases_of_run
 from mrta.report.run_report import MEASURE_LABELS
 from mrta.runs.control import METRIC_OF_TASK
 from mrta.runs.manifest import MAX_SEEDS
+from mrta.training.parallel import in_processes
 from mrta_dashboard import control, jobs, session
 from mrta_dashboard.keys import KeyFamily
 from mrta_dashboard.text import md
@@ -66,23 +69,25 @@ def total_time(n: int, budget: float) -> str:
             "then the control model about as long again, in the background."
         )
     return (
-        f"{n} seed members, one after another: training takes {n} × the time budget "
-        f"({n} × {budget:g} s = {_seconds(n * budget)}), then the control model about one "
-        f"budget more in the background: about {_seconds((n + 1) * budget)} in all, before "
+        f"{n} seed members: training takes {n} × the time budget ({n} × {budget:g} s = "
+        f"{_seconds(n * budget)}; on a CPU of 2 cores or more the members train at once, a "
+        f"process each, for all of it, else one after another), then the control model about "
+        f"one budget more in the background: about {_seconds((n + 1) * budget)} in all, before "
         "recording. Predictions, metrics and the verdict are for the members' mean; Explore "
         "shows each member's maps and what survives another seed."
     )
 
 
-def training_phases(n: int) -> tuple[str, ...]:
-    """The training phases of a run of `n` seed members, as :func:`train_run` names them."""
-    return tuple(training_phase(k, n) for k in range(n))
+def training_phases(n: int, config: TrainConfig) -> tuple[str, ...]:
+    """The training phases of a run of `n` seed members of `config`, as :func:`train_run`
+    names them (one, where they train at once)."""
+    return phases_of_run(n, parallel=in_processes(n, config))
 
 
-def phases_of(job: jobs.Job, n: int) -> Callable[[str], None]:
-    """`job`'s phase callback for :func:`train_run` of `n` seed members: the live loss curves
-    start again with each member's training."""
-    members = set(training_phases(n)) if n > 1 else set()
+def phases_of(job: jobs.Job, n: int, config: TrainConfig) -> Callable[[str], None]:
+    """`job`'s phase callback for :func:`train_run` of `n` seed members of `config`: the live
+    loss curves start again with each member's training (one after another)."""
+    members = set(training_phases(n, config)) if n > 1 else set()
 
     def begin(name: str) -> None:
         if name in members:
@@ -144,11 +149,12 @@ def picker(run) -> int:
 
 
 def member_view(run, explanation, k: int):
-    """``(run, explanation)`` of member `k`: the session's own for member 0, else the member as a
-    run of its own and its maps over the same rows, recorded in the background (``None``
-    meanwhile, its progress shown, or when it failed, which is said)."""
-    if k == 0:
-        return run, explanation
+    """``(run, explanation)`` of member `k`: the member as a run of its own (the run itself for a
+    run of one model) and its maps over the same rows: the session's own explanation for member
+    0, else recorded in the background (``None`` meanwhile, its progress shown, or when it
+    failed, which is said)."""
+    if k == 0:  # as a run of its own, so that a row's outcome is member 0's, not the mean's
+        return run.member(0), explanation
     member = run.member(k)  # the same object while the run's rows and control stay
 
     def prepare() -> Callable[[jobs.Job], Any]:

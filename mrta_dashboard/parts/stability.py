@@ -17,7 +17,7 @@ import streamlit as st
 from mrta.errors import counted
 from mrta.pipelines.stability import ONE_MODEL, seed_stability
 from mrta.pipelines.train_run import threads_of
-from mrta.report.stability_figures import spread_heatmap, stability_heatmap
+from mrta.report.stability_figures import MEAN_WORDS, SPREAD_WORDS, stability_heatmaps
 from mrta.report.stability_report import (
     AGREEMENT_NOTE,
     HEADS_NOTE,
@@ -99,16 +99,21 @@ def _map(stability, explanation, layer: int, map_id: str) -> None:
     """The map in view across the members: their mean with the unstable cells marked, the
     spread of its cells, and the head matching."""
     found = stability.map(layer, map_id)
-    queries, keys = explanation.atlas.names(layer, map_id)
-    title, rows = map_title(found), rows_words(stability)
-    left, right = st.columns(2)
-    shown = (
-        (left, stability_heatmap, "mean of the members", MEAN_FIGURE, MEAN_HTML, UNSTABLE_NOTE),
-        (right, spread_heatmap, "SD across the members", SPREAD_FIGURE, SPREAD_HTML, SPREAD_NOTE),
+    title = map_title(found)
+    drawn = stability_heatmaps(
+        found.cells,
+        explanation.atlas.names(layer, map_id),
+        title=title,
+        rows=rows_words(stability),
     )
-    for column, draw, what, key, html_key, note in shown:
+    shown = (
+        (MEAN_WORDS, MEAN_FIGURE, MEAN_HTML, UNSTABLE_NOTE),
+        (SPREAD_WORDS, SPREAD_FIGURE, SPREAD_HTML, SPREAD_NOTE),
+    )
+    for column, figure, (what, key, html_key, note) in zip(
+        st.columns(2), drawn, shown, strict=True
+    ):
         with column:
-            figure = draw(found.cells, queries, keys, title=f"{title}: {what}", rows=rows)
             st.plotly_chart(figure, key=key)
             figure_export.download(figure, f"{title}, {what}", html_key)
             st.caption(note)

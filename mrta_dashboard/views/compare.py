@@ -7,11 +7,11 @@ from __future__ import annotations
 import streamlit as st
 
 from mrta.errors import counted, one_line
-from mrta.pipelines.compare import DEFAULT_Q, compare_runs
+from mrta.pipelines.compare import compare_runs
 from mrta.pipelines.explain import DEFAULT_MAX_ROWS
 from mrta.pipelines.explore import SetExplanation
 from mrta_dashboard import keys, session
-from mrta_dashboard.parts import compare
+from mrta_dashboard.parts import compare, difference
 from mrta_dashboard.text import md
 
 #: How many comparisons the session keeps, newest last.
@@ -63,17 +63,7 @@ def page() -> None:
             "FILE --out DIR`."
         )
         return
-    q = st.number_input(
-        "False discovery rate q",
-        min_value=0.001,
-        max_value=0.5,
-        value=DEFAULT_Q,
-        step=0.01,
-        format="%.3f",
-        key=keys.COMPARE_Q,
-        help="Of the cells shown as different, at most this share is expected to be so by "
-        "chance (Benjamini–Yekutieli).",
-    )
+    q = difference.q_input(keys.COMPARE_Q)
     st.caption(
         f"On the rows the current run is explored on ({counted(len(rows), 'row')}; at most "
         f"{DEFAULT_MAX_ROWS:,} of those with both runs' targets, a seeded sample, are "

@@ -151,7 +151,7 @@ def _settings_form(loaded: session.LoadedTable) -> None:
             cancel=job.cancel,
             sets=sets,
             control=False,  # trained after, in the background: the first heatmap comes first
-            phase=seeds.phases_of(job, members),
+            phase=seeds.phases_of(job, members, train_config),
             seeds=members,
         )
         unit = "rows" if sets is None else "sets"
@@ -166,7 +166,7 @@ def _settings_form(loaded: session.LoadedTable) -> None:
         f"{loaded.name} → {target}",
         work,
         owner=loaded.source_id,
-        plan=(PREPARING, *seeds.training_phases(members), BASELINES, *recorded),
+        plan=(PREPARING, *seeds.training_phases(members, train_config), BASELINES, *recorded),
     )
     st.rerun()
 
