@@ -68,6 +68,7 @@ def test_a_run_from_the_runs_folder_opens_with_progress(browser, url):  # noqa: 
     page.get_by_text("the rows the run was trained on").wait_for()
     page.get_by_role("button", name="Open this run").click()
     page.get_by_text("Open now: tiny").wait_for(timeout=120_000)
-    assert page.get_by_text("Run: tiny").count() > 0  # the sidebar says which run is open
+    # the sidebar says which run is open: drawn after the page, so it may come a moment later
+    page.get_by_text("Run: tiny").first.wait_for()
     page.screenshot(path=ARTIFACTS / "open-folder.png", full_page=True)
     context.close()
