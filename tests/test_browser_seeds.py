@@ -28,7 +28,9 @@ def runs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("runs")
     frame = tiny_frame("binary", rows=160)
     config = replace(QUICK, max_epochs=2)
-    run = train_run(frame, "y", model_config=TINY_MODEL, train_config=config, seeds=2)
+    run = train_run(
+        frame, "y", model_config=TINY_MODEL, train_config=config, seeds=2, parallel=False
+    )
     run.save(folder / "seeded", include_data=True)
     return folder
 

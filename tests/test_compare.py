@@ -171,7 +171,8 @@ def test_two_seeds_of_one_table_differ(runs):
 @pytest.mark.slow
 def test_a_run_of_several_seed_members_is_compared_by_its_member_0(runs):
     frame, first, _, _ = runs
-    members = train_run(frame, "y", model_config=TINY_MODEL, train_config=FEW_EPOCHS, seeds=2)
+    members = train_run(frame, "y", model_config=TINY_MODEL, train_config=FEW_EPOCHS, seeds=2,
+                        parallel=False)  # fmt: skip
     comparison = compare_runs(members, first, frame, names=("pair", "one"))
     assert comparison.notes == (
         "Run pair has 2 seed members: its maps and importances are member 0's; its metrics are "

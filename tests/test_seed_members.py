@@ -54,7 +54,12 @@ def test_an_ensemble_needs_members():
 @pytest.fixture(scope="module")
 def ensemble() -> Run:
     return train_run(
-        tiny_frame("multiclass"), "y", model_config=TINY_MODEL, train_config=QUICK, seeds=3
+        tiny_frame("multiclass"),
+        "y",
+        model_config=TINY_MODEL,
+        train_config=QUICK,
+        seeds=3,
+        parallel=False,  # one after another: quicker for a tiny model; at once is tested below
     )
 
 
@@ -144,7 +149,7 @@ def test_a_member_without_its_weights_is_refused(ensemble, tmp_path):
 def test_a_log_target_ensemble_smears_the_mean_of_its_members_logs():
     options = PreprocessingOptions(target_transform="log")
     run = train_run(skewed_frame(), "price", model_config=TINY_MODEL, train_config=QUICK,
-                    preprocessing_options=options, seeds=2)  # fmt: skip
+                    preprocessing_options=options, seeds=2, parallel=False)  # fmt: skip
     test = run.rows("test")
     predicted = run.predict_frame(test)["prediction"].to_numpy()
     scored = metrics(run.schema.task, test["price"].to_numpy(), predicted, ())
@@ -176,14 +181,20 @@ def test_the_cli_refuses_seeds_with_nproc_or_a_streamed_table(tmp_path, capsys):
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
-@pytest.mark.slow
-def test_the_cli_trains_and_reports_every_member(tmp_path, capsys):
-    data = tmp_path / "t.csv"
+def train_two_members(folder) -> tuple[int, str, str]:
+    """``mrta train --seeds 2`` of a tiny binary table into ``folder/run`` (its CSV
+    ``folder/t.csv``): the exit code and the paths of the table and the run."""
+    data, out = folder / "t.csv", folder / "run"
     tiny_frame("binary").to_csv(data, index=False)
-    out = tmp_path / "run"
     code = main(["train", str(data), "--target", "y", "--out", str(out), "--seeds", "2",
                  "--time-budget", "1", "--d-model", "8", "--num-heads", "2", "--layers", "1",
                  "--no-control"])  # fmt: skip
+    return code, str(data), str(out)
+
+
+@pytest.mark.slow
+def test_the_cli_trains_and_reports_every_member(tmp_path, capsys):
+    code, _, out = train_two_members(tmp_path)
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "model (mean of 2 seeds)" in captured.out

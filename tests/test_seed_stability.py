@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from test_seed_members import train_two_members
 from test_train import QUICK, TINY_MODEL, tiny_frame
 
 from mrta.analysis.cohorts import ALL_ROWS
@@ -24,7 +25,12 @@ pytestmark = pytest.mark.slow  # every test here trains
 @pytest.fixture(scope="module")
 def members():
     return train_run(
-        tiny_frame("binary"), "y", model_config=TINY_MODEL, train_config=QUICK, seeds=3
+        tiny_frame("binary"),
+        "y",
+        model_config=TINY_MODEL,
+        train_config=QUICK,
+        seeds=3,
+        parallel=False,
     )
 
 
@@ -110,15 +116,10 @@ def test_without_the_runs_rows_the_maps_are_compared_and_the_note_says_why(membe
 
 
 def test_mrta_explain_reports_the_stability_of_a_seeded_run(tmp_path, capsys):
-    data = tmp_path / "t.csv"
-    tiny_frame("binary").to_csv(data, index=False)
-    run = tmp_path / "run"
-    trained = main(["train", str(data), "--target", "y", "--out", str(run), "--seeds", "2",
-                    "--time-budget", "1", "--d-model", "8", "--num-heads", "2", "--layers", "1",
-                    "--no-control"])  # fmt: skip
+    trained, data, run = train_two_members(tmp_path)
     assert trained == 0, capsys.readouterr().err
     out = tmp_path / "out"
-    assert main(["explain", str(run), str(data), "--out", str(out)]) == 0
+    assert main(["explain", run, data, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "Stability across 2 seed members" in printed
     assert "Kendall's W" in printed and "cells unstable" in printed

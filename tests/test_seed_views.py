@@ -71,7 +71,8 @@ def charts(at: AppTest) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def members():
-    return train_run(tiny_frame("binary"), "y", model_config=TINY_MODEL, train_config=TINY, seeds=2)
+    return train_run(tiny_frame("binary"), "y", model_config=TINY_MODEL, train_config=TINY, seeds=2,
+                     parallel=False)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
