@@ -32,6 +32,7 @@ from mrta.training.devices import available_devices
 from mrta.training.loop import Cancel, Progress, TrainResult, fit, is_cancelled
 
 POLL_SECONDS = 0.2  # how often the parent looks for a message, a cancel or a dead process
+LAST_WORD_SECONDS = 2.0  # how long a process that ended may still have a message on its way
 
 
 def in_processes(seeds: int, config: TrainConfig) -> bool:
@@ -91,12 +92,15 @@ def fit_in_processes(
                 kind, k, payload = messages.get(timeout=POLL_SECONDS)
             except queue.Empty:
                 dead = [k for k, p in enumerate(processes) if k not in found and not p.is_alive()]
-                if dead:
+                if not dead:
+                    continue
+                try:  # its result may have been sent just before it ended
+                    kind, k, payload = messages.get(timeout=LAST_WORD_SECONDS)
+                except queue.Empty:
                     raise WorkerError(
                         f"the process training seed member {dead[0]} ended without its result "
                         f"(exit code {processes[dead[0]].exitcode})"
                     ) from None
-                continue
             if kind == "progress" and callback is not None:
                 callback(payload)
             elif kind == "error":
