@@ -26,17 +26,28 @@ def train(page, seed: int) -> None:
     page.get_by_text("Results on the test split").wait_for(timeout=TRAINED)
 
 
+def open_page(page, link: str, text: str) -> None:
+    """Click the navigation link `link` until the page shows `text`: a click that lands while
+    a background job (the control model) reruns the page can be lost."""
+    for _ in range(3):
+        page.get_by_role("link", name=link).click()
+        try:
+            page.get_by_text(text).first.wait_for(timeout=20_000)
+            return
+        except playwright.TimeoutError:
+            continue
+    page.get_by_text(text).first.wait_for(timeout=20_000)
+
+
 def test_two_seeds_compared_side_by_side(browser, url):  # noqa: F811
     context, page = open_app(browser, url)
-    page.get_by_role("link", name="Compare").click()
-    page.get_by_text("Train a model").wait_for()
+    open_page(page, "Compare", "Train a model")
     train(page, 0)
-    page.get_by_role("link", name="Compare").click()
-    page.get_by_text("needs a second run").wait_for()
+    open_page(page, "Compare", "needs a second run")
     page.screenshot(path=ARTIFACTS / "compare-one-run.png", full_page=True)
 
     train(page, 1)
-    page.get_by_role("link", name="Compare").click()
+    open_page(page, "Compare", "B: compare it with")
     page.get_by_role("button", name="Compare", exact=True).wait_for()
     chosen = page.get_by_label("B: compare it with").input_value()
     assert "run 1" in chosen and "seed 0" in chosen  # B: the first run, remembered
