@@ -161,14 +161,14 @@ def once(name: str, work: Callable[[], Any]) -> None:
 
 
 @atexit.register
-def _stop_all() -> None:
-    """Cancel the jobs still running when the process exits and give them a moment to stop:
-    a thread killed inside torch at exit aborts the process ("terminate called without an
-    active exception")."""
+def stop_all(seconds: float = EXIT_SECONDS) -> None:
+    """Cancel the jobs still running and give them `seconds` to stop. At the process's exit: a
+    thread killed inside torch aborts the process ("terminate called without an active
+    exception"); after a test: no job outlives the session it belonged to."""
     jobs = [job for job in list(_RUNNING) if job.running]
     for job in jobs:
         job.cancel.set()
-    deadline = time.monotonic() + EXIT_SECONDS
+    deadline = time.monotonic() + seconds
     for job in jobs:
         job.thread.join(max(0.0, deadline - time.monotonic()))
 

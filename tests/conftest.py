@@ -1,6 +1,7 @@
 """Shared fixtures: every test starts from the same seed."""
 
 import os
+import sys
 
 import pytest
 import torch
@@ -16,3 +17,13 @@ torch.set_num_threads(1)
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _no_job_outlives_its_test():
+    """A dashboard test's background jobs (a control, a stability analysis) are cancelled when
+    it ends: left running, they take the CPU from the next tests."""
+    yield
+    jobs = sys.modules.get("mrta_dashboard.jobs")
+    if jobs is not None:
+        jobs.stop_all()

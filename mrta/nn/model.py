@@ -23,6 +23,7 @@ from torch.overrides import TorchFunctionMode
 from mrta.config import ModelConfig
 from mrta.nn.layer import MultiResolutionTabularAttention
 from mrta.nn.periodic import PeriodicEmbeddings
+from mrta.nn.random_stream import RandomStream
 from mrta.streams import present_maps, present_streams
 from mrta.task import Task
 
@@ -266,9 +267,9 @@ def build_model(
 ) -> TaskModel:
     """The model of `spec` (a :class:`TabularAttentionModel` unless `model_class` says, e.g.
     :class:`~mrta.nn.set_model.SetAttentionModel`) with the initial weights that
-    `torch.manual_seed(init_seed)` gives, leaving the global random state as it was."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(init_seed)
+    `torch.manual_seed(init_seed)` gives, leaving the global random state as it was, whatever
+    other threads draw meanwhile (:class:`~mrta.nn.random_stream.RandomStream`)."""
+    with RandomStream(init_seed):
         return (model_class or TabularAttentionModel).from_dict(spec)
 
 

@@ -49,6 +49,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from mrta.config import TrainConfig, default_threads
 from mrta.data.preprocessing import Examples
+from mrta.nn.random_stream import RandomStream
 from mrta.training.evaluate import metrics
 from mrta.training.inference import batch_limit, predict_logits, to_predictions
 from mrta.training.losses import model_target, task_loss
@@ -210,10 +211,9 @@ def fit(
     elif threads is not None and threads > 1 and config.threads is None and timed:
         choice = ThreadChoice(threads)
         threads = 1  # where the choice starts
-    rng_devices = [device.index or 0] if device.type == "cuda" else []
-    with _torch_threads(threads), torch.random.fork_rng(devices=rng_devices):
-        # the workers share the shuffles (seeded apart) but not their dropout masks
-        torch.manual_seed(config.seed + (world.rank if world is not None else 0))
+    # the workers share the shuffles (seeded apart) but not their dropout masks
+    dropout_seed = config.seed + (world.rank if world is not None else 0)
+    with _torch_threads(threads), _accelerator_seeded(device, dropout_seed):
         return _Trainer(
             model,
             train,
@@ -226,6 +226,7 @@ def fit(
             world,
             steps,
             schedule_end,
+            dropout_stream=RandomStream(dropout_seed),
         ).run(callback, cancel)
 
 
@@ -245,8 +246,12 @@ class _Trainer:
         world: World | None = None,
         steps: int | None = None,
         schedule_end: float = 1.0,
+        *,
+        dropout_stream: RandomStream,
     ) -> None:
         self.model = model.to(device)
+        # the CPU's dropout masks, drawn apart from other threads (the dashboard's jobs)
+        self.dropout_stream = dropout_stream
         self.fixed_steps = steps  # train exactly this many steps, keep the final weights
         self.schedule_end = schedule_end if steps is not None else 1.0
         self.schedule_reached = 0.0  # the schedule fraction of the last step taken
@@ -512,7 +517,10 @@ class _Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate
         inputs = self.train.select(rows).model_inputs()
-        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.device.type == "cuda"):
+        with (
+            self.dropout_stream,
+            torch.autocast(self.device.type, torch.bfloat16, enabled=self.device.type == "cuda"),
+        ):
             logits = self.forward(*inputs)  # (B, n_outputs)
         loss = task_loss(self.task, logits, self.target[rows])
         value = loss.item()
@@ -621,6 +629,22 @@ def is_cancelled(cancel: Cancel) -> bool:
     if isinstance(cancel, threading.Event):
         return cancel.is_set()
     return bool(cancel())
+
+
+@contextmanager
+def _accelerator_seeded(device: torch.device, seed: int) -> Iterator[None]:
+    """On CUDA or MPS, the device's generator (its dropout masks) seeded with `seed` and
+    restored afterwards; the CPU's draws go through a :class:`RandomStream` instead."""
+    backend = {"cuda": torch.cuda, "mps": torch.mps}.get(device.type)
+    if backend is None:
+        yield
+        return
+    saved = backend.get_rng_state()
+    backend.manual_seed(seed)
+    try:
+        yield
+    finally:
+        backend.set_rng_state(saved)
 
 
 @contextmanager
