@@ -23,6 +23,8 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 #: How a numerical column becomes its token: "linear" (``x*w + b``) or "plr" (periodic
 #: features, a linear layer and ReLU: :class:`mrta.nn.periodic.PeriodicEmbeddings`).
 NUMERICAL_EMBEDDINGS = ("linear", "plr")
+#: Model settings added after runs were saved without them: such a run was trained with these.
+EARLIER_MODEL_SETTINGS = {"numerical_embedding": "linear"}
 
 
 @dataclass(frozen=True)
@@ -57,10 +59,10 @@ class ModelConfig:
         metadata={"why": "the reference's default; 0 and 0.2 were no better on validation"},
     )
     numerical_embedding: str = field(
-        default="linear",
+        default="plr",
         metadata={
-            "why": "linear: x*w+b per column; plr (periodic, linear, ReLU; Gorishniy et al. 2022) "
-            "is offered but not yet chosen by the quality benchmark"
+            "why": "plr (periodic, linear, ReLU; Gorishniy et al. 2022) with the batch by the rows "
+            "had the best validation rank over 8 tables (benchmarks/quality.py); linear: x*w+b"
         },
     )
     plr_frequencies: int = field(
@@ -107,8 +109,10 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        """Inverse of `to_dict`; unknown keys are an error, missing keys take the default."""
-        return _from_dict(cls, data)
+        """Inverse of `to_dict` (a saved config); unknown keys are an error, a missing key takes
+        its value from before it was a setting (:data:`EARLIER_MODEL_SETTINGS`), else the
+        default."""
+        return _from_dict(cls, {**EARLIER_MODEL_SETTINGS, **data})
 
 
 @dataclass(frozen=True)
@@ -123,15 +127,20 @@ class TrainConfig:
         default=200,
         metadata={"why": "a cap for small tables, which early stopping ends sooner anyway"},
     )
-    batch_size: int = field(
-        default=256,
+    batch_size: int | None = field(
+        default=None,
         metadata={
-            "why": "128 was no better on validation; a small table gets 4 smaller batches an epoch"
+            "why": "None: by the training rows, 256 below 5,000 and 128 from there, where 30 s "
+            "gives few epochs and more steps scored higher (benchmarks/batch_scaling.py); a small "
+            "table gets 4 smaller batches an epoch"
         },
     )
     learning_rate: float = field(
         default=1e-3,
-        metadata={"why": "2e-3 scored lower on 4 of 5 validation tables (the sixth is a tie)"},
+        metadata={
+            "why": "at a batch of 256; a batch left to the rows scales it by the square root of "
+            "its size over 256. 2e-3 scored lower on 4 of 5 validation tables"
+        },
     )
     weight_decay: float = field(
         default=1e-4,
@@ -165,8 +174,10 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
-        for name in ("max_epochs", "batch_size", "patience"):
+        for name in ("max_epochs", "patience"):
             positive_int(getattr(self, name), name)
+        if self.batch_size is not None:
+            positive_int(self.batch_size, "batch_size")
         if self.threads is not None:
             positive_int(self.threads, "threads")
         if self.time_budget is not None and not (

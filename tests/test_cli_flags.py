@@ -102,7 +102,10 @@ def test_the_help_of_a_flag_is_its_fields_why_and_default():
         for f in dataclasses.fields(cls):
             if f.name not in NOT_FLAGS[cls]:
                 assert " ".join(f.metadata["why"].split()) in text, f.name
-    assert f"default: {TRAIN.batch_size} rows, or {SET_BATCH_SIZE} sets with --group-by" in text
+    assert (
+        f"default: by the training rows (256, or 128 from 5,000), or {SET_BATCH_SIZE} sets with "
+        "--group-by" in text
+    )
     assert "0 for no limit" in text and "default: the physical cores" in text
 
 

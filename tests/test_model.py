@@ -9,7 +9,9 @@ from mrta.analysis.recorder import AttentionRecorder
 from mrta.config import ModelConfig
 from mrta.nn.model import TabularAttentionModel, build_model
 
-TINY = ModelConfig(d_token=8, d_model=16, num_layers=2, num_heads=2, dropout=0.0)
+TINY = ModelConfig(
+    d_token=8, d_model=16, num_layers=2, num_heads=2, dropout=0.0, numerical_embedding="linear"
+)
 NUM = ["age", "income", "score"]
 CAT = ["city", "plan"]
 

@@ -21,13 +21,15 @@ from mrta.nn.model import TabularAttentionModel, build_model
 def tiny_config(
     d_model: int = 8, num_heads: int = 2, num_layers: int = 2, dropout: float = 0.0
 ) -> ModelConfig:
-    """Tokens as wide as the layers; no dropout, so that train and eval mode agree."""
+    """Tokens as wide as the layers; no dropout, so that train and eval mode agree; linear
+    numerical tokens (``x*w + b``), which the hand computations follow."""
     return ModelConfig(
         d_token=d_model,
         d_model=d_model,
         num_layers=num_layers,
         num_heads=num_heads,
         dropout=dropout,
+        numerical_embedding="linear",
     )
 
 

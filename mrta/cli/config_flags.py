@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from mrta.config import DEVICES, NUMERICAL_EMBEDDINGS, ModelConfig, TrainConfig
 from mrta.data.sets import SET_BATCH_SIZE
+from mrta.training.loop import BATCH_SIZE, LARGE_TABLE_BATCH, LARGE_TABLE_ROWS
 
 #: The config classes whose fields are flags, in the order the flags are listed.
 CONFIGS: tuple[type, ...] = (TrainConfig, ModelConfig)
@@ -69,8 +70,8 @@ FLAGS: Mapping[type, Mapping[str, Flag]] = {
             what="examples per step",
             metavar="N",
             default=None,
-            default_text=f"{TrainConfig().batch_size} rows, or {SET_BATCH_SIZE} sets with "
-            "--group-by",
+            default_text=f"by the training rows ({BATCH_SIZE}, or {LARGE_TABLE_BATCH} from "
+            f"{LARGE_TABLE_ROWS:,}), or {SET_BATCH_SIZE} sets with --group-by",
             value=_unset_keeps_base,
         ),
         "seed": Flag(what="seed of the split, the initial weights and training", metavar="N"),

@@ -73,7 +73,8 @@ class PreprocessingOptions:
         default="none",
         metadata={
             "why": "regression: 'log' or 'auto' (log where the target is positive and skewed) "
-            "are offered; the quality benchmark has not yet chosen them"
+            "are offered; on wage, the one skewed table, auto neither helped nor hurt beyond "
+            "the spread over seeds (benchmarks/quality_ablation.py)"
         },
     )
 

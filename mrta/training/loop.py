@@ -57,6 +57,12 @@ from mrta.training.world import World
 
 #: Why training ended.
 MIN_STEPS_PER_EPOCH = 4  # a small table gets smaller batches rather than one step per epoch
+#: ``TrainConfig(batch_size=None)``: the batch by the training rows. From LARGE_TABLE_ROWS on, a
+#: 30 s budget gives few epochs, and smaller batches (more steps) scored higher on validation
+#: (benchmarks/batch_scaling.py); the learning rate goes with the square root of the batch.
+BATCH_SIZE = 256
+LARGE_TABLE_ROWS = 5000
+LARGE_TABLE_BATCH = 128
 #: Query-key pairs per attention map and head in one training batch: 4 sets of 1,000 rows.
 TRAIN_PAIRS = 2**22
 
@@ -104,6 +110,9 @@ class TrainResult:
     #: How far through its learning-rate schedule (warm-up, then cosine decay) the last step
     #: was: 1 at the end of the plan; less after an early stop. None: not recorded (older runs).
     schedule_fraction: float | None = None
+    #: The peak learning rate (``config.learning_rate``, scaled where the batch went by the
+    #: rows: :func:`batch_for_rows`). None: not recorded (older runs).
+    learning_rate: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""
@@ -160,8 +169,8 @@ def fit(
             :class:`~mrta.nn.model.TabularAttentionModel` on rows, or a
             :class:`~mrta.nn.set_model.SetAttentionModel` on sets.
         train, validation: encoded rows (or sets) with their targets. A batch holds at most
-            ``config.batch_size`` examples and at most :data:`TRAIN_PAIRS` query-key pairs per
-            attention map and head.
+            ``config.batch_size`` examples (``None``: :func:`batch_for_rows`) and at most
+            :data:`TRAIN_PAIRS` query-key pairs per attention map and head.
         config: budget, optimiser, schedule, stopping, seed and device.
         target_mean, target_std: regression only: the model learns ``(y - mean) / std``
             (the preprocessor's values); validation metrics are in the target's units.
@@ -267,8 +276,12 @@ class _Trainer:
         self.target = model_target(self.task, train.target, target_mean, target_std).to(device)
         self.validation_target = model_target(self.task, validation.target, target_mean, target_std)
         self.n_rows = len(train)
+        wanted, self.peak_learning_rate = config.batch_size, config.learning_rate
+        if wanted is None:
+            wanted = batch_for_rows(self.n_rows)
+            self.peak_learning_rate *= math.sqrt(wanted / BATCH_SIZE)
         self.batch_size = min(
-            batch_limit(config.batch_size, train, TRAIN_PAIRS),
+            batch_limit(wanted, train, TRAIN_PAIRS),
             max(1, math.ceil(self.n_rows / MIN_STEPS_PER_EPOCH)),
         )
         self.local_batch = self.batch_size  # examples per step on this process
@@ -300,7 +313,7 @@ class _Trainer:
             1, config.max_epochs * self.steps_per_epoch if steps is None else steps
         )
         self.optimizer = torch.optim.AdamW(
-            parameter_groups(model, config.weight_decay), lr=config.learning_rate
+            parameter_groups(model, config.weight_decay), lr=self.peak_learning_rate
         )
         self.shuffle = torch.Generator().manual_seed(config.seed)
         self.history: list[dict[str, Any]] = []
@@ -452,6 +465,7 @@ class _Trainer:
             world_size=1 if self.world is None else self.world.size,
             backend=None if self.world is None else self.world.backend,
             schedule_fraction=round(self.schedule_reached, 6),
+            learning_rate=self.peak_learning_rate,
         )
 
     def train_epoch(
@@ -512,7 +526,7 @@ class _Trainer:
         start = time.perf_counter()
         self.schedule_reached = self.schedule_end * self.fraction(steps_ahead=1)
         self.learning_rate = learning_rate_at(
-            self.schedule_reached, self.config.learning_rate, self.config.warmup_fraction
+            self.schedule_reached, self.peak_learning_rate, self.config.warmup_fraction
         )
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate
@@ -629,6 +643,12 @@ def is_cancelled(cancel: Cancel) -> bool:
     if isinstance(cancel, threading.Event):
         return cancel.is_set()
     return bool(cancel())
+
+
+def batch_for_rows(rows: int) -> int:
+    """The batch of ``TrainConfig(batch_size=None)`` for `rows` training rows (before the caps
+    of a small table and of :data:`TRAIN_PAIRS`)."""
+    return LARGE_TABLE_BATCH if rows >= LARGE_TABLE_ROWS else BATCH_SIZE
 
 
 @contextmanager

@@ -23,11 +23,12 @@ from mrta.pipelines.train_run import (
 from mrta.report import figures
 from mrta.task import Task
 from mrta.training.devices import available_devices
+from mrta.training.loop import BATCH_SIZE, LARGE_TABLE_BATCH, LARGE_TABLE_ROWS
 from mrta_dashboard import control, jobs, keys, session
 from mrta_dashboard.parts import seeds, verdict
 from mrta_dashboard.text import md
 
-HEADS, WIDTHS, BATCHES = [1, 2, 4, 8], [16, 32, 64, 128], [16, 32, 64, 128, 256, 512]
+HEADS, WIDTHS, BATCHES = [1, 2, 4, 8], [16, 32, 64, 128], [None, 16, 32, 64, 128, 256, 512]
 PRESETS = {  # name -> (model, training) overrides of the library defaults
     "quick": ({}, {"time_budget": 30.0}),
     "thorough": ({"num_layers": 3}, {"time_budget": 180.0, "patience": 25}),
@@ -104,7 +105,11 @@ def _settings_form(loaded: session.LoadedTable) -> None:
             "Batch size (sets)" if sets is not None else "Batch size",
             BATCHES,
             index=BATCHES.index(t.batch_size),
-            help="examples per training step: groups of rows in group mode, else rows",
+            format_func=lambda size: "by the rows" if size is None else str(size),
+            help="examples per training step: groups of rows in group mode, else rows. By the "
+            f"rows: {BATCH_SIZE}, or {LARGE_TABLE_BATCH} from {LARGE_TABLE_ROWS:,} training rows "
+            "(more steps in the budget), the learning rate scaled by the square root of the "
+            f"batch over {BATCH_SIZE}",
         )
         seed = c4.number_input("Seed", 0, 2**31 - 1, t.seed)
         devices = available_devices()

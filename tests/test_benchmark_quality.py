@@ -1,0 +1,79 @@
+"""The quality benchmark's choice and goals (benchmarks/quality.py), on made-up summaries."""
+
+import numpy as np
+import pytest
+
+from benchmarks import quality
+
+
+def entry(table, candidate, validation, test, *, metric="r2", sd=0.01, hgb=0.5, high=0.01):
+    return {
+        "table": table,
+        "candidate": candidate,
+        "metric": metric,
+        "validation_mean": validation,
+        "test_mean": test,
+        "test_sd": sd,
+        "hgb": hgb,
+        "gap_to_hgb": test - hgb,
+        "interval_vs_hgb": [-0.02, high],
+    }
+
+
+def test_the_winner_has_the_best_mean_validation_rank_and_test_scores_never_choose():
+    summary = [
+        entry("a", "today", 0.50, 0.99),
+        entry("a", "plr", 0.52, 0.10),
+        entry("b", "today", 0.40, 0.99),
+        entry("b", "plr", 0.41, 0.10),
+    ]
+    choice = quality.choose(summary)
+    assert choice["winner"] == "plr"
+    assert choice["mean_validation_rank"] == {"today": 2.0, "plr": 1.0}
+    assert choice["mean_validation_gain_over_today"]["plr"] == pytest.approx(0.015)
+
+
+def test_a_tie_in_rank_goes_to_the_larger_mean_validation_gain():
+    summary = [
+        entry("a", "today", 0.50, 0.5),
+        entry("a", "plr", 0.51, 0.5),
+        entry("b", "today", 0.45, 0.5),
+        entry("b", "plr", 0.40, 0.5),
+    ]
+    choice = quality.choose(summary)
+    assert choice["mean_validation_rank"] == {"today": 1.5, "plr": 1.5}
+    assert choice["winner"] == "today"  # plr gains 0.01 on a, loses 0.05 on b
+
+
+def test_the_goals_read_the_interval_the_r2_tolerance_and_the_seed_spread():
+    summary = [
+        entry("reg", "today", 0.5, 0.480, sd=0.004, hgb=0.495),
+        entry("reg", "plr", 0.5, 0.486, sd=0.004, hgb=0.495, high=-0.001),
+        entry("cls", "today", 0.9, 0.900, metric="roc_auc", sd=0.002, hgb=0.89),
+        entry("cls", "plr", 0.9, 0.897, metric="roc_auc", sd=0.001, hgb=0.89),
+    ]
+    goals = quality.goals(summary, "plr")
+    assert goals["reg"] == {
+        "not_worse_than_hgb": False,  # the interval's upper end is below 0
+        "not_worse_than_today": True,
+        "r2_within_0.01_of_hgb": True,  # 0.486 against 0.495
+    }
+    assert goals["cls"] == {
+        "not_worse_than_hgb": True,
+        "not_worse_than_today": False,  # 0.003 lower, more than either spread
+        "ahead_of_hgb": True,
+    }
+
+
+def test_the_interval_of_the_seed_mean_against_hgb_is_zero_for_the_same_predictions():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=200)
+    same = y + rng.normal(scale=0.5, size=200)
+    assert quality.interval(y, [same, same], same, "r2") == [0.0, 0.0]
+    better = y + rng.normal(scale=0.1, size=200)
+    low, high = quality.interval(y, [better, better], same, "r2")
+    assert 0 < low < high
+    labels = (y > 0).astype(int)
+    probabilities = np.column_stack([1 - (same > 0), same > 0]).astype(float)
+    low, high = quality.interval(labels, [probabilities], probabilities, "roc_auc")
+    assert low == high == 0.0
