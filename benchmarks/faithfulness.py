@@ -27,8 +27,8 @@ model (the deletion check does not use it), then :func:`mrta.pipelines.explain.e
 - the seconds the run took (training, explanation and checks).
 
 Run ``python -m benchmarks.faithfulness [--seeds N] [--tables NAME ...] [--quick]`` (defaults:
-3 seeds, all three tables; ``--quick``: 3 s time budget and 1 seed, a smoke run). About 50 s per
-run on 2 cores, 18 runs, so about 15 minutes. It writes ``benchmarks/results/faithfulness.json``
+3 seeds, all three tables; ``--quick``: 3 s time budget and 1 seed, a smoke run). About 80 s per
+run on 2 cores, 18 runs, so about 25 minutes. It writes ``benchmarks/results/faithfulness.json``
 and prints the README's table and a verdict per "done when" criterion.
 """
 

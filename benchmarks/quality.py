@@ -12,7 +12,9 @@ Each table, candidate and seed ``s`` is trained with
 seed 0 (the same rows for every candidate and seed), with ``TrainConfig(seed=s)`` for the
 initial weights and the order of the batches, and without a control (``--no-control``).
 HistGradientBoosting is fitted once per table on the same split (it stops early on the
-validation rows, as the run's baseline does).
+validation rows, as the run's baseline does). A candidate that differs from another only where
+its difference takes effect (a log of a skewed positive target; settings from 5,000 training
+rows) is not trained again elsewhere: its rows there are the other's (``SAME_AS``).
 
 - **Chosen on validation.** Per table, the candidates are ranked by their mean validation score
   over the seeds (ROC AUC, or R² in the target's units, of the weights kept at the best epoch);
@@ -25,21 +27,25 @@ validation rows, as the run's baseline does).
   worse beyond the interval), every regression R² within 0.01 of HGB's, and no table worse than
   today's defaults by more than its seed spread.
 
-Run ``python -m benchmarks.quality [--seeds N] [--tables ...] [--candidates ...]`` (about 35 s
-per table, candidate and seed on 2 cores: about 30 minutes at the defaults); it writes
-``benchmarks/results/quality.json`` and prints the README's table.
+Run ``python -m benchmarks.quality [--seeds N] [--tables ...] [--candidates ...] [--add]``
+(about 35 s per table, candidate and seed trained on 2 cores: about 45 minutes at the
+defaults); it writes ``benchmarks/results/quality.json`` and prints the README's table.
+``--add`` trains only the candidates and tables named and adds them to the file's results,
+which keeps the rest as measured (the JSON's ``added`` says what was added, when and on what
+machine load).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -49,11 +55,13 @@ import torch
 
 from mrta.analysis.verdict import bootstrap_metrics
 from mrta.config import ModelConfig, TrainConfig
+from mrta.data.preprocessing import PreprocessingOptions
 from mrta.data.read import read_table
 from mrta.data.samples import row_tables
-from mrta.pipelines.train_run import train_run
-from mrta.training.evaluate import hgb_predictions
-from mrta.training.loop import BATCH_SIZE, batch_for_rows
+from mrta.data.target_transform import choose_transform
+from mrta.pipelines.train_run import RunPlan, train_run
+from mrta.training.evaluate import hgb_predictions, metrics
+from mrta.training.loop import LARGE_TABLE_ROWS
 
 RESULT = Path(__file__).resolve().parent / "results" / "quality.json"
 R2_TOLERANCE = 0.01
@@ -102,37 +110,86 @@ TABLES = {
 @dataclass(frozen=True)
 class Candidate:
     """Settings that differ from the library's: spelled out in full, so that a candidate keeps
-    its meaning when the defaults change."""
+    its meaning when the defaults change. `large`: training settings that replace `train`'s
+    from :data:`LARGE_TABLE_ROWS` training rows on."""
 
     model: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
+    preprocessing: dict = field(default_factory=dict)
+    large: dict = field(default_factory=dict)
 
-    def configs(self, seed: int) -> tuple[ModelConfig, TrainConfig]:
-        return ModelConfig(**self.model), TrainConfig(seed=seed, **self.train)
+    def configs(
+        self, seed: int, train_rows: int
+    ) -> tuple[ModelConfig, TrainConfig, PreprocessingOptions]:
+        train = {**self.train, **(self.large if train_rows >= LARGE_TABLE_ROWS else {})}
+        return (
+            ModelConfig(**self.model),
+            TrainConfig(seed=seed, **train),
+            PreprocessingOptions(**self.preprocessing),
+        )
 
 
 TODAY = Candidate({"numerical_embedding": "linear"}, {"batch_size": 256, "learning_rate": 1e-3})
+BY_ROWS = Candidate(
+    {"numerical_embedding": "plr", "plr_sigma": 0.1},
+    {"batch_size": None, "learning_rate": 1e-3},
+    large={"batch_size": 128, "learning_rate": 1e-3 * math.sqrt(0.5)},
+)
 CANDIDATES = {
     "today": TODAY,
-    "plr": Candidate({"numerical_embedding": "plr"}, TODAY.train),
-    "plr, batch by rows": Candidate({"numerical_embedding": "plr"}, {"batch_size": None}),
+    "plr, batch by rows": BY_ROWS,
+    "plr σ=1, rate 2e-3": Candidate(
+        {"numerical_embedding": "plr", "plr_sigma": 1.0},
+        {"batch_size": None, "learning_rate": 2e-3},
+    ),
+    "plr, batch by rows, log target": replace(BY_ROWS, preprocessing={"target_transform": "auto"}),
+    "plr, batch by rows, rate 2e-3 from 5,000 rows": replace(
+        BY_ROWS, large={"batch_size": 128, "learning_rate": 2e-3}
+    ),
+}
+# A candidate that trains as another one wherever its difference takes no effect: there its
+# rows are the other's, not trained again.
+SAME_AS = {
+    "plr, batch by rows, log target": (
+        "plr, batch by rows",
+        lambda row: row["auto_transform"] == "none",  # auto keeps the target as it is
+    ),
+    "plr, batch by rows, rate 2e-3 from 5,000 rows": (
+        "plr, batch by rows",
+        lambda row: row["train_rows"] < LARGE_TABLE_ROWS,
+    ),
 }
 
 
 def validation_score(run, metric: str) -> float:
-    """The validation score of the weights kept (the best epoch)."""
-    best = [e for e in run.history if e.get("epoch") == run.training.best_epoch]
-    return float(best[0]["validation"][metric])
+    """The validation score of the weights kept (the best epoch), in the target's units (a
+    transformed target's history is on the model's scale)."""
+    targets, predictions, _ = run.split_predictions("validation")
+    return float(metrics(run.schema.task.value, targets, predictions)[metric])
 
 
 def measure(
-    table: Table, frame: pd.DataFrame, candidate: str, seed: int, settings: Candidate | None = None
+    table: Table,
+    frame: pd.DataFrame,
+    candidate: str,
+    seed: int,
+    train_rows: int,
+    settings: Candidate | None = None,
 ) -> dict:
-    """One training (`settings`: default ``CANDIDATES[candidate]``): scores, test predictions
-    and how the budget was used."""
-    model_config, train_config = (settings or CANDIDATES[candidate]).configs(seed)
+    """One training (`settings`: default ``CANDIDATES[candidate]``; `train_rows`: the split's
+    training rows, which choose a candidate's `large` settings): scores, test predictions and
+    how the budget was used."""
+    model_config, train_config, options = (settings or CANDIDATES[candidate]).configs(
+        seed, train_rows
+    )
     start = time.perf_counter()
-    run = train_run(frame, table.target, model_config=model_config, train_config=train_config)
+    run = train_run(
+        frame,
+        table.target,
+        model_config=model_config,
+        train_config=train_config,
+        preprocessing_options=options,
+    )
     wall = time.perf_counter() - start
     metric = "r2" if run.schema.task.value == "regression" else "roc_auc"
     targets, predictions, _ = run.split_predictions("test")
@@ -148,6 +205,8 @@ def measure(
         "steps": training.steps,
         "epochs": training.epochs,
         "batch_size": training.batch_size,
+        "target_transform": run.preprocessor.target_transform,
+        "auto_transform": auto_transform(run),
         "learning_rate": training.learning_rate,
         "stop_reason": training.stop_reason,
         "training_seconds": training.elapsed,
@@ -159,16 +218,24 @@ def measure(
     }
 
 
+def auto_transform(run) -> str:
+    """What ``target_transform="auto"`` takes for the run's training targets."""
+    if run.schema.task.value != "regression":
+        return "none"
+    return choose_transform(run.targets("train"), "auto")[0]
+
+
 def same_training(rows: list[dict], table: str, candidate: str, seed: int) -> dict | None:
-    """The "plr" row of this table and seed, for "plr, batch by rows" where the rows give the
-    same batch and learning rate (the same training but for the time budget's noise), so
-    that it is not trained again; else None."""
-    if candidate != "plr, batch by rows":
+    """The row of the candidate that this one trains as on this table and seed (``SAME_AS``),
+    or None where it trains otherwise."""
+    if candidate not in SAME_AS:
         return None
+    other, same_there = SAME_AS[candidate]
     for row in rows:
-        same = (row["table"], row["candidate"], row["seed"]) == (table, "plr", seed)
-        if same and batch_for_rows(row["train_rows"]) == BATCH_SIZE:
-            return {**row, "candidate": candidate, "same_as": "plr"}
+        if (row["table"], row["candidate"], row["seed"]) == (table, other, seed) and same_there(
+            row
+        ):
+            return {**row, "candidate": candidate, "same_as": other}
     return None
 
 
@@ -194,13 +261,22 @@ def interval(targets: np.ndarray, seeds: list[np.ndarray], hgb: np.ndarray, metr
     return [float(np.nanpercentile(difference, 5)), float(np.nanpercentile(difference, 95))]
 
 
-def summarise(rows: list[dict], hgb: dict[str, dict]) -> list[dict]:
-    """Per table and candidate: validation and test means and spreads, the gap to HGB."""
+def summarise(rows: list[dict], hgb: dict[str, dict], previous: list[dict]) -> list[dict]:
+    """Per table and candidate: validation and test means and spreads, the gap to HGB. A
+    candidate whose rows on a table are all another's (``same_as``) takes that one's summary
+    (from `previous`, the summaries of an earlier run, where it is not among `rows`)."""
     out = []
     for name in dict.fromkeys(r["table"] for r in rows):
         for candidate in CANDIDATES:
             mine = [r for r in rows if r["table"] == name and r["candidate"] == candidate]
             if not mine:
+                continue
+            if all("_predictions" not in r for r in mine):
+                other = mine[0]["same_as"]
+                earlier = [
+                    s for s in out + previous if (s["table"], s["candidate"]) == (name, other)
+                ]
+                out.append({**earlier[0], "candidate": candidate, "same_as": other})
                 continue
             test = np.array([r["test"] for r in mine])
             validation = np.array([r["validation"] for r in mine])
@@ -233,8 +309,9 @@ def summarise(rows: list[dict], hgb: dict[str, dict]) -> list[dict]:
 def choose(summary: list[dict]) -> dict:
     """The winner on validation: best mean rank over the tables, then the larger mean gain."""
     tables = list(dict.fromkeys(s["table"] for s in summary))
-    ranks: dict[str, list[float]] = {c: [] for c in CANDIDATES}
-    gains: dict[str, list[float]] = {c: [] for c in CANDIDATES}
+    candidates = list(dict.fromkeys(s["candidate"] for s in summary))
+    ranks: dict[str, list[float]] = {c: [] for c in candidates}
+    gains: dict[str, list[float]] = {c: [] for c in candidates}
     for name in tables:
         mine = {s["candidate"]: s["validation_mean"] for s in summary if s["table"] == name}
         order = pd.Series(mine).rank(ascending=False)
@@ -242,7 +319,7 @@ def choose(summary: list[dict]) -> dict:
             ranks[candidate].append(float(order[candidate]))
             gains[candidate].append(value - mine.get("today", value))
     scored = {
-        c: (float(np.mean(ranks[c])), float(np.mean(gains[c]))) for c in CANDIDATES if ranks[c]
+        c: (float(np.mean(ranks[c])), float(np.mean(gains[c]))) for c in candidates if ranks[c]
     }
     winner = min(scored, key=lambda c: (scored[c][0], -scored[c][1]))
     return {
@@ -287,6 +364,11 @@ def markdown(summary: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def remeasured(entry: dict, args: argparse.Namespace) -> bool:
+    """Whether this run (or summary) of an earlier result is measured again now."""
+    return entry["table"] in args.tables and entry["candidate"] in args.candidates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", nargs="+", choices=list(TABLES), default=list(TABLES))
@@ -295,59 +377,83 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULT)
+    parser.add_argument(
+        "--add",
+        action="store_true",
+        help="train only --candidates on --tables and add them to the results already in --out "
+        "(replacing theirs; the other runs and summaries are kept as they were measured)",
+    )
     args = parser.parse_args()
     started, load_before = time.perf_counter(), os.getloadavg()
+    previous = json.loads(args.out.read_text()) if args.add else None
+    kept = [] if previous is None else [r for r in previous["runs"] if not remeasured(r, args)]
     rows, hgb = [], {}
     with tempfile.TemporaryDirectory() as folder:
         for name in args.tables:
             table = TABLES[name]
             frame = read_table(table.csv(Path(folder))).frame
+            train_rows = len(RunPlan.prepare(frame, table.target).train_rows)
             for candidate in args.candidates:
                 for seed in range(args.seeds):
-                    row = same_training(rows, name, candidate, seed) or measure(
-                        table, frame, candidate, seed
+                    row = same_training(kept + rows, name, candidate, seed) or measure(
+                        table, frame, candidate, seed, train_rows
                     )
-                    if name not in hgb:
+                    if name not in hgb and "_run" in row:
                         hgb[name] = baseline(row["_run"], row["metric"])
                     row.pop("_run", None)
                     rows.append(row)
                     print(
                         f"{name} {candidate} seed {seed}: validation {row['validation']:.4f}, "
-                        f"test {row['test']:.4f} (HGB {hgb[name]['test']:.4f}), "
-                        f"{row['steps']} steps of {row['batch_size']}",
+                        f"test {row['test']:.4f}, {row['steps']} steps of {row['batch_size']}",
                         flush=True,
                     )
-    summary = summarise(rows, hgb)
+    summary = summarise(rows, hgb, [] if previous is None else previous["summary"])
+    seconds = round(time.perf_counter() - started, 1)
+    machine = {
+        "cpu_count": os.cpu_count(),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "scikit_learn": sklearn.__version__,
+        "numpy": np.__version__,
+    }
+    if previous is not None:
+        summary = [s for s in previous["summary"] if not remeasured(s, args)] + summary
+        hgb = {**previous["hgb"], **hgb}
+    order = list(CANDIDATES)
+    summary.sort(key=lambda s: (list(TABLES).index(s["table"]), order.index(s["candidate"])))
     choice = choose(summary)
+    measured = sorted({s["candidate"] for s in summary}, key=order.index)
     result = {
         "benchmark": "quality",
         "what": __doc__.split("\n\n")[0].replace("\n", " "),
         "tables": {
-            n: {"source": TABLES[n].source, "target": TABLES[n].target} for n in args.tables
+            n: {"source": TABLES[n].source, "target": TABLES[n].target}
+            for n in dict.fromkeys(s["table"] for s in summary)
         },
-        "candidates": {c: {"model": v.model, "train": v.train} for c, v in CANDIDATES.items()},
-        "runs": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
+        "candidates": {c: asdict(CANDIDATES[c]) for c in measured},
+        "runs": (kept if previous else [])
+        + [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
         "hgb": {n: {k: v for k, v in h.items() if k != "predictions"} for n, h in hgb.items()},
         "summary": summary,
         "choice": choice,
-        "goals": {c: goals(summary, c) for c in args.candidates if "today" in args.candidates},
-        "total_seconds": round(time.perf_counter() - started, 1),
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "load_average_before": [round(x, 2) for x in load_before],
-            "load_average_after": [round(x, 2) for x in os.getloadavg()],
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "scikit_learn": sklearn.__version__,
-            "numpy": np.__version__,
-        },
+        "goals": {c: goals(summary, c) for c in measured if "today" in measured},
+        "total_seconds": seconds + (previous["total_seconds"] if previous else 0.0),
+        "machine": machine,
+        "added": [
+            *(previous or {}).get("added", []),
+            {"candidates": args.candidates, "seconds": seconds, "machine": machine},
+        ]
+        if previous
+        else [],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(markdown(summary))
     print(f"chosen on validation: {choice}")
-    print(f"\n{result['total_seconds']:.0f} s in all; wrote {args.out}")
+    print(f"\n{seconds:.0f} s; wrote {args.out}")
 
 
 if __name__ == "__main__":

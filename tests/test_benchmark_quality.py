@@ -77,3 +77,51 @@ def test_the_interval_of_the_seed_mean_against_hgb_is_zero_for_the_same_predicti
     probabilities = np.column_stack([1 - (same > 0), same > 0]).astype(float)
     low, high = quality.interval(labels, [probabilities], probabilities, "roc_auc")
     assert low == high == 0.0
+
+
+def test_large_settings_replace_the_training_settings_from_the_large_table_rows_on():
+    candidate = quality.CANDIDATES["plr, batch by rows, rate 2e-3 from 5,000 rows"]
+    _, small, _ = candidate.configs(seed=1, train_rows=quality.LARGE_TABLE_ROWS - 1)
+    _, large, _ = candidate.configs(seed=1, train_rows=quality.LARGE_TABLE_ROWS)
+    assert (small.batch_size, small.learning_rate, small.seed) == (None, 1e-3, 1)
+    assert (large.batch_size, large.learning_rate, large.seed) == (128, 2e-3, 1)
+    # "plr, batch by rows" spells out what the library's rule gave when it was measured
+    _, by_rows, _ = quality.BY_ROWS.configs(seed=0, train_rows=quality.LARGE_TABLE_ROWS)
+    assert (by_rows.batch_size, by_rows.learning_rate) == (128, pytest.approx(1e-3 * 0.5**0.5))
+
+
+def run_row(candidate, seed, **fields):
+    return {"table": "t", "candidate": candidate, "seed": seed, "test": 0.5, **fields}
+
+
+@pytest.mark.parametrize(
+    ("candidate", "fields", "reused"),
+    [
+        ("plr, batch by rows, log target", {"auto_transform": "none"}, True),
+        ("plr, batch by rows, log target", {"auto_transform": "log"}, False),
+        ("plr, batch by rows, rate 2e-3 from 5,000 rows", {"train_rows": 4999}, True),
+        ("plr, batch by rows, rate 2e-3 from 5,000 rows", {"train_rows": 5000}, False),
+        ("today", {"train_rows": 10, "auto_transform": "none"}, False),
+    ],
+)
+def test_a_candidate_reuses_the_rows_of_the_one_it_trains_as_only_where_it_does(
+    candidate, fields, reused
+):
+    rows = [run_row("plr, batch by rows", seed, **fields) for seed in (0, 1)]
+    row = quality.same_training(rows, "t", candidate, 1)
+    if reused:
+        assert row == {**rows[1], "candidate": candidate, "same_as": "plr, batch by rows"}
+    else:
+        assert row is None
+    assert quality.same_training(rows, "other table", candidate, 1) is None
+
+
+def test_added_rows_that_repeat_an_earlier_candidate_take_its_summary():
+    earlier = [{**entry("t", "plr, batch by rows", 0.4, 0.45), "steps_mean": 90.0}]
+    name = "plr, batch by rows, log target"
+    rows = [
+        run_row(name, seed, same_as="plr, batch by rows", validation=0.4, metric="r2")
+        for seed in (0, 1)
+    ]
+    (summary,) = quality.summarise(rows, hgb={}, previous=earlier)
+    assert summary == {**earlier[0], "candidate": name, "same_as": "plr, batch by rows"}

@@ -313,7 +313,9 @@ class _Trainer:
             1, config.max_epochs * self.steps_per_epoch if steps is None else steps
         )
         self.optimizer = torch.optim.AdamW(
-            parameter_groups(model, config.weight_decay), lr=self.peak_learning_rate
+            parameter_groups(model, config.weight_decay),
+            lr=self.peak_learning_rate,
+            fused=device.type in ("cpu", "cuda") or None,  # one kernel, not a loop over tensors
         )
         self.shuffle = torch.Generator().manual_seed(config.seed)
         self.history: list[dict[str, Any]] = []
