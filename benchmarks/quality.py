@@ -41,7 +41,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable
@@ -50,9 +49,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import sklearn
-import torch
 
+from benchmarks.machine import machine
 from mrta.analysis.verdict import bootstrap_metrics
 from mrta.config import ModelConfig, TrainConfig
 from mrta.data.preprocessing import PreprocessingOptions
@@ -409,16 +407,7 @@ def main() -> None:
                     )
     summary = summarise(rows, hgb, [] if previous is None else previous["summary"])
     seconds = round(time.perf_counter() - started, 1)
-    machine = {
-        "cpu_count": os.cpu_count(),
-        "load_average_before": [round(x, 2) for x in load_before],
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "scikit_learn": sklearn.__version__,
-        "numpy": np.__version__,
-    }
+    measured_on = machine(load_before)
     if previous is not None:
         summary = [s for s in previous["summary"] if not remeasured(s, args)] + summary
         hgb = {**previous["hgb"], **hgb}
@@ -434,17 +423,21 @@ def main() -> None:
             for n in dict.fromkeys(s["table"] for s in summary)
         },
         "candidates": {c: asdict(CANDIDATES[c]) for c in measured},
-        "runs": (kept if previous else [])
-        + [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
+        "runs": kept + [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
         "hgb": {n: {k: v for k, v in h.items() if k != "predictions"} for n, h in hgb.items()},
         "summary": summary,
         "choice": choice,
         "goals": {c: goals(summary, c) for c in measured if "today" in measured},
         "total_seconds": seconds + (previous["total_seconds"] if previous else 0.0),
-        "machine": machine,
+        "machine": previous["machine"] if previous else measured_on,  # the first pass's
         "added": [
-            *(previous or {}).get("added", []),
-            {"candidates": args.candidates, "seconds": seconds, "machine": machine},
+            *previous.get("added", []),
+            {
+                "candidates": args.candidates,
+                "tables": args.tables,
+                "seconds": seconds,
+                "machine": measured_on,
+            },
         ]
         if previous
         else [],

@@ -45,7 +45,6 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -57,11 +56,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import sklearn
 import torch
 import torch._dynamo  # torch.optim imports it on its first optimizer: ~2 s, ~65 MB
 from sklearn.metrics import log_loss, roc_auc_score
 
+from benchmarks.machine import machine
 from benchmarks.memory import memory_mb
 from mrta.config import ModelConfig, TrainConfig
 from mrta.data.preprocessing import Preprocessor
@@ -421,20 +420,6 @@ def command(part: str) -> str:
     """The command line that ran `part` (its arguments as given, the part named)."""
     given = [a for a in sys.argv[1:] if a not in ("--part", "quality", "scale", "all")]
     return " ".join(["python", "-m", "benchmarks.sets", "--part", part, *given])
-
-
-def machine(load_before: tuple[float, ...]) -> dict[str, Any]:
-    return {
-        "cpu_count": os.cpu_count(),
-        "load_average_before": [round(x, 2) for x in load_before],
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "scikit_learn": sklearn.__version__,
-        "numpy": np.__version__,
-        "pandas": pd.__version__,
-    }
 
 
 def quality_markdown(part: dict[str, Any]) -> str:
