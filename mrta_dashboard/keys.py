@@ -129,13 +129,14 @@ COMPARE_DIFFERENCE_HTML = "c_diff_html"
 COMPARE_IMPORTANCE_FIGURE, COMPARE_IMPORTANCE_TABLE = "c_imp_fig", "c_imp_table"
 
 # -- Export page -----------------------------------------------------------------------------------
-EXPORT_FILES = "e_files"  # ((explanation, its checks, control), {file name: bytes})
+EXPORT_FILES = "e_files"  # ((maps, checks, control, stability), {file name: bytes})
 EXPORT_SET_FILES = "e_set_files"  # (explanation, {file name: bytes})
 EXPORT_SET = "e_set"
 EXPORT_ROWS = "e_rows"  # whether the zipped run holds the table's rows
 EXPORT_REPORT, EXPORT_RUN, EXPORT_FIGURE = "e_report", "e_run", "e_figure"
 EXPORT_NPZ, EXPORT_JSON, EXPORT_CSV, EXPORT_SUMMARY = "e_npz", "e_json", "e_csv", "e_summary"
 EXPORT_IMPORTANCE, EXPORT_FAITHFULNESS = "e_importance", "e_faithfulness"
+EXPORT_STABILITY = "e_stability"
 EXPORT_SETS_CSV, EXPORT_ROWS_CSV, EXPORT_SUMMARY_CSV = "e_sets", "e_srows", "e_ssum"
 export_set_maps = KeyFamily("e")  # (file name)
 

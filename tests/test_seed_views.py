@@ -89,7 +89,8 @@ def test_the_train_page_states_the_total_time_of_its_seed_members():
     assert not at.exception
     said = texts(at)
     assert "3 × the time budget (3 × 30 s = 90 s;" in said, said
-    assert "about 120 s (about 2 min) in all" in said and "control model" in said
+    assert "About 120 s (about 2 min) to 180 s (about 3 min) in all" in said, said
+    assert "at most 3 budgets where they trained at once" in said and "control model" in said
 
 
 @pytest.mark.slow
@@ -163,6 +164,13 @@ def test_a_seeded_run_has_a_member_picker_and_its_stability_on_demand(members):
 
     at.switch_page("views/export.py").run()  # the report gets the stability computed here
     assert "With the stability across seeds computed on the Explore page." in texts(at)
+    labels = [b.label for b in at.get("download_button")]
+    assert any(label.startswith("Stability across seeds (.csv)") for label in labels)
+    assert any("Summary (.json)" in label and "stability" in label for label in labels)
+    _, files = at.session_state[keys.EXPORT_FILES]
+    assert "stability" in json.loads(files["summary.json"])
+    header = files["stability.csv"].decode().splitlines()[0].split(",")
+    assert {"mean", "sd", "unstable", "member_0", "member_1"} <= set(header)
 
 
 def frame_with(at: AppTest, column: str):

@@ -71,10 +71,13 @@ def total_time(n: int, budget: float) -> str:
     return (
         f"{n} seed members: training takes {n} × the time budget ({n} × {budget:g} s = "
         f"{_seconds(n * budget)}; on a CPU of 2 cores or more the members train at once, a "
-        f"process each, for all of it, else one after another), then the control model about "
-        f"one budget more in the background: about {_seconds((n + 1) * budget)} in all, before "
-        "recording. Predictions, metrics and the verdict are for the members' mean; Explore "
-        "shows each member's maps and what survives another seed."
+        f"process each, for all of it, else one after another), then the control model in the "
+        "background, for as many steps as member 0 took: about one budget where the members "
+        f"trained one after another, at most {n} budgets where they trained at once (sharing "
+        "the cores slowed their steps, not the control's). About "
+        f"{_seconds((n + 1) * budget)} to {_seconds(2 * n * budget)} in all, before recording. "
+        "Predictions, metrics and the verdict are for the members' mean; Explore shows each "
+        "member's maps and what survives another seed."
     )
 
 

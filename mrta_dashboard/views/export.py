@@ -62,7 +62,7 @@ def page() -> None:
         "(`.npz`, loads with `numpy.load(allow_pickle=False)`; labels also in `.json`), "
         "and a tidy CSV (layer, map, head, cohort, query, key, weight) of the whole-table means."
     )
-    files = _exports(run, explanation)
+    files = _exports(run, reported)
     c1, c2, c3 = st.columns(3)
     c1.download_button("Maps (.npz)", files["maps.npz"], f"{stem}-maps.npz", key=keys.EXPORT_NPZ)
     c2.download_button(
@@ -72,12 +72,21 @@ def page() -> None:
         "Tidy CSV", files["maps.csv"], f"{stem}-maps.csv", "text/csv", key=keys.EXPORT_CSV
     )
     st.download_button(
-        "Summary (.json): head table, importances, sanity checks",
+        "Summary (.json): head table, importances, sanity checks"
+        + (", stability across seeds" if "stability.csv" in files else ""),
         files["summary.json"],
         f"{stem}-summary.json",
         "application/json",
         key=keys.EXPORT_SUMMARY,
     )
+    if "stability.csv" in files:
+        st.download_button(
+            "Stability across seeds (.csv): each map cell's mean and SD over the members",
+            files["stability.csv"],
+            f"{stem}-stability.csv",
+            "text/csv",
+            key=keys.EXPORT_STABILITY,
+        )
     if "importance.csv" in files:
         st.markdown(
             "**The importances** (tidy: method, column, stream, mean, standard error, rank) and "
@@ -152,8 +161,16 @@ def _run_download(run, explanation, stem: str) -> None:
 
 def _exports(run, explanation) -> dict[str, bytes]:
     """The export files, written once per state of the explanation and kept for the session
-    (the checks and a control that lands later change it in place)."""
-    state = (explanation, explanation.importance, explanation.ablation, explanation.control)
+    (the checks and a control that lands later change it in place; the stability across seeds
+    comes in a copy, :func:`stability.with_stability`)."""
+    state = (
+        explanation.atlas,
+        explanation.importance,
+        explanation.ablation,
+        explanation.faithfulness,
+        explanation.control,
+        explanation.stability,
+    )
     cached = st.session_state.get(keys.EXPORT_FILES)
     if cached is not None and all(a is b for a, b in zip(cached[0], state, strict=True)):
         return cached[1]
