@@ -28,11 +28,13 @@ rows) is not trained again elsewhere: its rows there are the other's (``SAME_AS`
   today's defaults by more than its seed spread.
 
 Run ``python -m benchmarks.quality [--seeds N] [--tables ...] [--candidates ...] [--add]``
-(about 35 s per table, candidate and seed trained on 2 cores: about 45 minutes at the
-defaults); it writes ``benchmarks/results/quality.json`` and prints the README's table.
-``--add`` trains only the candidates and tables named and adds them to the file's results,
-which keeps the rest as measured (the JSON's ``added`` says what was added, when and on what
-machine load).
+(about 35 s per table, candidate and seed trained on 2 cores, fewer where a table stops early
+or a candidate's rows are another's: about 40 minutes for the first seven candidates); it writes
+``benchmarks/results/quality.json`` and prints the README's table. ``--add`` trains only the
+candidates and tables named and adds them to the file's results, which keeps the rest as
+measured (the JSON's ``added`` says what was added, when and on what machine load).
+``--time-budget S --out FILE`` trains for S seconds instead, into another file: what a longer
+budget gives, never a choice of the defaults.
 """
 
 from __future__ import annotations
@@ -108,20 +110,24 @@ TABLES = {
 @dataclass(frozen=True)
 class Candidate:
     """Settings that differ from the library's: spelled out in full, so that a candidate keeps
-    its meaning when the defaults change. `large`: training settings that replace `train`'s
-    from :data:`LARGE_TABLE_ROWS` training rows on."""
+    its meaning when the defaults change. `large` and `large_model`: training and model
+    settings that replace `train`'s and `model`'s from :data:`LARGE_TABLE_ROWS` training rows
+    on."""
 
     model: dict = field(default_factory=dict)
     train: dict = field(default_factory=dict)
     preprocessing: dict = field(default_factory=dict)
     large: dict = field(default_factory=dict)
+    large_model: dict = field(default_factory=dict)
 
     def configs(
         self, seed: int, train_rows: int
     ) -> tuple[ModelConfig, TrainConfig, PreprocessingOptions]:
-        train = {**self.train, **(self.large if train_rows >= LARGE_TABLE_ROWS else {})}
+        large = train_rows >= LARGE_TABLE_ROWS
+        train = {**self.train, **(self.large if large else {})}
+        model = {**self.model, **(self.large_model if large else {})}
         return (
-            ModelConfig(**self.model),
+            ModelConfig(**model),
             TrainConfig(seed=seed, **train),
             PreprocessingOptions(**self.preprocessing),
         )
@@ -144,18 +150,38 @@ CANDIDATES = {
     "plr, batch by rows, rate 2e-3 from 5,000 rows": replace(
         BY_ROWS, large={"batch_size": 128, "learning_rate": 2e-3}
     ),
+    "plr σ=1, rate 2e-3, no dropout": Candidate(
+        {"numerical_embedding": "plr", "plr_sigma": 1.0, "dropout": 0.0},
+        {"batch_size": None, "learning_rate": 2e-3},
+        large={"batch_size": 128, "learning_rate": 2e-3 * math.sqrt(0.5)},
+    ),
+    "plr, batch by rows; from 5,000 rows σ=1, rate 2e-3, no dropout": replace(
+        BY_ROWS,
+        large={"batch_size": 128, "learning_rate": 2e-3 * math.sqrt(0.5)},
+        large_model={"plr_sigma": 1.0, "dropout": 0.0},
+    ),
+    "plr, batch by rows, no dropout from 5,000 rows": replace(
+        BY_ROWS, large_model={"dropout": 0.0}
+    ),
 }
+
+
+def _small(row: dict) -> bool:
+    return row["train_rows"] < LARGE_TABLE_ROWS
+
+
 # A candidate that trains as another one wherever its difference takes no effect: there its
-# rows are the other's, not trained again.
+# rows are the other's, not trained again. Each entry: (the other candidate, where).
 SAME_AS = {
-    "plr, batch by rows, log target": (
-        "plr, batch by rows",
-        lambda row: row["auto_transform"] == "none",  # auto keeps the target as it is
-    ),
-    "plr, batch by rows, rate 2e-3 from 5,000 rows": (
-        "plr, batch by rows",
-        lambda row: row["train_rows"] < LARGE_TABLE_ROWS,
-    ),
+    "plr, batch by rows, log target": [
+        ("plr, batch by rows", lambda row: row["auto_transform"] == "none")  # auto keeps it
+    ],
+    "plr, batch by rows, rate 2e-3 from 5,000 rows": [("plr, batch by rows", _small)],
+    "plr, batch by rows; from 5,000 rows σ=1, rate 2e-3, no dropout": [
+        ("plr, batch by rows", _small),
+        ("plr σ=1, rate 2e-3, no dropout", lambda row: not _small(row)),
+    ],
+    "plr, batch by rows, no dropout from 5,000 rows": [("plr, batch by rows", _small)],
 }
 
 
@@ -173,13 +199,16 @@ def measure(
     seed: int,
     train_rows: int,
     settings: Candidate | None = None,
+    time_budget: float | None = None,
 ) -> dict:
     """One training (`settings`: default ``CANDIDATES[candidate]``; `train_rows`: the split's
-    training rows, which choose a candidate's `large` settings): scores, test predictions and
-    how the budget was used."""
+    training rows, which choose a candidate's `large` settings; `time_budget`: seconds, default
+    the library's): scores, test predictions and how the budget was used."""
     model_config, train_config, options = (settings or CANDIDATES[candidate]).configs(
         seed, train_rows
     )
+    if time_budget is not None:
+        train_config = replace(train_config, time_budget=time_budget)
     start = time.perf_counter()
     run = train_run(
         frame,
@@ -226,14 +255,12 @@ def auto_transform(run) -> str:
 def same_training(rows: list[dict], table: str, candidate: str, seed: int) -> dict | None:
     """The row of the candidate that this one trains as on this table and seed (``SAME_AS``),
     or None where it trains otherwise."""
-    if candidate not in SAME_AS:
-        return None
-    other, same_there = SAME_AS[candidate]
-    for row in rows:
-        if (row["table"], row["candidate"], row["seed"]) == (table, other, seed) and same_there(
-            row
-        ):
-            return {**row, "candidate": candidate, "same_as": other}
+    for other, same_there in SAME_AS.get(candidate, []):
+        for row in rows:
+            if (row["table"], row["candidate"], row["seed"]) == (table, other, seed) and (
+                same_there(row)
+            ):
+                return {**row, "candidate": candidate, "same_as": other}
     return None
 
 
@@ -279,10 +306,12 @@ def summarise(rows: list[dict], hgb: dict[str, dict], previous: list[dict]) -> l
             test = np.array([r["test"] for r in mine])
             validation = np.array([r["validation"] for r in mine])
             metric = mine[0]["metric"]
+            repeats = {r.get("same_as") for r in mine}
             out.append(
                 {
                     "table": name,
                     "candidate": candidate,
+                    **({"same_as": mine[0]["same_as"]} if None not in repeats else {}),
                     "metric": metric,
                     "seeds": len(mine),
                     "validation_mean": float(validation.mean()),
@@ -346,12 +375,14 @@ def goals(summary: list[dict], candidate: str) -> dict:
 
 
 def markdown(summary: list[dict]) -> str:
+    """The README's table, without the rows of a candidate that trained there as another one
+    (``same_as``: the same figures)."""
     lines = [
         "| table | metric | candidate | validation (mean ± SD) | test (mean ± SD) | HGB test | "
         "gap | 90 % interval of the gap | steps |",
         "|---|---|---|---:|---:|---:|---:|---|---:|",
     ]
-    for s in summary:
+    for s in (s for s in summary if "same_as" not in s):
         low, high = s["interval_vs_hgb"]
         lines.append(
             f"| {s['table']} | {s['metric']} | {s['candidate']} | {s['validation_mean']:.4f} ± "
@@ -381,7 +412,17 @@ def main() -> None:
         help="train only --candidates on --tables and add them to the results already in --out "
         "(replacing theirs; the other runs and summaries are kept as they were measured)",
     )
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        metavar="S",
+        help="train every run for S seconds instead of the default budget; only with --out "
+        "(what a longer budget gives is no choice of the defaults, which are chosen at 30 s)",
+    )
     args = parser.parse_args()
+    if args.time_budget is not None and args.out == RESULT:
+        parser.error("--time-budget needs --out: the defaults' results are measured at 30 s")
     started, load_before = time.perf_counter(), os.getloadavg()
     previous = json.loads(args.out.read_text()) if args.add else None
     kept = [] if previous is None else [r for r in previous["runs"] if not remeasured(r, args)]
@@ -394,7 +435,7 @@ def main() -> None:
             for candidate in args.candidates:
                 for seed in range(args.seeds):
                     row = same_training(kept + rows, name, candidate, seed) or measure(
-                        table, frame, candidate, seed, train_rows
+                        table, frame, candidate, seed, train_rows, time_budget=args.time_budget
                     )
                     if name not in hgb and "_run" in row:
                         hgb[name] = baseline(row["_run"], row["metric"])
@@ -418,6 +459,7 @@ def main() -> None:
     result = {
         "benchmark": "quality",
         "what": __doc__.split("\n\n")[0].replace("\n", " "),
+        "time_budget": args.time_budget or TrainConfig().time_budget,
         "tables": {
             n: {"source": TABLES[n].source, "target": TABLES[n].target}
             for n in dict.fromkeys(s["table"] for s in summary)

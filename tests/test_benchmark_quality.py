@@ -125,3 +125,47 @@ def test_added_rows_that_repeat_an_earlier_candidate_take_its_summary():
     ]
     (summary,) = quality.summarise(rows, hgb={}, previous=earlier)
     assert summary == {**earlier[0], "candidate": name, "same_as": "plr, batch by rows"}
+
+
+def test_a_candidate_trained_as_another_is_marked_and_left_out_of_the_readme_table():
+    rng = np.random.default_rng(0)
+    targets = rng.normal(size=40)
+    fields = {
+        "metric": "r2",
+        "validation": 0.4,
+        "steps": 10,
+        "batch_size": 256,
+        "_targets": targets,
+        "_predictions": targets + rng.normal(scale=0.1, size=40),
+    }
+    other = "plr, batch by rows"
+    large = "plr, batch by rows, no dropout from 5,000 rows"
+    rows = [run_row(other, seed, **fields) for seed in (0, 1)]
+    rows += [{**row, "candidate": large, "same_as": other} for row in rows]
+    hgb = {"t": {"test": 0.5, "predictions": targets}}
+    summary = quality.summarise(rows, hgb, previous=[])
+    assert [s["candidate"] for s in summary] == [other, large]
+    assert "same_as" not in summary[0] and summary[1]["same_as"] == other
+    assert {k: v for k, v in summary[1].items() if k not in ("candidate", "same_as")} == {
+        k: v for k, v in summary[0].items() if k != "candidate"
+    }
+    table = quality.markdown(summary)
+    assert f"| {other} |" in table and large not in table
+    assert len(table.splitlines()) == 3  # the header, its rule and one row
+
+
+def test_large_model_settings_replace_the_model_settings_from_the_large_table_rows_on():
+    candidate = quality.CANDIDATES["plr, batch by rows, no dropout from 5,000 rows"]
+    small, _, _ = candidate.configs(seed=0, train_rows=quality.LARGE_TABLE_ROWS - 1)
+    large, train, _ = candidate.configs(seed=0, train_rows=quality.LARGE_TABLE_ROWS)
+    assert (small.dropout, large.dropout) == (0.1, 0.0)
+    assert large.plr_sigma == small.plr_sigma == 0.1
+    assert (train.batch_size, train.learning_rate) == (128, pytest.approx(1e-3 * 0.5**0.5))
+
+
+def test_a_longer_budget_is_refused_into_the_defaults_results(monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["quality", "--time-budget", "120"])
+    with pytest.raises(SystemExit) as stopped:
+        quality.main()
+    assert stopped.value.code == 2
+    assert "--time-budget needs --out" in capsys.readouterr().err
