@@ -71,22 +71,24 @@ def page() -> None:
     c3.download_button(
         "Tidy CSV", files["maps.csv"], f"{stem}-maps.csv", "text/csv", key=keys.EXPORT_CSV
     )
-    st.download_button(
-        "Summary (.json): head table, importances, sanity checks"
-        + (", stability across seeds" if "stability.csv" in files else ""),
-        files["summary.json"],
-        f"{stem}-summary.json",
-        "application/json",
-        key=keys.EXPORT_SUMMARY,
-    )
-    if "stability.csv" in files:
-        st.download_button(
+    stable = "stability.csv" in files  # computed on the Explore page
+    summaries = [
+        (
+            "Summary (.json): head table, importances, sanity checks"
+            + (", stability across seeds" if stable else ""),
+            "summary.json",
+            "application/json",
+            keys.EXPORT_SUMMARY,
+        ),
+        (
             "Stability across seeds (.csv): each map cell's mean and SD over the members",
-            files["stability.csv"],
-            f"{stem}-stability.csv",
+            "stability.csv",
             "text/csv",
-            key=keys.EXPORT_STABILITY,
-        )
+            keys.EXPORT_STABILITY,
+        ),
+    ]
+    for label, name, mime, key in summaries[: 1 + stable]:
+        st.download_button(label, files[name], f"{stem}-{name}", mime, key=key)
     if "importance.csv" in files:
         st.markdown(
             "**The importances** (tidy: method, column, stream, mean, standard error, rank) and "
