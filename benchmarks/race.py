@@ -12,8 +12,8 @@ score (mean ± SD over the seeds), which setting won each seed, the gap to HistG
 and its 90 % paired bootstrap interval, and each racer's own scores on one thread.
 
 Run ``python -m benchmarks.race [--seeds N] [--tables ...]`` (about 35 s per table and seed, the
-two racers at once: about 12 minutes); it writes ``benchmarks/results/race.json`` and prints the
-README's table.
+two racers at once, fewer where a table stops early: about 9 minutes); it writes
+``benchmarks/results/race.json`` and prints the README's table.
 """
 
 from __future__ import annotations

@@ -90,7 +90,7 @@ def test_the_train_page_states_the_total_time_of_its_seed_members():
     said = texts(at)
     assert "3 × the time budget (3 × 30 s = 90 s;" in said, said
     assert "About 120 s (about 2 min) to 180 s (about 3 min) in all" in said, said
-    assert "at most 3 budgets where they trained at once" in said and "control model" in said
+    assert "up to about 3 budgets where they trained at once" in said and "control model" in said
 
 
 @pytest.mark.slow
