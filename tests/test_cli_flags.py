@@ -46,7 +46,7 @@ OTHER_TRAIN_OPTIONS = {
     "-h", "--help", "--debug", "--target", "--out", "--task", "--ignore", "--categorical",
     "--numerical", "--test", "--save-data", "--group-by", "--order-by", "--max-set-size",
     "--chunk-rows", "--sample-rows", "--nproc", "--no-control", "--overwrite", "--max-file-rows",
-    "--target-transform", "--seeds",
+    "--target-transform", "--seeds", "--race", "--no-race",
 }  # fmt: skip
 
 

@@ -241,7 +241,7 @@ def test_a_member_whose_process_fails_is_named():
     train, validation = run.examples("train"), run.examples("validation")
     broken = {**run.model.to_dict(), "config": {"d_model": "wide"}}
     with pytest.raises(WorkerError, match="the process training seed member 0 failed"):
-        fit_in_processes(broken, type(run.model), [QUICK], train, validation,
+        fit_in_processes([(broken, QUICK)], type(run.model), train, validation,
                          target_mean=None, target_std=None)  # fmt: skip
 
 

@@ -1,5 +1,5 @@
 """What the subcommands share: their parser, the ``--chunk-rows`` and ``--nproc`` arguments, a
-positive count, and reading ``DATA.csv`` whole or streaming it."""
+positive count, reading ``DATA.csv`` whole or streaming it, and plain-text tables."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from mrta.pipelines.streamed import read_or_stream
 from mrta.training import world
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import pandas as pd
 
 
@@ -109,3 +111,11 @@ def verdict_text(verdict: Verdict | None, note: str | None = None) -> str:
         return note or "No verdict."
     head = "Worth reading" if verdict.worth_reading else "NOT worth reading"
     return "\n".join([f"Verdict: {head}.", *(f"  {reason}" for reason in verdict.reasons)])
+
+
+def aligned(rows: Sequence[Sequence[str]]) -> list[str]:
+    """`rows` of cells as lines of left-aligned columns, two spaces apart."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]

@@ -13,6 +13,7 @@ from mrta.cli.columns import column_usage, training_columns
 from mrta.cli.common import (
     add_chunk_rows,
     add_nproc,
+    aligned,
     positive,
     refuse_streamed,
     subcommand,
@@ -21,6 +22,7 @@ from mrta.cli.common import (
 )
 from mrta.cli.config_flags import add_config_flags, config_from_args
 from mrta.cli.progress import ProgressBar
+from mrta.cli.race import add_race, chosen_race, race_table
 from mrta.config import ModelConfig
 from mrta.data.preprocessing import PreprocessingOptions
 from mrta.data.read import read_table
@@ -110,6 +112,7 @@ def add_train(commands: argparse._SubParsersAction) -> None:
         "members' mean and whose maps can be checked for stability across seeds (mrta "
         f"explain); at most {MAX_SEEDS} (default: %(default)s)",
     )
+    add_race(p)
     add_nproc(p, "train")
     p.add_argument(
         "--no-control",
@@ -184,6 +187,11 @@ def run_train(args: argparse.Namespace) -> int:
             "--nproc workers: drop --nproc, or drop --seeds and train each seed with --seed"
         )
     check_seeds(args.seeds, None)
+    if args.race and args.nproc != 1:
+        raise ValueError(
+            "--race trains its two settings on this machine, a core each, not on --nproc "
+            "workers: drop --race or --nproc"
+        )
     if launch.launches(args.nproc):
         return launch.launch(args.argv, args.nproc)
     sets = _set_options(args)
@@ -198,9 +206,14 @@ def run_train(args: argparse.Namespace) -> int:
             "it, or add --chunk-rows N to stream the table"
         )
     test_frame = read_table(args.test).frame if frame is not None and args.test else None
+    race, no_race = chosen_race(
+        args, model_config, train_config, streamed=frame is None, sets=sets is not None
+    )
     leader = world.is_leader()
     if frame is not None and leader:  # how each column is used, before training starts
         print(training_columns(frame, args, _roles(args), sets), file=sys.stderr)
+    if no_race and leader:
+        print(f"Note: {no_race}", file=sys.stderr)
     bar = ProgressBar(sys.stderr) if leader else None
     control_bar = (
         ProgressBar(sys.stderr, title=CONTROL_TITLE) if leader and not args.no_control else None
@@ -241,6 +254,7 @@ def run_train(args: argparse.Namespace) -> int:
                 sets=sets,
                 phase=phase,
                 seeds=args.seeds,
+                race=race,
                 **settings,
             )
     if run is None:  # a distributed worker other than rank 0, which reports and saves
@@ -275,6 +289,8 @@ def run_train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     print(metrics_table(run), file=sys.stdout)
+    if run.race is not None:
+        print(f"\n{race_table(run)}", file=sys.stdout)
     if run.seeds > 1:
         print(f"\n{members_table(run)}", file=sys.stdout)
     print(f"\n{control_report(run)}", file=sys.stdout)
@@ -337,12 +353,10 @@ def metrics_table(run: Run) -> str:
     model = "model" if run.seeds == 1 else f"model (mean of {run.seeds} seeds)"
     headers = ("metric", model, boosting, "trivial")
     rows = [[name, *(_number(scores[column].get(name)) for column in columns)] for name in names]
-    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
     examples = f"{scores['model']['rows']:,} {'groups' if sets else 'rows'}"
-    lines = [f"Metrics on the {scores['split']} split ({examples}):"]
-    for row in [headers, *rows]:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-    return "\n".join(lines)
+    return "\n".join(
+        [f"Metrics on the {scores['split']} split ({examples}):", *aligned([headers, *rows])]
+    )
 
 
 def members_table(run: Run) -> str:
@@ -354,14 +368,11 @@ def members_table(run: Run) -> str:
         (str(k), str(member.init_seed), *(_number(member.metrics["model"].get(n)) for n in names))
         for k, member in enumerate(run.members)
     ]
-    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
-    lines = [
+    title = (
         f"The model above is the mean of {run.seeds} seed members' predictions; each member "
         "alone, on the same rows:"
-    ]
-    for row in [headers, *rows]:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-    return "\n".join(lines)
+    )
+    return "\n".join([title, *aligned([headers, *rows])])
 
 
 def control_report(run: Run) -> str:
@@ -380,17 +391,14 @@ def control_report(run: Run) -> str:
          _number(model), f"{training.elapsed:.1f}"),
         ("control", f"{control.steps:,}", f"{control.epochs:,}", score, f"{control.seconds:.1f}"),
     ]  # fmt: skip
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [
+    title = (
         "Control model (labels shuffled within the training split; the time budget bounds the "
         "model only):"
         if run.seeds == 1
         else "Control model (labels shuffled within the training split, trained as member 0 was: "
         "from its initial weights, for its steps):"
-    ]
-    for row in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-    return "\n".join(lines)
+    )
+    return "\n".join([title, *aligned(rows)])
 
 
 def _number(value: Any) -> str:

@@ -39,12 +39,12 @@ from mrta.pipelines.train_run import (
     check_target_transform,
     default_train_config,
     fit_control,
-    fit_smearing,
     train_model,
     with_control,
 )
 from mrta.runs.members import Member
 from mrta.runs.run import Run
+from mrta.training.inference import fit_smearing
 from mrta.training.loop import Progress
 from mrta.training.world import env_int, process_group
 

@@ -62,13 +62,13 @@ from mrta.pipelines.train_run import (
     RunPlan,
     default_train_config,
     fit_control,
-    fit_smearing,
     train_model,
     with_control,
 )
 from mrta.runs.members import Member
 from mrta.runs.run import Run
 from mrta.task import Task
+from mrta.training.inference import fit_smearing
 from mrta.training.loop import Cancel, Progress
 
 #: Training (and validation) rows the baselines learn from, held in memory as DataFrames: a

@@ -22,7 +22,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from mrta.config import ModelConfig, TrainConfig
 from mrta.data.fingerprint import TableFingerprint, fingerprint
@@ -30,18 +29,19 @@ from mrta.data.preprocessing import Examples, PreprocessingOptions, Preprocessor
 from mrta.data.schema import Role, TableSchema, infer_schema
 from mrta.data.sets import SET_BATCH_SIZE, SetOptions, group_targets
 from mrta.data.splits import SplitOptions, Splits, make_group_splits, make_splits
-from mrta.data.target_transform import smearing_factor
 from mrta.errors import TableError
 from mrta.nn.ensemble import SeedEnsemble
 from mrta.nn.model import TabularAttentionModel, build_model
 from mrta.nn.set_model import SetAttentionModel
+from mrta.pipelines.race import RACING, race_refusal
+from mrta.pipelines.race import race as race_settings
 from mrta.runs.control import METRIC_OF_TASK, Control, permutation_seed
 from mrta.runs.manifest import MAX_SEEDS
 from mrta.runs.members import ENSEMBLE_PREDICTION, Member
 from mrta.runs.run import Run
 from mrta.task import Task
 from mrta.training.evaluate import compare_with_baselines, metrics
-from mrta.training.inference import predict_logits, predictions_in_units, to_predictions
+from mrta.training.inference import fit_smearing, predict_logits, predictions_in_units
 from mrta.training.loop import Cancel, Progress, TrainResult, fit
 from mrta.training.parallel import fit_in_processes, in_processes
 
@@ -77,6 +77,7 @@ def train_run(
     phase: Callable[[str], None] | None = None,
     seeds: int = 1,
     parallel: bool | None = None,
+    race: bool = False,
 ) -> Run:
     """Schema, splits, preprocessor, training, evaluation and baselines: a complete run.
 
@@ -88,6 +89,15 @@ def train_run(
     budget each. The run predicts with their mean, and its metrics, smearing factor and verdict
     are for that mean (the control trains from member 0's initial weights, for member 0's
     steps). Runs on sets refuse seeds.
+
+    With `race`, the settings asked for and a challenger (the periodic embeddings' σ = 1, no
+    dropout, twice the learning rate: :mod:`mrta.training.race`) train at once, a process and
+    core each, within the time budget, and the one with the higher validation score is kept:
+    its settings are the run's, and the run's ``race`` records both (`callback` follows the
+    settings asked for). Only for one model of one prediction per row on a CPU of 2 cores or
+    more (:func:`~mrta.pipelines.race.race_refusal` says why not; a ``ValueError`` then). Like
+    seed members, a race starts processes: a script must run it under
+    ``if __name__ == '__main__':``.
 
     `phase` is called with the name of each phase as it begins (:data:`PREPARING`,
     :data:`TRAINING`, :data:`BASELINES`, :data:`CONTROL`), so that a progress display can name
@@ -107,6 +117,9 @@ def train_run(
     """
     check_target_transform(sets, preprocessing_options)
     check_seeds(seeds, sets)
+    train_config = train_config or default_train_config(sets)
+    if race and (why := race_refusal(seeds, sets is not None, train_config)):
+        raise ValueError(f"this run cannot race two settings: {why}; drop --race")
     begin = phase or (lambda _name: None)
     begin(PREPARING)
     plan = RunPlan.prepare(
@@ -120,16 +133,26 @@ def train_run(
     )
     preprocessor = Preprocessor.fit(plan.train_rows, plan.schema, preprocessing_options)
     model_config = model_config or ModelConfig()
-    train_config = train_config or default_train_config(sets)
     model, train, validation = plan.build(preprocessor, model_config, train_config.seed)
     configs = [replace(train_config, seed=train_config.seed + k) for k in range(seeds)]
     spec = preprocessor.model_spec(model_config)
     at_once = in_processes(seeds, train_config) if parallel is None else parallel and seeds > 1
-    if at_once:
+    record = None
+    if race:
+        begin(RACING)
+        targets = plan.schema.encode_target(plan.validation_rows)
+        model, training, record = race_settings(
+            preprocessor, model_config, train_config, train, validation, targets,
+            callback=callback, cancel=cancel,
+        )  # fmt: skip
+        train_config = record.winner.train_config
+        trained, configs = [(model, training)], [train_config]
+    elif at_once:
         begin(training_phases(seeds, parallel=True)[0])
         scale = {"target_mean": preprocessor.target_mean, "target_std": preprocessor.target_std}
+        stretched = [(spec, stretch(config, seeds)) for config in configs]
         trained = fit_in_processes(
-            spec, type(model), configs, train, validation, callback=callback, cancel=cancel, **scale
+            stretched, type(model), train, validation, callback=callback, cancel=cancel, **scale
         )
     else:
         trained = []
@@ -153,10 +176,18 @@ def train_run(
     begin(BASELINES)
     with threads_of(members[0].training):
         run = plan.complete(members, preprocessor, train_config)
+    run.race = record
     if control:
         begin(CONTROL)
         with_control(run, train_control(run, callback=control_callback, cancel=cancel))
     return run
+
+
+def stretch(config: TrainConfig, seeds: int) -> TrainConfig:
+    """`config` for one of `seeds` members trained at once: `seeds` times its time budget, the
+    wall time of the members trained one after another."""
+    budget = None if config.time_budget is None else config.time_budget * seeds
+    return replace(config, time_budget=budget)
 
 
 def training_phase(member: int, seeds: int) -> str:
@@ -196,21 +227,6 @@ def check_target_transform(sets: SetOptions | None, options: PreprocessingOption
             "a target transform applies to runs of one prediction per row; a run on sets "
             "learns its target as it is: drop --target-transform"
         )
-
-
-def fit_smearing(preprocessor: Preprocessor, model: nn.Module, validation: Examples) -> None:
-    """After a log-transformed target's training: Duan's smearing factor from `model`'s
-    residuals on the validation rows, on the log scale, kept in `preprocessor` (which brings
-    every later prediction of the run back to the target's units with it)."""
-    if preprocessor.target_transform != "log":
-        return
-    logged = to_predictions(
-        preprocessor.schema.task.value,
-        predict_logits(model, validation),
-        preprocessor.target_mean,
-        preprocessor.target_std,
-    )
-    preprocessor.target_smearing = smearing_factor(validation.target.numpy() - logged)
 
 
 def warm_up() -> None:

@@ -33,7 +33,8 @@ def write_exports(
     report: bool = False,
     table: str | None = None,
 ) -> list[Path]:
-    """Write ``maps.npz`` + ``maps.json``, ``maps.csv`` (tidy), ``summary.json``, once the checks
+    """Write ``maps.npz`` + ``maps.json``, ``maps.csv`` (tidy), ``summary.json`` (with the
+    run's ``race``, null where it did not race), once the checks
     ran ``importance.csv`` and ``faithfulness.csv`` (tidy), for a run of seed members
     ``stability.csv`` (tidy), and with ``report``,
     ``report.html`` (:func:`~mrta.report.run_report.report_html`, titled with the file name of
@@ -56,6 +57,7 @@ def write_exports(
     )
     if explanation.stability is not None:
         summary["stability"] = stability_entry(explanation.stability)
+    summary["race"] = None if run.race is None else run.race.to_dict()
     written.append(write_json(out / "summary.json", summary))
     if explanation.stability is not None:
         path = out / "stability.csv"

@@ -21,6 +21,10 @@ Run format 2 added ``table.json`` and the control files. A run of format 1 still
 no control (``control`` is ``None`` and ``no_control`` says why) and no fingerprint (its table
 is checked by row count and column names only).
 
+A run that raced two settings (:mod:`mrta.training.race`) records the race in ``config.json``
+too (``race``: both racers' settings, validation scores and steps, and the one kept); a run
+saved before races has none and loads with ``race`` ``None``.
+
 A run of set resolution (``sets``: one example per group of rows) also records its
 :class:`~mrta.data.sets.SetOptions` in ``config.json``; its model is a
 :class:`~mrta.nn.set_model.SetAttentionModel` and it predicts one row per group.
@@ -89,6 +93,7 @@ from mrta.runs.members import Member, members_facts, parse_members
 from mrta.task import Task
 from mrta.training.inference import predict_logits, predictions_in_units
 from mrta.training.loop import TrainResult
+from mrta.training.race import Race
 
 
 class Run:
@@ -115,6 +120,7 @@ class Run:
         table: TableFingerprint | None = None,
         test_table: TableFingerprint | None = None,
         members: Sequence[Member] | None = None,
+        race: Race | None = None,
     ) -> None:
         self.model = model
         self.preprocessor = preprocessor
@@ -134,6 +140,8 @@ class Run:
         self.members = tuple(members or (Member(model, init_seed, self.metrics, training),))
         if self.members[0].model is not model:
             raise ValueError("members[0] must hold the run's model")
+        # the race of two settings this model won (its settings are the run's); None: no race
+        self.race = race
         self._predictor: nn.Module | None = None
         self._views: dict[int, Run] = {}
         # unique for the life of the process, unlike id(): caches of derived views key on it
@@ -411,6 +419,7 @@ class Run:
                 "train": self.train_config.to_dict(),
                 "init_seed": self.init_seed,
                 "sets": None if self.sets is None else self.sets.to_dict(),
+                "race": None if self.race is None else self.race.to_dict(),
             },
             "schema.json": self.schema.to_dict(),
             "preprocessor.json": self.preprocessor.to_dict(),
@@ -476,6 +485,7 @@ class Run:
             check_model_spec(spec, where)
             init_seed = int(config["init_seed"])
             sets = SetOptions.from_dict(config["sets"]) if config.get("sets") else None
+            race = Race.from_dict(config["race"]) if config.get("race") else None
             model_class = TabularAttentionModel if sets is None else SetAttentionModel
             train_config = TrainConfig.from_dict(config["train"])
             preprocessor = Preprocessor.from_dict(_json(files, "preprocessor.json"))
@@ -566,6 +576,7 @@ class Run:
                 for k, entry in enumerate(others)
             ]
             or None,
+            race=race,
         )
 
 

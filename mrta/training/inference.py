@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from mrta.data.preprocessing import Examples, Preprocessor
+from mrta.data.target_transform import smearing_factor
 from mrta.task import Task
 
 INFERENCE_BATCH = 4096  # rows per forward pass when predicting
@@ -98,3 +99,18 @@ def predictions_in_units(preprocessor: Preprocessor, logits: torch.Tensor) -> np
     task = preprocessor.schema.task
     values = to_predictions(task.value, logits, preprocessor.target_mean, preprocessor.target_std)
     return preprocessor.predictions_in_units(values) if task == Task.REGRESSION else values
+
+
+def fit_smearing(preprocessor: Preprocessor, model: nn.Module, validation: Examples) -> None:
+    """After a log-transformed target's training: Duan's smearing factor from `model`'s
+    residuals on the validation rows, on the log scale, kept in `preprocessor` (which brings
+    every later prediction of the run back to the target's units with it)."""
+    if preprocessor.target_transform != "log":
+        return
+    logged = to_predictions(
+        preprocessor.schema.task.value,
+        predict_logits(model, validation),
+        preprocessor.target_mean,
+        preprocessor.target_std,
+    )
+    preprocessor.target_smearing = smearing_factor(validation.target.numpy() - logged)

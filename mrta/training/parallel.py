@@ -1,4 +1,5 @@
-"""Seed members trained at once, one process each, on the CPU.
+"""Models trained at once, one process each, on the CPU: a run's seed members, or the two
+settings of a race (:mod:`mrta.training.race`).
 
 On a CPU a small model keeps one core busy far better than two: N members trained in N
 processes at once, one thread each, for N times the time budget (the wall time of N trainings
@@ -6,7 +7,7 @@ one after another) took 1.2 to 1.5 times the optimisation steps per member and g
 ROC AUC of the members' mean in every repeat of ``benchmarks/seed_training.py`` on 2 cores.
 :func:`in_processes` says when to; :func:`fit_in_processes` does it.
 
-Each process is started with ``spawn`` (no forked locks or threads), builds its member from the
+Each process is started with ``spawn`` (no forked locks or threads), builds its model from its
 model spec and seed, trains it with :func:`mrta.training.loop.fit` and sends back its weights
 and :class:`~mrta.training.loop.TrainResult`; member 0's progress reaches `callback`. A cancel
 ends every process; a process that fails raises :class:`~mrta.errors.WorkerError` naming it.
@@ -38,15 +39,18 @@ LAST_WORD_SECONDS = 2.0  # how long a process that ended may still have a messag
 def in_processes(seeds: int, config: TrainConfig) -> bool:
     """Whether `seeds` members of `config` train at once in processes of their own: on the CPU
     (``device`` ``cpu``, or ``auto`` without CUDA or MPS) of at least 2 cores."""
+    return seeds > 1 and on_cpu(config) and default_threads() >= 2
+
+
+def on_cpu(config: TrainConfig) -> bool:
+    """Whether `config` trains on the CPU: ``device`` ``cpu``, or ``auto`` without CUDA or MPS."""
     accelerated = {"cuda", "mps"} & set(available_devices())
-    cpu = config.device == "cpu" or (config.device == "auto" and not accelerated)
-    return seeds > 1 and cpu and default_threads() >= 2
+    return config.device == "cpu" or (config.device == "auto" and not accelerated)
 
 
 def fit_in_processes(
-    spec: Mapping[str, Any],
+    models: Sequence[tuple[Mapping[str, Any], TrainConfig]],
     model_class: type,
-    configs: Sequence[TrainConfig],
     train: Examples,
     validation: Examples,
     *,
@@ -54,23 +58,26 @@ def fit_in_processes(
     target_std: float | None,
     callback: Callable[[Progress], None] | None = None,
     cancel: Cancel = None,
+    names: Sequence[str] | None = None,
 ) -> list[tuple[torch.nn.Module, TrainResult]]:
-    """One member per config of `configs` (its seed the initial weights' and the training's),
-    each trained in a process of its own on one thread for ``len(configs)`` times the config's
-    time budget. Member 0's progress goes to `callback`; `cancel` stops every member's training
-    at its next step, as it stops one (its result says ``cancelled``).
+    """One model per (model spec, training config) of `models` (the config's seed the initial
+    weights' and the training's), each trained in a process of its own on one thread, within
+    its config's time budget (seed members are given N times the budget by their caller).
+    Model 0's progress goes to `callback`; `cancel` stops every training at its next step, as
+    it stops one (its result says ``cancelled``).
 
-    Raises :class:`~mrta.errors.WorkerError` when a process fails or dies.
+    Raises :class:`~mrta.errors.WorkerError` naming the model (`names`: default
+    ``seed member K``) when a process fails or dies.
     """
+    names = names or [f"seed member {k}" for k in range(len(models))]
     context = get_context("spawn")
     messages, stop = context.Queue(), context.Event()
-    stretch = len(configs)
     processes = []
-    for k, config in enumerate(configs):
-        budget = None if config.time_budget is None else config.time_budget * stretch
-        member_config = replace(config, time_budget=budget, threads=1)
-        args = (k, dict(spec), model_class, member_config, train, validation, target_mean,
-                target_std, messages, stop, k == 0 and callback is not None)  # fmt: skip
+    for k, (spec, config) in enumerate(models):
+        reports = k == 0 and callback is not None
+        one_thread = replace(config, threads=1)
+        args = (k, dict(spec), model_class, one_thread, train, validation, target_mean,
+                target_std, messages, stop, reports)  # fmt: skip
         process = context.Process(target=_member, args=args, daemon=True)
         try:
             process.start()
@@ -78,14 +85,15 @@ def fit_in_processes(
             if "bootstrapping phase" not in str(error):
                 raise
             raise RuntimeError(
-                "train_run(seeds=N) trains its members at once, a process each, and a process "
+                "train_run(seeds=N) and train_run(race=True) train their models at once, a "
+                "process each, and a process "
                 "imports the script that started it: put the script's work under "
                 "`if __name__ == '__main__':`, or pass parallel=False"
             ) from None
         processes.append(process)
     found: dict[int, tuple[dict[str, np.ndarray], TrainResult]] = {}
     try:
-        while len(found) < len(configs):
+        while len(found) < len(models):
             if is_cancelled(cancel):
                 stop.set()  # each member ends at its next step and sends what it has
             try:
@@ -98,13 +106,13 @@ def fit_in_processes(
                     kind, k, payload = messages.get(timeout=LAST_WORD_SECONDS)
                 except queue.Empty:
                     raise WorkerError(
-                        f"the process training seed member {dead[0]} ended without its result "
+                        f"the process training {names[dead[0]]} ended without its result "
                         f"(exit code {processes[dead[0]].exitcode})"
                     ) from None
             if kind == "progress" and callback is not None:
                 callback(payload)
             elif kind == "error":
-                raise WorkerError(f"the process training seed member {k} failed: {payload}")
+                raise WorkerError(f"the process training {names[k]} failed: {payload}")
             elif kind == "done":
                 found[k] = payload
     finally:
@@ -113,13 +121,13 @@ def fit_in_processes(
                 process.terminate()
             process.join(timeout=5)
         messages.close()
-    members = []
-    for k in range(len(configs)):
+    trained = []
+    for k, (spec, config) in enumerate(models):
         state, training = found[k]
-        model = build_model(spec, configs[k].seed, model_class)
+        model = build_model(spec, config.seed, model_class)
         model.load_state_dict({name: torch.from_numpy(array) for name, array in state.items()})
-        members.append((model, training))
-    return members
+        trained.append((model, training))
+    return trained
 
 
 def _member(
@@ -135,7 +143,7 @@ def _member(
     stop: Any,
     reports: bool,
 ) -> None:
-    """A process's work: member `k` trained, its weights and training sent back."""
+    """A process's work: model `k` trained, its weights and training sent back."""
     try:
         torch.set_num_threads(1)
         model = build_model(spec, config.seed, model_class)

@@ -1,0 +1,210 @@
+"""A race of two settings (``train_run(race=True)``, ``mrta train --race``): the challenger, the
+choice on validation, the record saved with the run, when a run may race, and the command
+line's default."""
+
+import json
+
+import pytest
+import torch
+from test_cli_flags import parse_train
+from test_runs import _rehash
+from test_train import QUICK, TINY_MODEL, tiny_frame
+
+import mrta.pipelines.race as pipeline_race
+import mrta.training.parallel as parallel
+from mrta.cli import main
+from mrta.cli.race import chosen_race
+from mrta.config import ModelConfig, TrainConfig
+from mrta.data.sets import SetOptions
+from mrta.pipelines.train_run import train_run
+from mrta.runs.run import Run
+from mrta.training.evaluate import metrics
+from mrta.training.race import (
+    AS_ASKED,
+    CHALLENGER,
+    RACED_FLAGS,
+    Race,
+    Racer,
+    challenger,
+    choose,
+)
+
+
+def racer(name: str = AS_ASKED, validation: float | None = 0.8, loss: float = 0.5) -> Racer:
+    return Racer(name, ModelConfig(), TrainConfig(), validation, loss, 10, 2, 1.5, "max_epochs")
+
+
+def test_the_challenger_changes_sigma_dropout_and_rate_and_nothing_else():
+    model = ModelConfig(d_model=32, num_heads=2, dropout=0.3, plr_sigma=0.05)
+    train = TrainConfig(learning_rate=5e-4, batch_size=64, seed=7, time_budget=12.0)
+    other_model, other_train = challenger(model, train)
+    assert (other_model.plr_sigma, other_model.dropout) == (1.0, 0.0)
+    assert other_train.learning_rate == pytest.approx(1e-3)
+    assert {**other_model.to_dict(), "plr_sigma": 0.05, "dropout": 0.3} == model.to_dict()
+    assert {**other_train.to_dict(), "learning_rate": 5e-4} == train.to_dict()
+
+
+@pytest.mark.parametrize(
+    "scores, losses, expected",
+    [
+        ((0.80, 0.81), (0.5, 0.6), 1),  # the higher validation score
+        ((0.81, 0.80), (0.6, 0.5), 0),
+        ((0.80, 0.80), (0.6, 0.5), 1),  # equal scores: the lower loss
+        ((0.80, 0.80), (0.5, 0.5), 0),  # a tie in both keeps the settings asked for
+        ((None, 0.90), (0.6, 0.5), 1),  # a score undefined: the lower loss, for both
+        ((0.90, None), (0.6, 0.5), 1),
+        ((None, None), (0.4, 0.5), 0),
+    ],
+)
+def test_validation_chooses(scores, losses, expected):
+    racers = [
+        racer(name, score, loss)
+        for name, score, loss in zip((AS_ASKED, CHALLENGER), scores, losses, strict=True)
+    ]
+    assert choose(racers) == expected
+
+
+def test_a_race_round_trips_through_json_and_names_the_one_kept():
+    race = Race("r2", (racer(AS_ASKED, 0.7), racer(CHALLENGER, None)), kept=0)
+    back = Race.from_dict(json.loads(json.dumps(race.to_dict())))
+    assert back == race and back.winner.name == AS_ASKED
+    sentence = back.sentence()
+    assert "higher validation r2 was kept: the settings asked for (0.7000 in 10 steps)" in sentence
+    assert f"against {CHALLENGER} (undefined in 10 steps)" in sentence
+    with pytest.raises(ValueError, match="kept must index one of 2 racers, got 2"):
+        Race("r2", race.racers, kept=2)
+
+
+def test_a_run_races_only_one_model_of_rows_on_a_cpu_of_two_cores(monkeypatch):
+    monkeypatch.setattr(pipeline_race, "default_threads", lambda: 2)
+    monkeypatch.setattr(parallel, "available_devices", lambda: ["auto", "cpu"])
+    cpu = TrainConfig()
+    assert pipeline_race.race_refusal(1, False, cpu) is None
+    assert "a run on sets trains one setting" in pipeline_race.race_refusal(1, True, cpu)
+    assert "seed members already train at once" in pipeline_race.race_refusal(2, False, cpu)
+    assert "this run trains on a GPU" in pipeline_race.race_refusal(
+        1, False, TrainConfig(device="cuda")
+    )
+    monkeypatch.setattr(parallel, "available_devices", lambda: ["auto", "cpu", "cuda"])
+    assert "this run trains on a GPU" in pipeline_race.race_refusal(1, False, cpu)
+    assert pipeline_race.race_refusal(1, False, TrainConfig(device="cpu")) is None
+    monkeypatch.setattr(pipeline_race, "default_threads", lambda: 1)
+    assert "this CPU has one core" in pipeline_race.race_refusal(
+        1, False, TrainConfig(device="cpu")
+    )
+
+
+def test_train_run_refuses_a_race_it_cannot_run_before_any_work():
+    frame = tiny_frame("binary")
+    with pytest.raises(ValueError, match="cannot race two settings: seed members already"):
+        train_run(frame, "y", seeds=2, race=True)
+    frame["group"] = range(len(frame))
+    with pytest.raises(ValueError, match="cannot race two settings: a run on sets"):
+        train_run(frame, "y", sets=SetOptions("group"), race=True)
+
+
+@pytest.mark.parametrize(
+    "flags, expected, note",
+    [
+        ((), True, None),
+        (("--no-race",), False, None),
+        (("--race",), True, None),
+        (("--dropout", "0.2"), False, "--dropout set on the command line"),
+        (("--plr-sigma", "3", "--dropout", "0.2"), False, "--plr-sigma and --dropout set"),
+        (("--plr-sigma", "3", "--race"), True, None),
+        (("--seeds", "2"), False, "no race: seed members already train at once"),
+    ],
+)
+def test_the_command_line_races_by_default_unless_the_raced_settings_were_chosen(
+    monkeypatch, flags, expected, note
+):
+    monkeypatch.setattr(pipeline_race, "default_threads", lambda: 2)
+    monkeypatch.setattr(parallel, "available_devices", lambda: ["auto", "cpu"])
+    args = parse_train(*flags)
+    model = ModelConfig(dropout=args.dropout, plr_sigma=args.plr_sigma)
+    race, why = chosen_race(args, model, TrainConfig(), streamed=False, sets=False)
+    assert race is expected
+    assert (why is None) if note is None else (note in why)
+    assert RACED_FLAGS == ("--plr-sigma", "--dropout")
+
+
+def test_the_command_line_refuses_a_race_it_cannot_run(tmp_path, capsys):
+    data = tmp_path / "t.csv"
+    tiny_frame("binary").to_csv(data, index=False)
+    common = ["train", str(data), "--target", "y", "--race"]
+    for extra, message in (
+        (["--nproc", "2"], "--race trains its two settings on this machine"),
+        (["--chunk-rows", "50"], "--race cannot run here: a streamed table trains one model"),
+        (["--seeds", "2"], "--race cannot run here: seed members already train at once"),
+        (["--group-by", "x2"], "--race cannot run here: a run on sets trains one setting"),
+    ):
+        out = tmp_path / extra[0].strip("-")
+        assert main([*common, "--out", str(out), *extra]) != 0
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+        assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def raced() -> Run:
+    return train_run(
+        tiny_frame("regression"), "y", model_config=TINY_MODEL, train_config=QUICK, race=True
+    )
+
+
+@pytest.mark.slow
+def test_the_racers_train_as_each_setting_alone_and_the_better_on_validation_is_kept(raced):
+    race = raced.race
+    assert [r.name for r in race.racers] == [AS_ASKED, CHALLENGER]
+    assert race.metric == "r2"
+    settings = [(TINY_MODEL, QUICK), challenger(TINY_MODEL, QUICK)]
+    alone = [
+        train_run(tiny_frame("regression"), "y", model_config=m, train_config=t)
+        for m, t in settings
+    ]
+    for racer, run in zip(race.racers, alone, strict=True):
+        targets, predictions, _ = run.split_predictions("validation")
+        assert racer.validation == pytest.approx(metrics("regression", targets, predictions)["r2"])
+        assert (racer.steps, racer.epochs) == (run.training.steps, run.training.epochs)
+    best = max(range(2), key=lambda k: race.racers[k].validation)
+    assert race.kept == best
+    winner = alone[best]
+    assert raced.train_config == race.winner.train_config
+    assert raced.model.to_dict() == winner.model.to_dict()
+    for (name, a), b in zip(
+        raced.model.state_dict().items(), winner.model.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(a, b, msg=name)
+    assert raced.metrics["model"]["r2"] == pytest.approx(winner.metrics["model"]["r2"])
+
+
+@pytest.mark.slow
+def test_a_raced_run_round_trips_and_an_earlier_run_loads_without_a_race(raced, tmp_path):
+    saved = raced.save(tmp_path / "raced")
+    back = Run.load(saved)
+    assert back.race == raced.race
+    config = json.loads((saved / "config.json").read_text())
+    del config["race"]  # as a run saved before races
+    data = json.dumps(config).encode()
+    (saved / "config.json").write_bytes(data)
+    _rehash(saved, "config.json", data)
+    assert Run.load(saved).race is None
+
+
+@pytest.mark.slow
+def test_mrta_train_races_by_default_and_says_which_setting_it_kept(tmp_path, capsys):
+    data = tmp_path / "t.csv"
+    tiny_frame("binary").to_csv(data, index=False)
+    out = tmp_path / "run"
+    args = ["train", str(data), "--target", "y", "--out", str(out), "--time-budget", "3"]
+    assert main([*args, "--d-model", "16", "--num-heads", "2"]) == 0
+    printed = capsys.readouterr()
+    assert "Race of two settings" in printed.out
+    assert AS_ASKED in printed.out and CHALLENGER in printed.out
+    run = Run.load(out)
+    assert run.race is not None
+    assert run.train_config == run.race.winner.train_config
+    assert run.control is not None and run.control.steps == run.training.steps
+    kept = run.race.winner.model_config
+    assert run.model.to_dict()["config"]["dropout"] == kept.dropout
+    assert run.untrained_model().to_dict() == run.model.to_dict()
