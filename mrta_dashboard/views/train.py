@@ -13,6 +13,7 @@ from mrta.data.sets import targets_of_groups
 from mrta.errors import RunError, counted
 from mrta.pipelines.explain import RECORDING, explain
 from mrta.pipelines.explore import explain_run
+from mrta.pipelines.race import RACING
 from mrta.pipelines.train_run import (
     BASELINES,
     PREPARING,
@@ -25,7 +26,7 @@ from mrta.task import Task
 from mrta.training.devices import available_devices
 from mrta.training.loop import BATCH_SIZE, LARGE_TABLE_BATCH, LARGE_TABLE_ROWS
 from mrta_dashboard import control, jobs, keys, session
-from mrta_dashboard.parts import seeds, verdict
+from mrta_dashboard.parts import race, seeds, verdict
 from mrta_dashboard.text import md
 
 HEADS, WIDTHS, BATCHES = [1, 2, 4, 8], [16, 32, 64, 128], [None, 16, 32, 64, 128, 256, 512]
@@ -90,6 +91,7 @@ def _settings_form(loaded: session.LoadedTable) -> None:
     if last is not None and last[0] == (preset, sets is None):
         m, t = last[1], last[2]
     members = seeds.choice(session.get(keys.budget(preset), t.time_budget), sets is not None)
+    racing = race.choice(members, sets is not None)
     with st.form(keys.TRAIN_FORM):
         c1, c2, c3, c4 = st.columns(4)
         layers = c1.number_input("Layers", 1, 8, m.num_layers, key=keys.layers(preset))
@@ -137,12 +139,14 @@ def _settings_form(loaded: session.LoadedTable) -> None:
     except ValueError as error:
         st.error(md(error))
         return
+    racing = race.runs(racing, members, sets is not None, train_config)
     st.session_state[keys.LAST_SETTINGS] = ((preset, sets is None), model_config, train_config)
     control.stop()  # the control of the run this one replaces
     frame, target, task, roles = loaded.frame, loaded.target, loaded.task, dict(loaded.roles)
     sets = loaded.set_options()
 
     recorded = RECORDING[:2] if sets is None else RECORDING[:1]  # a set run: one pass
+    training = (RACING,) if racing else seeds.training_phases(members, train_config)
 
     def work(job: jobs.Job):
         run = train_run(
@@ -158,6 +162,7 @@ def _settings_form(loaded: session.LoadedTable) -> None:
             control=False,  # trained after, in the background: the first heatmap comes first
             phase=seeds.phases_of(job, members, train_config),
             seeds=members,
+            race=racing,
         )
         unit = "rows" if sets is None else "sets"
         recording = job.recording(unit, phase=None if sets is None else recorded[0])
@@ -171,7 +176,7 @@ def _settings_form(loaded: session.LoadedTable) -> None:
         f"{loaded.name} → {target}",
         work,
         owner=loaded.source_id,
-        plan=(PREPARING, *seeds.training_phases(members, train_config), BASELINES, *recorded),
+        plan=(PREPARING, *training, BASELINES, *recorded),
     )
     st.rerun()
 
@@ -221,6 +226,7 @@ def _results(run) -> None:
     table = pd.DataFrame({names[k]: {m: run.metrics[k].get(m) for m in shown} for k in names}).T
     st.dataframe(table.style.format(precision=4, na_rep="—"))
     seeds.members_caption(run)
+    race.summary(run)
     verdict.baselines(run)
     left, right = st.columns(2)
     left.plotly_chart(figures.training_curves(run.history), key=keys.TRAIN_CURVES)
