@@ -11,8 +11,9 @@ ones (3, 4 and 5 levels, uniform). Each table also as its shuffled twin
 (:func:`benchmarks.verdict.shuffled_twin`: the target permuted by a fixed seed).
 
 Per table, labels (real, shuffled) and seed 0..N-1, a run is trained with the default model and
-training config (``TrainConfig(seed=s, threads=1)``: the 30 s time budget), without the control
-model (the deletion check does not use it), then :func:`mrta.pipelines.explain.explain` and
+training config (``TrainConfig(seed=s, threads=1)``: the 30 s time budget), racing its challenger
+as ``mrta train`` does by default (``--no-race``: the defaults alone; :mod:`mrta.training.race`;
+the setting kept is recorded), without the control model (the deletion check does not use it), then :func:`mrta.pipelines.explain.explain` and
 :func:`mrta.pipelines.explain.run_checks` (``seed=s``). Measured per run:
 
 - the model's test metric (ROC AUC for the binary tables, R² for the regression table);
@@ -122,13 +123,16 @@ def method_record(explanation: Explanation, method: str, planted: tuple[str, ...
     }
 
 
-def measure(table: Table, frame: pd.DataFrame, seed: int, budget: float | None) -> dict:
-    """Train (defaults, one thread, no control), explain and check one run; its record."""
+def measure(
+    table: Table, frame: pd.DataFrame, seed: int, budget: float | None, race: bool = True
+) -> dict:
+    """Train (defaults, one thread, no control; with `race`, racing the challenger as ``mrta
+    train`` does by default), explain and check one run; its record."""
     start = time.perf_counter()
     config = replace(TrainConfig(), seed=seed, threads=1)
     if budget is not None:
         config = replace(config, time_budget=budget)
-    run = train_run(frame, table.target, train_config=config, control=False)
+    run = train_run(frame, table.target, train_config=config, control=False, race=race)
     explanation = run_checks(run, explain(run), seed=seed)
     assert explanation.faithfulness is not None
     return {
@@ -136,6 +140,7 @@ def measure(table: Table, frame: pd.DataFrame, seed: int, budget: float | None) 
         "metric": run.metrics["model"][table.metric],
         "epochs": run.training.epochs,
         "stop_reason": run.training.stop_reason,
+        "kept": None if run.race is None else run.race.winner.name,
         "columns": len(explanation.importance.methods["permutation"].mean),
         "methods": {m: method_record(explanation, m, table.planted) for m in METHODS},
         "random": {
@@ -147,20 +152,23 @@ def measure(table: Table, frame: pd.DataFrame, seed: int, budget: float | None) 
     }
 
 
-def measure_table(table: Table, seeds: int, budget: float | None) -> dict[str, list[dict]]:
+def measure_table(
+    table: Table, seeds: int, budget: float | None, race: bool = True
+) -> dict[str, list[dict]]:
     """Every seed's record on the real and on the shuffled labels."""
     frames = {"real": table.frame, "shuffled": shuffled_twin(table.frame, table.target)}
     out: dict[str, list[dict]] = {}
     for label in LABELS:
         out[label] = []
         for seed in range(seeds):
-            record = measure(table, frames[label], seed, budget)
+            record = measure(table, frames[label], seed, budget, race)
             out[label].append(record)
             beats = [m for m, r in record["methods"].items() if r["beats_random"]]
             print(
                 f"{table.name} ({label}) seed {seed}: {table.metric} {record['metric']:.3f}, "
                 f"permutation top-k {record['methods']['permutation']['top_k']}, "
-                f"beats random: {', '.join(beats) or 'none'}, {record['seconds']:.0f} s",
+                f"beats random: {', '.join(beats) or 'none'}, kept {record['kept']}, "
+                f"{record['seconds']:.0f} s",
                 flush=True,
             )
     return out
@@ -250,6 +258,9 @@ def main() -> str:
     parser.add_argument("--seeds", type=int, default=None, help="seeds 0 to N-1 (default 3)")
     parser.add_argument("--tables", nargs="+", choices=TABLES, default=list(TABLES))
     parser.add_argument("--quick", action="store_true", help="a smoke run: 3 s budget, 1 seed")
+    parser.add_argument(
+        "--no-race", dest="race", action="store_false", help="train the defaults alone"
+    )
     args = parser.parse_args()
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
     budget = QUICK_BUDGET if args.quick else None
@@ -259,7 +270,7 @@ def main() -> str:
     for name in args.tables:
         table = load(name)
         planted[name], metrics[name] = table.planted, table.metric
-        results[name] = measure_table(table, seeds, budget)
+        results[name] = measure_table(table, seeds, budget, args.race)
     table_md = markdown(results, planted)
     verdicts = criteria(results)
     command = f"python -m benchmarks.faithfulness --seeds {seeds}" + (
@@ -274,6 +285,7 @@ def main() -> str:
         "deletion area against random orders, on real and on shuffled labels",
         "model_config": ModelConfig().to_dict(),
         "train_config": replace(TrainConfig(), threads=1, time_budget=budget or 30.0).to_dict(),
+        "race": args.race,
         "check_rows": CHECK_ROWS,
         "planted": planted,
         "metric": metrics,

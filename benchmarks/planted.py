@@ -2,7 +2,8 @@
 
 For ``synthetic_binary.csv`` and ``synthetic_regression.csv`` (rules in ``sample_data/README.md``)
 and each seed, a model is trained at the default model config (``TrainConfig(seed=s,
-time_budget=30, threads=1)``), explained over the whole table
+time_budget=30, threads=1)``) racing its challenger as ``mrta train`` does by default
+(``--no-race``: the defaults alone; :mod:`mrta.training.race`), explained over the whole table
 (:func:`mrta.pipelines.explain.explain`, 10,000 rows) and checked
 (:func:`mrta.pipelines.explain.run_checks`: permutation importance on the first half of at most
 2,000 test rows). Measured per seed:
@@ -141,8 +142,9 @@ def pair_ranks(explanation: Explanation, planted: Planted, layers: int) -> list[
     return out
 
 
-def measure(name: str, seed: int) -> dict[str, Any]:
-    """Train, explain and check one table at one seed; every rank of the module docstring."""
+def measure(name: str, seed: int, race: bool = True) -> dict[str, Any]:
+    """Train (with `race`, as ``mrta train`` does by default: the setting kept is recorded),
+    explain and check one table at one seed; every rank of the module docstring."""
     planted = PLANTED[name]
     table = next(t for t in SAMPLE_TABLES if t.file == planted.file)
     frame = read_table(table.path).frame
@@ -151,6 +153,7 @@ def measure(name: str, seed: int) -> dict[str, Any]:
         frame,
         table.target,
         train_config=TrainConfig(seed=seed, time_budget=TIME_BUDGET, threads=1),
+        race=race,
     )
     explanation = run_checks(run, explain(run))
     assert explanation.permutation is not None
@@ -164,6 +167,7 @@ def measure(name: str, seed: int) -> dict[str, Any]:
         "hgb": run.metrics["hgb"][planted.metric],
         "epochs": run.training.epochs,
         "stop_reason": run.training.stop_reason,
+        "kept": None if run.race is None else run.race.winner.name,
         "rollout": importance_ranks(explanation.atlas.importance(), streams, planted),
         "permutation": importance_ranks(explanation.permutation.loss_increases(), streams, planted),
         "spearman": explanation.sanity["rollout_vs_permutation"]["spearman"],
@@ -321,6 +325,9 @@ def column_rows(name: str, result: dict[str, Any]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0 to N-1 (default 5)")
+    parser.add_argument(
+        "--no-race", dest="race", action="store_false", help="train the defaults alone"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     start = time.perf_counter()
@@ -328,11 +335,11 @@ def main() -> None:
     for name, planted in PLANTED.items():
         seeds = []
         for seed in range(args.seeds):
-            seeds.append(measure(name, seed))
+            seeds.append(measure(name, seed, args.race))
             last = seeds[-1]
             print(
                 f"{name} seed {seed}: {planted.metric} {last['model']:.3f} "
-                f"(HGB {last['hgb']:.3f}), {last['seconds']:.0f} s",
+                f"(HGB {last['hgb']:.3f}), kept {last['kept']}, {last['seconds']:.0f} s",
                 flush=True,
             )
         results[name] = {"seeds": seeds, "summary": summarize(name, seeds)}
@@ -342,6 +349,7 @@ def main() -> None:
         "importance, permutation importance and the head-averaged all-rows mean maps",
         "model_config": ModelConfig().to_dict(),
         "train_config": TrainConfig(time_budget=TIME_BUDGET, threads=1).to_dict(),
+        "race": args.race,
         "permutation_rows": CHECK_ROWS // 2,
         "tables": results,
         "total_seconds": round(time.perf_counter() - start, 1),

@@ -200,10 +200,12 @@ def measure(
     train_rows: int,
     settings: Candidate | None = None,
     time_budget: float | None = None,
+    race: bool = False,
 ) -> dict:
     """One training (`settings`: default ``CANDIDATES[candidate]``; `train_rows`: the split's
     training rows, which choose a candidate's `large` settings; `time_budget`: seconds, default
-    the library's): scores, test predictions and how the budget was used."""
+    the library's; `race`: ``train_run(race=True)``, its record under ``"race"``): scores, test
+    predictions and how the budget was used."""
     model_config, train_config, options = (settings or CANDIDATES[candidate]).configs(
         seed, train_rows
     )
@@ -216,6 +218,7 @@ def measure(
         model_config=model_config,
         train_config=train_config,
         preprocessing_options=options,
+        race=race,
     )
     wall = time.perf_counter() - start
     metric = "r2" if run.schema.task.value == "regression" else "roc_auc"
@@ -239,6 +242,7 @@ def measure(
         "training_seconds": training.elapsed,
         "steps_per_second": training.steps / max(training.elapsed, 1e-9),
         "wall_seconds": round(wall, 2),
+        **({} if run.race is None else {"race": run.race.to_dict()}),
         "_targets": targets,
         "_predictions": predictions,
         "_run": run,

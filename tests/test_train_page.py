@@ -15,15 +15,20 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from mrta.config import TrainConfig
 from mrta.pipelines.explain import RECORDING, VERDICT_LATER
+from mrta.pipelines.race import RACING, race_refusal
 from mrta.pipelines.train_run import BASELINES, CONTROL, PREPARING, TRAINING
 from mrta_dashboard import jobs, keys
 from mrta_dashboard.control import SCORING
+from mrta_dashboard.parts.race import RACE
 from mrta_dashboard.views.train import LATER
 
 APP = str(Path(__file__).resolve().parents[1] / "mrta_dashboard" / "app.py")
 TIMEOUT = 120
-TRAIN_PHASES = [PREPARING, TRAINING, BASELINES, *RECORDING[:2]]
+#: The Train page races by default where the machine can (a CPU of 2 cores or more).
+RACES = race_refusal(1, False, TrainConfig()) is None
+TRAIN_PHASES = [PREPARING, RACING if RACES else TRAINING, BASELINES, *RECORDING[:2]]
 
 
 def new_app() -> AppTest:
@@ -191,6 +196,27 @@ def test_training_and_its_control_go_through_every_named_phase_in_order(monkeypa
     assert "ROC curve (test split)" in titles
     assert not any(c.value == LATER[0] for c in at.caption)
     stop_control(at)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not RACES, reason="a race needs a CPU of 2 cores or more")
+def test_the_race_is_on_by_default_says_what_it_kept_and_can_be_turned_off(monkeypatch):
+    Gate(monkeypatch, held=False)
+    at = new_app()
+    wait(press_train(at))
+    at.run()
+    stop_control(at)
+    run = at.session_state[keys.RUN]
+    assert run.race is not None and run.train_config == run.race.winner.train_config
+    assert any(c.value.startswith("Two settings raced") for c in at.caption)
+    at.checkbox(key=RACE).uncheck().run()
+    job = press_train(at)
+    wait(job)
+    assert [name for name, _ in job.phases][:2] == [PREPARING, TRAINING]
+    at.run()
+    stop_control(at)
+    assert at.session_state[keys.RUN].race is None
+    assert not any(c.value.startswith("Two settings raced") for c in at.caption)
 
 
 # -- results belong to their table ----------------------------------------------------------------
