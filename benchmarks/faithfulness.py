@@ -13,8 +13,9 @@ ones (3, 4 and 5 levels, uniform). Each table also as its shuffled twin
 Per table, labels (real, shuffled) and seed 0..N-1, a run is trained with the default model and
 training config (``TrainConfig(seed=s, threads=1)``: the 30 s time budget), racing its challenger
 as ``mrta train`` does by default (``--no-race``: the defaults alone; :mod:`mrta.training.race`;
-the setting kept is recorded), without the control model (the deletion check does not use it), then :func:`mrta.pipelines.explain.explain` and
-:func:`mrta.pipelines.explain.run_checks` (``seed=s``). Measured per run:
+the setting kept is recorded), without the control model (the deletion check does not use it),
+then :func:`mrta.pipelines.explain.explain` and :func:`mrta.pipelines.explain.run_checks`
+(``seed=s``). Measured per run:
 
 - the model's test metric (ROC AUC for the binary tables, R² for the regression table);
 - per method (``permutation``, ``rollout``, ``value_norm``, ``relevance``, computed on the first

@@ -160,6 +160,7 @@ def test_summary_csvs_and_cache_carry_the_importances(checked, tmp_path):
     assert {p.name for p in written} >= {"summary.json", "importance.csv", "faithfulness.csv"}
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["format_version"] == 3
+    assert summary["race"] is None  # trained without a race
     assert set(summary["importance"]) == set(METHODS)
     for method, values in summary["importance"].items():
         assert set(values) == {"mean", "se"}, method

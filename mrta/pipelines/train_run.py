@@ -119,7 +119,7 @@ def train_run(
     check_seeds(seeds, sets)
     train_config = train_config or default_train_config(sets)
     if race and (why := race_refusal(seeds, sets is not None, train_config)):
-        raise ValueError(f"this run cannot race two settings: {why}; drop --race")
+        raise ValueError(f"this run cannot race two settings: {why}; train it with race=False")
     begin = phase or (lambda _name: None)
     begin(PREPARING)
     plan = RunPlan.prepare(
