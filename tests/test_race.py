@@ -209,6 +209,8 @@ def test_mrta_train_races_by_default_and_says_which_setting_it_kept(tmp_path, ca
     assert run.model.to_dict()["config"]["dropout"] == kept.dropout
     assert run.untrained_model().to_dict() == run.model.to_dict()
     explained = tmp_path / "explained"
-    assert main(["explain", str(out), str(data), "--out", str(explained)]) == 0
+    assert main(["explain", str(out), str(data), "--out", str(explained), "--report"]) == 0
     summary = json.loads((explained / "summary.json").read_text())
     assert summary["race"] == json.loads(json.dumps(run.race.to_dict()))
+    report = (explained / "report.html").read_text(encoding="utf-8")
+    assert "race of two settings" in report and "Two settings raced for the time budget" in report

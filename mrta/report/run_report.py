@@ -303,6 +303,8 @@ def report_html(run: Run, explanation: Explanation, table: str | None = None) ->
         data["seed members"] = (
             f"{run.seeds}: the metrics and the verdict are of their mean, the maps of member 0"
         )
+    if run.race is not None:
+        data["race of two settings"] = run.race.sentence()
     metrics, baselines, metrics_note = _metrics(run)
     metric_figures: list[Figure] = []
     matrix = run.metrics["model"].get("confusion_matrix")
