@@ -80,7 +80,8 @@ class ModelConfig:
             "why": "plr only: the frequencies' initial scale; inputs are quantile-normal, so "
             "0.1 starts near linear (the paper tunes it between 0.01 and 100). 1, with twice the "
             "learning rate, scored lower on 7 of 8 validation tables, with or without dropout; "
-            "higher only on diamonds (benchmarks/quality.py)"
+            "higher only on diamonds (benchmarks/quality.py), so mrta train races it (no "
+            "dropout) against these settings and keeps the better on validation"
         },
     )
     bind_rows: bool = field(
