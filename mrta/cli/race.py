@@ -29,7 +29,8 @@ def add_race(p: argparse.ArgumentParser) -> None:
         "validation rows (benchmarks/race.py: the defaults won on 7 of 8 tables, the "
         "challenger on diamonds). Default: race where the run can (one model of rows read "
         "whole, in one process, on a CPU of 2 cores or more) unless "
-        f"{', '.join(RACED_FLAGS)} was set; --race races then too, --no-race never",
+        f"{' or '.join(RACED_FLAGS)} was set; --race races then too (and is refused where a "
+        "race cannot run), --no-race never races",
     )
 
 
