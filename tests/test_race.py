@@ -68,9 +68,15 @@ def test_a_race_round_trips_through_json_and_names_the_one_kept():
     race = Race("r2", (racer(AS_ASKED, 0.7), racer(CHALLENGER, None)), kept=0)
     back = Race.from_dict(json.loads(json.dumps(race.to_dict())))
     assert back == race and back.winner.name == AS_ASKED
-    sentence = back.sentence()
+    sentence = Race("r2", (racer(AS_ASKED, 0.7), racer(CHALLENGER, 0.6)), kept=0).sentence()
     assert "higher validation r2 was kept: the settings asked for (0.7000 in 10 steps)" in sentence
+    assert f"against {CHALLENGER} (0.6000 in 10 steps)" in sentence
+    sentence = back.sentence()
     assert f"against {CHALLENGER} (undefined in 10 steps)" in sentence
+    assert (
+        "roc_auc undefined or equal, the lower validation loss was kept"
+        in Race("roc_auc", race.racers, kept=0).sentence()
+    )
     with pytest.raises(ValueError, match="kept must index one of 2 racers, got 2"):
         Race("r2", race.racers, kept=2)
 

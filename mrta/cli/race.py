@@ -105,6 +105,7 @@ def race_table(run: Run) -> str:
         )
     title = (
         "Race of two settings (at once, a core each, for the time budget; the higher score on "
-        "the validation rows kept, its settings are the run's):"
+        "the validation rows kept, the lower validation loss where the scores are equal or "
+        "undefined; its settings are the run's):"
     )
     return "\n".join([title, *aligned(rows)])

@@ -124,9 +124,16 @@ class Race:
     def sentence(self) -> str:
         """What was raced and kept, in one sentence."""
         others = "; ".join(_result(racer) for k, racer in enumerate(self.racers) if k != self.kept)
+        scores = [racer.validation for racer in self.racers]
+        by_loss = None in scores or len(set(scores)) < len(scores)
+        rule = (
+            f"validation {self.metric} undefined or equal, the lower validation loss was kept"
+            if by_loss
+            else f"the higher validation {self.metric} was kept"
+        )
         return (
-            f"Two settings raced for the time budget, a core each, and the higher validation "
-            f"{self.metric} was kept: {_result(self.winner)}, against {others}."
+            f"Two settings raced for the time budget, a core each, and {rule}: "
+            f"{_result(self.winner)}, against {others}."
         )
 
     def to_dict(self) -> dict[str, Any]:
