@@ -110,7 +110,8 @@ TABLES = {
 @dataclass(frozen=True)
 class Candidate:
     """Settings that differ from the library's: spelled out in full, so that a candidate keeps
-    its meaning when the defaults change. `large` and `large_model`: training and model
+    its meaning when the defaults change (every candidate was measured before the column gates:
+    none has them unless its `model` says). `large` and `large_model`: training and model
     settings that replace `train`'s and `model`'s from :data:`LARGE_TABLE_ROWS` training rows
     on."""
 
@@ -127,7 +128,7 @@ class Candidate:
         train = {**self.train, **(self.large if large else {})}
         model = {**self.model, **(self.large_model if large else {})}
         return (
-            ModelConfig(**model),
+            ModelConfig(**{"gate_penalty": 0.0, **model}),
             TrainConfig(seed=seed, **train),
             PreprocessingOptions(**self.preprocessing),
         )

@@ -4,16 +4,17 @@ against gradient boosting (issue 20).
 The quality benchmark (:mod:`benchmarks.quality`) found that no fixed default reaches gradient
 boosting on every table: ``diamonds`` wants σ = 1, twice the rate and no dropout, which lose on
 every other table. So a run races the two (:mod:`mrta.training.race`): on each table and seed
-0–2, ``train_run(race=True)`` trains the defaults (``plr, batch by rows``) and the challenger
-(σ = 1, no dropout, twice the rate) at the same time, each in a process of its own on one core,
+0–2, ``train_run(race=True)`` trains the defaults (``plr, batch by rows``, with column gates at
+``--gate-penalty``, default the library's) and the challenger (σ = 1, no dropout, no gates,
+twice the rate) at the same time, each in a process of its own on one core,
 for the default budget (30 s), and keeps the one with the higher validation score (in the
 target's units). Test scores never choose. Reported per table: the kept model's test score
 (mean ± SD over the seeds), which setting won each seed, the gap to HistGradientBoosting and its
 90 % paired bootstrap interval, and each racer's steps and validation score.
 
-Run ``python -m benchmarks.race [--seeds N] [--tables ...]`` (about 40 s per table and seed, the
-two racers at once, fewer where a table stops early: about 14 minutes); it writes
-``benchmarks/results/race.json`` and prints the README's table.
+Run ``python -m benchmarks.race [--seeds N] [--tables ...] [--gate-penalty C] [--out FILE]``
+(about 40 s per table and seed, the two racers at once, fewer where a table stops early: about
+11 minutes); it writes ``benchmarks/results/race.json`` and prints the README's table.
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ import json
 import os
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.machine import machine
 from benchmarks.quality import CANDIDATES, RESAMPLES, TABLES, baseline, interval, measure
+from mrta.config import ModelConfig
 from mrta.data.read import read_table
 from mrta.pipelines.train_run import RunPlan
 from mrta.training.race import AS_ASKED, CHALLENGER
@@ -36,12 +39,15 @@ from mrta.training.race import AS_ASKED, CHALLENGER
 RESULT = Path(__file__).resolve().parent / "results" / "race.json"
 DEFAULTS = "plr, batch by rows"  # the quality benchmark's name for the library's defaults
 RACERS = (AS_ASKED, CHALLENGER)
+GATE_PENALTY = ModelConfig().gate_penalty  # the library's default
 
 
-def raced(name: str, frame, seed: int, train_rows: int) -> dict:
-    """One run of the defaults with ``race=True``: the kept model's scores, test predictions and
-    the race's record."""
-    row = measure(TABLES[name], frame, "race", seed, train_rows, CANDIDATES[DEFAULTS], race=True)
+def raced(name: str, frame, seed: int, train_rows: int, gate_penalty: float = GATE_PENALTY) -> dict:
+    """One run of the defaults with ``race=True`` (column gates at `gate_penalty`, 0: none):
+    the kept model's scores, test predictions and the race's record."""
+    defaults = CANDIDATES[DEFAULTS]
+    settings = replace(defaults, model={**defaults.model, "gate_penalty": gate_penalty})
+    row = measure(TABLES[name], frame, "race", seed, train_rows, settings, race=True)
     record = row["race"]
     row["winner"] = record["racers"][record["kept"]]["name"]
     return row
@@ -98,6 +104,12 @@ def main() -> None:
     parser.add_argument("--tables", nargs="+", choices=list(TABLES), default=list(TABLES))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULT)
+    parser.add_argument(
+        "--gate-penalty",
+        type=float,
+        default=GATE_PENALTY,
+        help="the column gates' price per open gate (0: no gates; default: the library's)",
+    )
     args = parser.parse_args()
     started, load_before = time.perf_counter(), os.getloadavg()
     summary, runs = [], []
@@ -107,7 +119,7 @@ def main() -> None:
             train_rows = len(RunPlan.prepare(frame, TABLES[name].target).train_rows)
             kept, hgb = [], None
             for seed in range(args.seeds):
-                row = raced(name, frame, seed, train_rows)
+                row = raced(name, frame, seed, train_rows, args.gate_penalty)
                 run = row.pop("_run")
                 hgb = hgb or baseline(run, row["metric"])
                 kept.append(row)
@@ -124,6 +136,7 @@ def main() -> None:
         "benchmark": "race",
         "what": __doc__.split("\n\n")[0].replace("\n", " "),
         "racers": list(RACERS),
+        "gate_penalty": args.gate_penalty,
         "bootstrap_resamples": RESAMPLES,
         "runs": runs,
         "summary": summary,

@@ -24,7 +24,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 #: features, a linear layer and ReLU: :class:`mrta.nn.periodic.PeriodicEmbeddings`).
 NUMERICAL_EMBEDDINGS = ("linear", "plr")
 #: Model settings added after runs were saved without them: such a run was trained with these.
-EARLIER_MODEL_SETTINGS = {"numerical_embedding": "linear"}
+EARLIER_MODEL_SETTINGS = {"numerical_embedding": "linear", "gate_penalty": 0.0}
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,16 @@ class ModelConfig:
             "dropout) against these settings and keeps the better on validation"
         },
     )
+    gate_penalty: float = field(
+        default=0.0,
+        metadata={
+            "why": "rows only: the training loss's price per open column gate (mrta.nn.gates); "
+            "0: no gates. 0.003 shut synthetic_binary's six noise columns and put it ahead of "
+            "gradient boosting, but the race's validation scores over 8 tables did not prefer "
+            "any price to none (mean ranks 2.375 for none, 2.5 for 0.003; "
+            "benchmarks/gate_choice.py)"
+        },
+    )
     bind_rows: bool = field(
         default=True,
         metadata={
@@ -110,6 +120,10 @@ class ModelConfig:
         positive_int(self.plr_frequencies, "plr_frequencies")
         if isinstance(self.plr_sigma, bool) or not 0.0 < self.plr_sigma < math.inf:
             raise ValueError(f"plr_sigma must be a positive number, got {self.plr_sigma!r}")
+        if isinstance(self.gate_penalty, bool) or not 0.0 <= self.gate_penalty < math.inf:
+            raise ValueError(
+                f"gate_penalty must be a number of at least 0, got {self.gate_penalty!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form."""

@@ -41,6 +41,7 @@ TODAY = {
     ),
     "--plr-frequencies": ("plr_frequencies", int, MODEL.plr_frequencies, "K", None),
     "--plr-sigma": ("plr_sigma", float, MODEL.plr_sigma, "S", None),
+    "--gate-penalty": ("gate_penalty", float, MODEL.gate_penalty, "C", None),
 }
 OTHER_TRAIN_OPTIONS = {
     "-h", "--help", "--debug", "--target", "--out", "--task", "--ignore", "--categorical",

@@ -34,13 +34,15 @@ def racer(name: str = AS_ASKED, validation: float | None = 0.8, loss: float = 0.
     return Racer(name, ModelConfig(), TrainConfig(), validation, loss, 10, 2, 1.5, "max_epochs")
 
 
-def test_the_challenger_changes_sigma_dropout_and_rate_and_nothing_else():
-    model = ModelConfig(d_model=32, num_heads=2, dropout=0.3, plr_sigma=0.05)
+def test_the_challenger_changes_sigma_dropout_gates_and_rate_and_nothing_else():
+    model = ModelConfig(d_model=32, num_heads=2, dropout=0.3, plr_sigma=0.05, gate_penalty=0.01)
     train = TrainConfig(learning_rate=5e-4, batch_size=64, seed=7, time_budget=12.0)
     other_model, other_train = challenger(model, train)
-    assert (other_model.plr_sigma, other_model.dropout) == (1.0, 0.0)
+    assert (other_model.plr_sigma, other_model.dropout, other_model.gate_penalty) == (1.0, 0, 0)
     assert other_train.learning_rate == pytest.approx(1e-3)
-    assert {**other_model.to_dict(), "plr_sigma": 0.05, "dropout": 0.3} == model.to_dict()
+    assert {
+        **other_model.to_dict(), "plr_sigma": 0.05, "dropout": 0.3, "gate_penalty": 0.01
+    } == model.to_dict()  # fmt: skip
     assert {**other_train.to_dict(), "learning_rate": 5e-4} == train.to_dict()
 
 
@@ -118,6 +120,7 @@ def test_train_run_refuses_a_race_it_cannot_run_before_any_work():
         (("--dropout", "0.2"), False, "--dropout set on the command line"),
         (("--plr-sigma", "3", "--dropout", "0.2"), False, "--plr-sigma and --dropout set"),
         (("--plr-sigma", "3", "--race"), True, None),
+        (("--gate-penalty", "0.003"), False, "--gate-penalty set on the command line"),
         (("--seeds", "2"), False, "no race: seed members already train at once"),
     ],
 )
@@ -127,11 +130,13 @@ def test_the_command_line_races_by_default_unless_the_raced_settings_were_chosen
     monkeypatch.setattr(pipeline_race, "default_threads", lambda: 2)
     monkeypatch.setattr(parallel, "available_devices", lambda: ["auto", "cpu"])
     args = parse_train(*flags)
-    model = ModelConfig(dropout=args.dropout, plr_sigma=args.plr_sigma)
+    model = ModelConfig(
+        dropout=args.dropout, plr_sigma=args.plr_sigma, gate_penalty=args.gate_penalty
+    )
     race, why = chosen_race(args, model, TrainConfig(), streamed=False, sets=False)
     assert race is expected
     assert (why is None) if note is None else (note in why)
-    assert RACED_FLAGS == ("--plr-sigma", "--dropout")
+    assert RACED_FLAGS == ("--plr-sigma", "--dropout", "--gate-penalty")
 
 
 def test_the_command_line_refuses_a_race_it_cannot_run(tmp_path, capsys):

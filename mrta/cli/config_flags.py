@@ -90,6 +90,7 @@ FLAGS: Mapping[type, Mapping[str, Flag]] = {
         ),
         "plr_frequencies": Flag(what="periodic frequencies per numerical column", metavar="K"),
         "plr_sigma": Flag(what="scale of the periodic frequencies at initialisation", metavar="S"),
+        "gate_penalty": Flag(what="the training loss's price per open column gate", metavar="C"),
         "bind_rows": Flag(
             what="keep a row's categories out of its numerical token, the layer's plain stream "
             "split",

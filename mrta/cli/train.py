@@ -36,6 +36,7 @@ from mrta.pipelines.explain import run_verdict
 from mrta.pipelines.streamed import train_run_from_file
 from mrta.pipelines.train_run import check_seeds, default_train_config, train_run
 from mrta.runs.control import NOT_TRAINED
+from mrta.runs.gates import gate_report
 from mrta.runs.manifest import MAX_SEEDS
 from mrta.runs.run import Run, check_save_target
 from mrta.task import Task
@@ -291,6 +292,9 @@ def run_train(args: argparse.Namespace) -> int:
     print(metrics_table(run), file=sys.stdout)
     if run.race is not None:
         print(f"\n{race_table(run)}", file=sys.stdout)
+    gates = gate_report(run)
+    if gates is not None:
+        print(f"\n{gates.sentence()}", file=sys.stdout)
     if run.seeds > 1:
         print(f"\n{members_table(run)}", file=sys.stdout)
     print(f"\n{control_report(run)}", file=sys.stdout)

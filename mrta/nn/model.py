@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from mrta.config import ModelConfig
+from mrta.nn.gates import ColumnGates
 from mrta.nn.layer import MultiResolutionTabularAttention
 from mrta.nn.periodic import PeriodicEmbeddings
 from mrta.nn.random_stream import RandomStream
@@ -140,6 +141,15 @@ class TaskModel(nn.Module):
         self.n_classes = n_classes if task == Task.MULTICLASS else None
         self.n_outputs = n_classes if task == Task.MULTICLASS else 1
 
+    def regularisation(self) -> Tensor | None:
+        """What the training loss adds to the task's loss (``None``: nothing)."""
+        return None
+
+    def column_gates(self) -> dict[str, float] | None:
+        """Each column's gate in evaluation, in [0, 1] (0: closed, its token empty); ``None``
+        for a model without gates."""
+        return None
+
     @property
     def streams(self) -> tuple[str, ...]:
         """Which of "numerical" and "categorical" the model has tokens for."""
@@ -181,7 +191,8 @@ class TabularAttentionModel(TaskModel):
 
     The readout is the uniform mean over all tokens of both streams (what
     :mod:`mrta.analysis.rollout` assumes), then
-    ``LayerNorm -> Linear -> ReLU -> Dropout -> Linear``.
+    ``LayerNorm -> Linear -> ReLU -> Dropout -> Linear``. With ``config.gate_penalty`` above 0,
+    each column's token passes its gate (:class:`~mrta.nn.gates.ColumnGates`) before the layers.
 
     Args:
         config: token width, layer width, depth, heads and dropout.
@@ -212,6 +223,8 @@ class TabularAttentionModel(TaskModel):
             config.plr_frequencies,
             config.plr_sigma,
         )
+        n_tokens = len(self.numerical_tokens) + len(self.categorical_tokens)
+        self.gates = ColumnGates(n_tokens) if config.gate_penalty > 0 else None
         self.layers = nn.ModuleList()
         for index in range(config.num_layers):
             width = config.d_token if index == 0 else config.d_model
@@ -238,11 +251,28 @@ class TabularAttentionModel(TaskModel):
     def forward(self, numerical: Tensor, indicators: Tensor, categorical: Tensor) -> Tensor:
         self._check_inputs(numerical, indicators, categorical)
         num, cat = self.tokenizer(numerical, indicators, categorical)  # (B, Tn, d), (B, Tc, d)
+        if self.gates is not None:
+            tokens = self.gates(torch.cat([t for t in (num, cat) if t is not None], dim=1))
+            n_num = len(self.numerical_tokens)
+            num = tokens[:, :n_num] if num is not None else None  # (B, Tn, d)
+            cat = tokens[:, n_num:] if cat is not None else None  # (B, Tc, d)
         for layer in self.layers:
             num, cat = layer(num, cat)  # (B, Tn, D), (B, Tc, D)
         tokens = torch.cat([t for t in (num, cat) if t is not None], dim=1)  # (B, Tn+Tc, D)
         pooled = tokens.mean(dim=1)  # (B, D): every token of both streams weighs the same
         return self.head(pooled)  # (B, n_outputs)
+
+    def regularisation(self) -> Tensor | None:
+        """``gate_penalty`` times the expected number of open column gates."""
+        if self.gates is None:
+            return None
+        return self.config.gate_penalty * self.gates.expected_open()
+
+    def column_gates(self) -> dict[str, float] | None:
+        if self.gates is None:
+            return None
+        values = self.gates.values().detach().cpu().tolist()
+        return dict(zip([*self.numerical_tokens, *self.categorical_tokens], values, strict=True))
 
     def _check_inputs(self, numerical: Tensor, indicators: Tensor, categorical: Tensor) -> None:
         n_num, n_cat = len(self.numerical_tokens), len(self.categorical_tokens)

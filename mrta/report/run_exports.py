@@ -21,6 +21,7 @@ from mrta.report.exports import (
     write_tidy_csv,
 )
 from mrta.report.run_report import report_html
+from mrta.runs.gates import gate_report
 from mrta.runs.run import Run
 
 
@@ -34,8 +35,8 @@ def write_exports(
     table: str | None = None,
 ) -> list[Path]:
     """Write ``maps.npz`` + ``maps.json``, ``maps.csv`` (tidy), ``summary.json`` (with the
-    run's ``race``, null where it did not race), once the checks
-    ran ``importance.csv`` and ``faithfulness.csv`` (tidy), for a run of seed members
+    run's ``race``, null where it did not race, and its column ``gates``, null without), once
+    the checks ran ``importance.csv`` and ``faithfulness.csv`` (tidy), for a run of seed members
     ``stability.csv`` (tidy), and with ``report``,
     ``report.html`` (:func:`~mrta.report.run_report.report_html`, titled with the file name of
     `table`, the rows explained) into ``out``; returns the paths written."""
@@ -58,6 +59,8 @@ def write_exports(
     if explanation.stability is not None:
         summary["stability"] = stability_entry(explanation.stability)
     summary["race"] = None if run.race is None else run.race.to_dict()
+    gates = gate_report(run)
+    summary["gates"] = None if gates is None else gates.to_dict()
     written.append(write_json(out / "summary.json", summary))
     if explanation.stability is not None:
         path = out / "stability.csv"

@@ -22,6 +22,7 @@ from mrta.report import figures, importance_figures
 from mrta.report.html import Figure, run_report
 from mrta.report.metric_figures import confusion_matrix_figure, divergence_chart
 from mrta.report.stability_report import stability_section
+from mrta.runs.gates import gate_report
 from mrta.runs.run import Run
 from mrta.streams import MAP_LABELS
 
@@ -305,6 +306,9 @@ def report_html(run: Run, explanation: Explanation, table: str | None = None) ->
         )
     if run.race is not None:
         data["race of two settings"] = run.race.sentence()
+    gates = gate_report(run)
+    if gates is not None:
+        data["column gates"] = gates.sentence()
     metrics, baselines, metrics_note = _metrics(run)
     metric_figures: list[Figure] = []
     matrix = run.metrics["model"].get("confusion_matrix")

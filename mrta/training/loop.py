@@ -544,8 +544,9 @@ class _Trainer:
             value = self.world.all_mean(value)
         self.step += 1
         if math.isfinite(value):
+            penalty = self.model.regularisation()  # column gates' price, not in the history
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if penalty is None else loss + penalty).backward()
             self.optimizer.step()
         seconds = time.perf_counter() - start
         self.step_seconds += seconds

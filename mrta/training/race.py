@@ -11,6 +11,11 @@ of one run on 2 cores; validation rows choose (:func:`choose`), test rows never 
 seven tables and the challenger on every seed of ``diamonds``. The price: each racer steps on
 one core, where one run alone may use two.
 
+The challenger trains without column gates (:mod:`mrta.nn.gates`, off by default): with
+``gate_penalty`` 0.003 on both racers, ``diamonds``, where every column carries the target,
+fell short of gradient boosting; with the challenger ungated it did not
+(``benchmarks/gate_choice.py``).
+
 :class:`Race` is what a run records of it (``config.json``'s ``race``): both racers' settings,
 validation scores, steps and time, and which one was kept.
 """
@@ -27,18 +32,18 @@ from mrta.config import ModelConfig, TrainConfig
 #: The racers' names, in the order they race: the settings asked for, then :func:`challenger`.
 AS_ASKED, CHALLENGER = "the settings asked for", "σ = 1, no dropout, twice the rate"
 #: What the challenger changes in the model settings asked for.
-CHALLENGER_MODEL = {"plr_sigma": 1.0, "dropout": 0.0}
+CHALLENGER_MODEL = {"plr_sigma": 1.0, "dropout": 0.0, "gate_penalty": 0.0}
 #: The challenger's learning rate over the one asked for (the batch by the rows scales both).
 CHALLENGER_RATE = 2.0
 #: The ``mrta train`` flags of :data:`CHALLENGER_MODEL`'s settings, in its order: a user who
 #: sets one of them has chosen it, so the race is not run unless asked for (``--race``).
-RACED_FLAGS = ("--plr-sigma", "--dropout")
+RACED_FLAGS = ("--plr-sigma", "--dropout", "--gate-penalty")
 
 
 def challenger(model: ModelConfig, train: TrainConfig) -> tuple[ModelConfig, TrainConfig]:
     """The challenger of the settings `model` and `train`: the periodic embeddings'
-    frequencies at σ = 1, no dropout, twice the learning rate; everything else as asked (with
-    linear tokens, σ is unused: the challenger differs by its dropout and rate)."""
+    frequencies at σ = 1, no dropout, no column gates, twice the learning rate; everything else
+    as asked (with linear tokens, σ is unused)."""
     rate = train.learning_rate * CHALLENGER_RATE
     return replace(model, **CHALLENGER_MODEL), replace(train, learning_rate=rate)
 

@@ -58,6 +58,7 @@ def summary(run) -> None:
         "its settings are the ones asked for"
         if kept.name == AS_ASKED
         else f"its settings are the challenger's: plr σ {kept.model_config.plr_sigma:g}, dropout "
-        f"{kept.model_config.dropout:g}, learning rate {kept.train_config.learning_rate:g}"
+        f"{kept.model_config.dropout:g}, gate penalty {kept.model_config.gate_penalty:g} (0: no "
+        f"column gates), learning rate {kept.train_config.learning_rate:g}"
     )
     st.caption(f"{run.race.sentence()} The maps are the kept model's; {settings}.")

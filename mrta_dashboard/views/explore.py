@@ -11,6 +11,7 @@ from mrta_dashboard import control, keys, session
 from mrta_dashboard.parts import (
     ablation,
     checks,
+    gates,
     heads,
     importance,
     maps,
@@ -47,6 +48,7 @@ def page() -> None:
         f"Attention of {model} over {counted(explanation.rows, 'row')}{sample}. "
         "Rows of a map are queries, columns are keys; each row of a map sums to 1."
     )
+    gates.caption(member_run)
     c1, c2, c3 = st.columns([1, 2, 2])
     kept = session.get(keys.LAYER_KEPT)
     opening = first_layer if kept is None else kept

@@ -26,7 +26,7 @@ from mrta.task import Task
 from mrta.training.devices import available_devices
 from mrta.training.loop import BATCH_SIZE, LARGE_TABLE_BATCH, LARGE_TABLE_ROWS
 from mrta_dashboard import control, jobs, keys, session
-from mrta_dashboard.parts import race, seeds, verdict
+from mrta_dashboard.parts import gates, race, seeds, verdict
 from mrta_dashboard.text import md
 
 HEADS, WIDTHS, BATCHES = [1, 2, 4, 8], [16, 32, 64, 128], [None, 16, 32, 64, 128, 256, 512]
@@ -115,7 +115,10 @@ def _settings_form(loaded: session.LoadedTable) -> None:
         )
         seed = c4.number_input("Seed", 0, 2**31 - 1, t.seed)
         devices = available_devices()
-        device = st.selectbox(
+        c1, c2 = st.columns(2)
+        gate = c2.number_input("Column gate price", 0.0, 1.0, m.gate_penalty, 0.001, "%.3f",
+                               help="rows only; 0: no gates (README: column gates)")  # fmt: skip
+        device = c1.selectbox(
             "Device",
             devices,
             index=devices.index(t.device) if t.device in devices else 0,
@@ -126,8 +129,9 @@ def _settings_form(loaded: session.LoadedTable) -> None:
         return
     try:
         model_config = ModelConfig(
-            num_layers=int(layers), num_heads=heads, d_model=d_model, dropout=float(dropout)
-        )
+            num_layers=int(layers), num_heads=heads, d_model=d_model, dropout=float(dropout),
+            gate_penalty=float(gate),
+        )  # fmt: skip
         train_config = dataclasses.replace(
             t,
             time_budget=float(budget),
@@ -227,6 +231,7 @@ def _results(run) -> None:
     st.dataframe(table.style.format(precision=4, na_rep="—"))
     seeds.members_caption(run)
     race.summary(run)
+    gates.caption(run)
     verdict.baselines(run)
     left, right = st.columns(2)
     left.plotly_chart(figures.training_curves(run.history), key=keys.TRAIN_CURVES)
