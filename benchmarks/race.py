@@ -89,8 +89,8 @@ def markdown(summary: list[dict]) -> str:
     ]
     for s in summary:
         low, high = s["interval_vs_hgb"]
-        won = sum(w == CHALLENGER for w in s["winners"])
-        steps = " / ".join(f"{s['racers'][r]['steps_mean']:,.0f}" for r in RACERS)
+        won = sum(w != AS_ASKED for w in s["winners"])  # a file's challenger may be named apart
+        steps = " / ".join(f"{r['steps_mean']:,.0f}" for r in s["racers"].values())
         lines.append(
             f"| {s['table']} | {s['metric']} | {s['test_mean']:.4f} ± {s['test_sd']:.4f} | "
             f"{s['hgb']:.4f} | {s['gap_to_hgb']:+.4f} | [{low:+.4f}, {high:+.4f}] | "
