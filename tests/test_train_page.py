@@ -22,6 +22,7 @@ from mrta.pipelines.train_run import BASELINES, CONTROL, PREPARING, TRAINING
 from mrta_dashboard import jobs, keys
 from mrta_dashboard.control import SCORING
 from mrta_dashboard.parts.race import RACE
+from mrta_dashboard.text import md
 from mrta_dashboard.views.train import LATER
 
 APP = str(Path(__file__).resolve().parents[1] / "mrta_dashboard" / "app.py")
@@ -217,6 +218,32 @@ def test_the_race_is_on_by_default_says_what_it_kept_and_can_be_turned_off(monke
     stop_control(at)
     assert at.session_state[keys.RUN].race is None
     assert not any(c.value.startswith("Two settings raced") for c in at.caption)
+
+
+@pytest.mark.slow
+def test_a_gate_price_trains_column_gates_and_the_results_say_which_closed(monkeypatch):
+    Gate(monkeypatch, held=False)
+    at = new_app()
+    at.switch_page("views/train.py").run()
+    if RACES:  # the challenger trains without gates: keep the settings asked for
+        at.checkbox(key=RACE).uncheck().run()
+    price = next(n for n in at.number_input if n.label == "Column gate price")
+    assert price.value == 0.0  # off by default
+    price.set_value(0.05)
+    at.button[0].click().run()  # the form's submit, on this page: the price goes with it
+    wait(at.session_state[keys.TRAIN_JOB])
+    at.run()
+    stop_control(at)
+    run = at.session_state[keys.RUN]
+    assert run.model_config.gate_penalty == 0.05 and run.race is None
+    assert set(run.model.column_gates()) == {
+        *run.model.numerical_tokens,
+        *run.model.categorical_tokens,
+    }
+    expected = md("Column gates (a price of 0.05 per open column")
+    assert any(c.value.startswith(expected) for c in at.caption)
+    at.switch_page("views/explore.py").run()  # above the maps too
+    assert not at.exception and any(c.value.startswith(expected) for c in at.caption)
 
 
 # -- results belong to their table ----------------------------------------------------------------
