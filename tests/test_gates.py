@@ -5,6 +5,7 @@ saved runs with and without them."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -15,8 +16,10 @@ import torch
 from test_train import QUICK, TINY_MODEL, tiny_frame
 from tiny_models import tiny_config, tiny_model
 
-from mrta.config import ModelConfig
+from mrta.cli import main
+from mrta.config import ModelConfig, TrainConfig
 from mrta.nn.gates import OPEN, SIGMA, SPEED, ColumnGates
+from mrta.pipelines.race import race_refusal
 from mrta.pipelines.train_run import train_run
 from mrta.runs.gates import GateReport, gate_report
 from mrta.runs.run import Run
@@ -200,3 +203,28 @@ def test_a_run_reports_its_gates_beside_its_controls_and_a_run_without_gates_rep
     )  # fmt: skip
     assert gate_report(plain) is None
     assert gate_report(Run.load(FIXTURE)) is None
+
+
+@pytest.mark.slow
+def test_mrta_train_prints_the_gates_and_explain_writes_them_to_summary_and_report(
+    tmp_path, capsys
+):
+    data = tmp_path / "t.csv"
+    tiny_frame("binary").to_csv(data, index=False)
+    out = tmp_path / "run"
+    args = ["train", str(data), "--target", "y", "--out", str(out), "--time-budget", "3"]
+    assert main([*args, "--d-model", "16", "--num-heads", "2", "--gate-penalty", "0.01"]) == 0
+    printed = capsys.readouterr()
+    if race_refusal(1, False, TrainConfig()) is None:  # a machine that races by default
+        assert "no race: --gate-penalty set on the command line" in printed.err
+    assert "Column gates (a price of 0.01 per open column in the training loss)" in printed.out
+    run = Run.load(out)
+    assert run.model_config.gate_penalty == 0.01 and run.race is None
+    assert "The label-shuffled control, at the same price, closed" in printed.out
+    explained = tmp_path / "explained"
+    assert main(["explain", str(out), str(data), "--out", str(explained), "--report"]) == 0
+    summary = json.loads((explained / "summary.json").read_text())
+    assert summary["gates"] == json.loads(json.dumps(gate_report(run).to_dict()))
+    assert summary["gates"]["control"] is not None
+    report = (explained / "report.html").read_text(encoding="utf-8")
+    assert "column gates" in report
