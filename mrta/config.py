@@ -88,10 +88,9 @@ class ModelConfig:
         default=0.0,
         metadata={
             "why": "rows only: the training loss's price per open column gate (mrta.nn.gates); "
-            "0: no gates. 0.003 shut synthetic_binary's six noise columns and put it ahead of "
-            "gradient boosting, but the race's validation scores over 8 tables did not prefer "
-            "any price to none (mean ranks 2.375 for none, 2.5 for 0.003; "
-            "benchmarks/gate_choice.py)"
+            "0: no gates. With 0.003 the race put synthetic_binary (six noise columns) ahead of "
+            "gradient boosting, but its validation scores over 8 tables did not prefer any price "
+            "to none (mean ranks 2.375 for none, 2.5 for 0.003; benchmarks/gate_choice.py)"
         },
     )
     bind_rows: bool = field(
