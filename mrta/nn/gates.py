@@ -5,14 +5,15 @@ Column ``j``'s token is multiplied by ``z_j = clamp(mu_j + 0.5 + eps_j, 0, 1)``,
 ``eps_j ~ N(0, SIGMA^2)`` drawn per row while training and ``eps_j = 0`` in evaluation, as the
 paper's reference implementation shifts and clips its gates. The training loss adds
 ``penalty * sum_j Phi((mu_j + 0.5) / SIGMA)``, the expected number of open gates (Phi: the
-standard normal CDF), so a column stays open only where it lowers the training loss by more
-than it costs. A closed gate (``z_j = 0`` in evaluation) leaves its column an empty token: the
-layers still attend to it, but it carries nothing of the row's value.
+standard normal CDF), so that, roughly, a column stays open where it lowers the training loss
+by more than it costs. A closed gate (``z_j = 0`` in evaluation) leaves its column an empty
+token: the layers still attend to it, but it carries nothing of the row's value.
 
 ``mu`` is stored divided by :data:`SPEED` so that the optimiser moves it :data:`SPEED` times
-faster than the other weights: at the learning rates that suit those, a gate moves by about 0.7
-in 700 Adam steps, too little to close within the 30 s budget's few hundred steps. Every gate
-starts fully open (``mu_j = 0.5``), a constant, so the other weights' initial values do not change.
+faster than the other weights: an Adam step moves a weight by about the learning rate (1e-3
+by default), so an unscaled mean could move by at most about 0.7 in 700 steps, and an open gate
+(``mu_j = 0.5``) needs a move of 1 to close. Every gate starts fully open, a constant, so the
+other weights' initial values do not change.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class ColumnGates(nn.Module):
 
     def values(self) -> Tensor:
         """The gates in evaluation, in [0, 1]: ``(T,)``."""
-        return torch.clamp(self.mean + 0.5, 0.0, 1.0)
+        return _hard_sigmoid(self.mean)
 
     def expected_open(self) -> Tensor:
         """The expected number of open gates while training, ``sum_j Phi((mu_j + 0.5) / SIGMA)``:
@@ -68,5 +69,9 @@ class ColumnGates(nn.Module):
         z = self.mean.expand(tokens.shape[0], -1)  # (B, T)
         if self.training:
             z = z + SIGMA * torch.randn(z.shape, dtype=z.dtype, device=z.device)
-        gates = torch.clamp(z + 0.5, 0.0, 1.0)  # (B, T)
-        return tokens * gates.unsqueeze(-1)  # (B, T, d)
+        return tokens * _hard_sigmoid(z).unsqueeze(-1)  # (B, T, d)
+
+
+def _hard_sigmoid(z: Tensor) -> Tensor:
+    """The reference implementation's gate of ``z``: ``clamp(z + 0.5, 0, 1)``."""
+    return torch.clamp(z + 0.5, 0.0, 1.0)

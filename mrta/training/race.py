@@ -13,8 +13,8 @@ one core, where one run alone may use two.
 
 The challenger trains without column gates (:mod:`mrta.nn.gates`, off by default): with
 ``gate_penalty`` 0.003 on both racers, ``diamonds``, where every column carries the target,
-fell short of gradient boosting; with the challenger ungated it did not
-(``benchmarks/gate_choice.py``).
+fell short of gradient boosting beyond the interval; with the challenger ungated it did not
+(``benchmarks/results/race_gates_0.003.json`` and ``race_gates_0.003_defaults_only.json``).
 
 :class:`Race` is what a run records of it (``config.json``'s ``race``): both racers' settings,
 validation scores, steps and time, and which one was kept.
