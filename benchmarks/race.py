@@ -4,17 +4,20 @@ against gradient boosting (issue 20).
 The quality benchmark (:mod:`benchmarks.quality`) found that no fixed default reaches gradient
 boosting on every table: ``diamonds`` wants σ = 1, twice the rate and no dropout, which lose on
 every other table. So a run races the two (:mod:`mrta.training.race`): on each table and seed
-0–2, ``train_run(race=True)`` trains the defaults (``plr, batch by rows``, with column gates at
-``--gate-penalty``, default the library's) and the challenger (σ = 1, no dropout, no gates,
-twice the rate) at the same time, each in a process of its own on one core,
-for the default budget (30 s), and keeps the one with the higher validation score (in the
-target's units). Test scores never choose. Reported per table: the kept model's test score
-(mean ± SD over the seeds), which setting won each seed, the gap to HistGradientBoosting and its
-90 % paired bootstrap interval, and each racer's steps and validation score.
+(0–2 by default; the README's table: ``--seeds 6``), ``train_run(race=True)`` trains the
+defaults (``plr, batch by rows``, with column gates at ``--gate-penalty``, default the
+library's) and the challenger (σ = 1, no dropout, no gates, twice the rate) at the same time,
+each in a process of its own on one core, for the default budget (30 s), and keeps the
+challenger only where its validation lead (in the target's units) is beyond the validation rows'
+noise (:func:`mrta.training.race.choose`), else the defaults. Test scores never choose. Reported
+per table: the kept model's test score (mean ± SD over the seeds), which setting won each seed,
+the gap to HistGradientBoosting and its 90 % paired bootstrap interval, and each racer's steps
+and validation score.
 
-Run ``python -m benchmarks.race [--seeds N] [--tables ...] [--gate-penalty C] [--out FILE]``
-(about 40 s per table and seed, the two racers at once, fewer where a table stops early: about
-11 minutes); it writes ``benchmarks/results/race.json`` and prints the README's table.
+Run ``python -m benchmarks.race [--seeds N] [--first-seed K] [--tables ...] [--gate-penalty C]
+[--out FILE]`` (seeds K to K + N - 1, default 0–2; about 40 s per table and seed, the two
+racers at once, fewer where a table stops early: about 11 minutes for 3 seeds); it writes
+``benchmarks/results/race.json`` (or ``--out``) and prints the README's table.
 """
 
 from __future__ import annotations
@@ -103,6 +106,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", nargs="+", choices=list(TABLES), default=list(TABLES))
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="the first seed (seeds K to K + N - 1)"
+    )
     parser.add_argument("--out", type=Path, default=RESULT)
     parser.add_argument(
         "--gate-penalty",
@@ -118,7 +124,7 @@ def main() -> None:
             frame = read_table(TABLES[name].csv(Path(folder))).frame
             train_rows = len(RunPlan.prepare(frame, TABLES[name].target).train_rows)
             kept, hgb = [], None
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 row = raced(name, frame, seed, train_rows, args.gate_penalty)
                 run = row.pop("_run")
                 hgb = hgb or baseline(run, row["metric"])

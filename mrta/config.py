@@ -81,7 +81,7 @@ class ModelConfig:
             "0.1 starts near linear (the paper tunes it between 0.01 and 100). 1, with twice the "
             "learning rate, scored lower on 7 of 8 validation tables, with or without dropout; "
             "higher only on diamonds (benchmarks/quality.py), so mrta train races it (no "
-            "dropout) against these settings and keeps the better on validation"
+            "dropout) against these settings and keeps it where validation shows it better"
         },
     )
     gate_penalty: float = field(

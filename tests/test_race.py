@@ -4,6 +4,7 @@ line's default."""
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from test_cli_flags import parse_train
@@ -18,6 +19,7 @@ from mrta.config import ModelConfig, TrainConfig
 from mrta.data.sets import SetOptions
 from mrta.pipelines.train_run import train_run
 from mrta.runs.run import Run
+from mrta.task import Task
 from mrta.training.evaluate import metrics
 from mrta.training.race import (
     AS_ASKED,
@@ -47,40 +49,80 @@ def test_the_challenger_changes_sigma_dropout_gates_and_rate_and_nothing_else():
 
 
 @pytest.mark.parametrize(
-    "scores, losses, expected",
+    "scores, losses, lead_low, expected",
     [
-        ((0.80, 0.81), (0.5, 0.6), 1),  # the higher validation score
-        ((0.81, 0.80), (0.6, 0.5), 0),
-        ((0.80, 0.80), (0.6, 0.5), 1),  # equal scores: the lower loss
-        ((0.80, 0.80), (0.5, 0.5), 0),  # a tie in both keeps the settings asked for
-        ((None, 0.90), (0.6, 0.5), 1),  # a score undefined: the lower loss, for both
-        ((0.90, None), (0.6, 0.5), 1),
-        ((None, None), (0.4, 0.5), 0),
+        ((0.80, 0.81), (0.5, 0.6), 0.001, 1),  # a lead beyond the noise: the challenger
+        ((0.80, 0.81), (0.5, 0.6), -0.01, 0),  # higher, but within the noise
+        ((0.80, 0.81), (0.5, 0.6), 0.0, 0),  # a bound of 0 is not above it
+        ((0.80, 0.81), (0.6, 0.5), None, 0),  # no bound: the settings asked for
+        ((0.81, 0.80), (0.6, 0.5), -0.02, 0),
+        ((None, 0.90), (0.6, 0.5), None, 1),  # a score undefined: the lower loss, for both
+        ((0.90, None), (0.6, 0.5), None, 1),
+        ((None, None), (0.4, 0.5), None, 0),
+        ((None, None), (0.5, 0.5), None, 0),  # a tie in loss keeps the settings asked for
     ],
 )
-def test_validation_chooses(scores, losses, expected):
+def test_the_challenger_is_kept_only_where_validation_shows_its_lead(
+    scores, losses, lead_low, expected
+):
     racers = [
         racer(name, score, loss)
         for name, score, loss in zip((AS_ASKED, CHALLENGER), scores, losses, strict=True)
     ]
-    assert choose(racers) == expected
+    assert choose(racers, lead_low) == expected
 
 
-def test_a_race_round_trips_through_json_and_names_the_one_kept():
+def test_a_race_round_trips_through_json_and_names_the_one_kept_and_the_rule():
     race = Race("r2", (racer(AS_ASKED, 0.7), racer(CHALLENGER, None)), kept=0)
     back = Race.from_dict(json.loads(json.dumps(race.to_dict())))
     assert back == race and back.winner.name == AS_ASKED
-    sentence = Race("r2", (racer(AS_ASKED, 0.7), racer(CHALLENGER, 0.6)), kept=0).sentence()
-    assert "higher validation r2 was kept: the settings asked for (0.7000 in 10 steps)" in sentence
-    assert f"against {CHALLENGER} (0.6000 in 10 steps)" in sentence
-    sentence = back.sentence()
-    assert f"against {CHALLENGER} (undefined in 10 steps)" in sentence
-    assert (
-        "roc_auc undefined or equal, the lower validation loss was kept"
-        in Race("roc_auc", race.racers, kept=0).sentence()
+    assert f"against {CHALLENGER} (undefined in 10 steps)" in back.sentence()
+    assert "roc_auc undefined, the lower validation loss was kept" in (
+        Race("roc_auc", race.racers, kept=0).sentence()
     )
+    led = Race("r2", (racer(AS_ASKED, 0.7), racer(CHALLENGER, 0.72)), kept=0, lead_low=-0.0123)
+    assert Race.from_dict(json.loads(json.dumps(led.to_dict()))) == led
+    sentence = led.sentence()
+    assert (
+        "the challenger is kept only where its validation r2 lead is above 0 at the 5% quantile "
+        "of 1,000 paired bootstrap resamples of the validation rows (here -0.0123): the settings "
+        "asked for (0.7000 in 10 steps)"
+    ) in sentence
+    assert f"against {CHALLENGER} (0.7200 in 10 steps)" in sentence
+    earlier = led.to_dict()
+    del earlier["lead_low"]  # a run saved before the bound
+    before = Race.from_dict(earlier)
+    assert before.lead_low is None
+    assert "the higher validation r2 was kept" in before.sentence()
     with pytest.raises(ValueError, match="kept must index one of 2 racers, got 2"):
         Race("r2", race.racers, kept=2)
+
+
+@pytest.mark.parametrize("task", [Task.REGRESSION, Task.BINARY, Task.MULTICLASS])
+def test_the_challengers_lead_is_bounded_by_a_paired_bootstrap_of_the_validation_rows(task):
+    rng = np.random.default_rng(0)
+    n = 400
+    if task is Task.REGRESSION:
+        y = rng.normal(size=n)
+        good, noisy = y + 0.3 * rng.normal(size=n), y + rng.normal(size=n)
+    else:
+        classes = 2 if task is Task.BINARY else 3
+        y = rng.integers(0, classes, size=n)
+        signal = np.eye(classes)[y]
+        good = softmax(3 * signal + rng.normal(size=(n, classes)))
+        noisy = softmax(0.5 * signal + rng.normal(size=(n, classes)))
+    assert pipeline_race.challenger_lead_low(task, y, [noisy, good], seed=0) > 0  # clear lead
+    assert pipeline_race.challenger_lead_low(task, y, [good, noisy], seed=0) < 0
+    same = pipeline_race.challenger_lead_low(task, y, [good, good.copy()], seed=0)
+    assert same == 0.0  # no lead: the settings asked for stay
+    assert pipeline_race.challenger_lead_low(task, y, [noisy, good], seed=0) == (
+        pipeline_race.challenger_lead_low(task, y, [noisy, good], seed=0)
+    )
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def test_a_run_races_only_one_model_of_rows_on_a_cpu_of_two_cores(monkeypatch):
@@ -164,7 +206,7 @@ def raced() -> Run:
 
 
 @pytest.mark.slow
-def test_the_racers_train_as_each_setting_alone_and_the_better_on_validation_is_kept(raced):
+def test_the_racers_train_as_each_setting_alone_and_validation_chooses(raced):
     race = raced.race
     assert [r.name for r in race.racers] == [AS_ASKED, CHALLENGER]
     assert race.metric == "r2"
@@ -177,9 +219,14 @@ def test_the_racers_train_as_each_setting_alone_and_the_better_on_validation_is_
         targets, predictions, _ = run.split_predictions("validation")
         assert racer.validation == pytest.approx(metrics("regression", targets, predictions)["r2"])
         assert (racer.steps, racer.epochs) == (run.training.steps, run.training.epochs)
-    best = max(range(2), key=lambda k: race.racers[k].validation)
-    assert race.kept == best
-    winner = alone[best]
+    validation = [run.split_predictions("validation") for run in alone]
+    targets = validation[0][0]
+    lead_low = pipeline_race.challenger_lead_low(
+        Task.REGRESSION, targets, [v[1] for v in validation], seed=QUICK.seed
+    )
+    assert race.lead_low == pytest.approx(lead_low)
+    assert race.kept == int(lead_low > 0)
+    winner = alone[race.kept]
     assert raced.train_config == race.winner.train_config
     assert raced.model.to_dict() == winner.model.to_dict()
     for (name, a), b in zip(
@@ -211,9 +258,13 @@ def test_mrta_train_races_by_default_and_says_which_setting_it_kept(tmp_path, ca
     assert main([*args, "--d-model", "16", "--num-heads", "2"]) == 0
     printed = capsys.readouterr()
     assert "Race of two settings" in printed.out
+    assert "the challenger is kept only where its validation roc_auc lead is above 0" in (
+        " ".join(printed.out.split())
+    )
     assert AS_ASKED in printed.out and CHALLENGER in printed.out
     run = Run.load(out)
-    assert run.race is not None
+    assert run.race is not None and run.race.lead_low is not None
+    assert run.race.kept == int(run.race.lead_low > 0)
     assert run.train_config == run.race.winner.train_config
     assert run.control is not None and run.control.steps == run.training.steps
     kept = run.race.winner.model_config

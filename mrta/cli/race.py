@@ -25,10 +25,11 @@ def add_race(p: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help=f"train the settings asked for and a challenger ({CHALLENGER}) at once, a process "
-        "and core each, within --time-budget, and keep the one that scores higher on the "
-        "validation rows (benchmarks/race.py: the defaults won on 7 of 8 tables, the "
-        "challenger on diamonds). Default: race where the run can (one model of rows read "
-        "whole, in one process, on a CPU of 2 cores or more) unless "
+        "and core each, within --time-budget, and keep the challenger only where it scores "
+        "higher on the validation rows beyond their noise (its lead above 0 at the 5%% quantile "
+        "of 1,000 paired bootstrap resamples), else the settings asked for "
+        "(benchmarks/race.py). Default: race where the run can (one model of rows read whole, "
+        "in one process, on a CPU of 2 cores or more) unless "
         f"{' or '.join(RACED_FLAGS)} was set; --race races then too (and is refused where a "
         "race cannot run), --no-race never races",
     )
@@ -104,8 +105,7 @@ def race_table(run: Run) -> str:
             )
         )
     title = (
-        "Race of two settings (at once, a core each, for the time budget; the higher score on "
-        "the validation rows kept, the lower validation loss where the scores are equal or "
-        "undefined; its settings are the run's):"
+        f"Race of two settings (at once, a core each, for the time budget; {race.rule()}; the "
+        "kept settings are the run's):"
     )
     return "\n".join([title, *aligned(rows)])

@@ -17,13 +17,15 @@ def choice(members: int, sets: bool) -> bool:
     does or why a run cannot race; whether it was chosen."""
     why = race_refusal(members, sets, TrainConfig())
     chosen = st.checkbox(
-        "Race two settings, keep the better on validation",
+        "Race two settings, keep the challenger only where validation shows it better",
         value=True,
         key=RACE,
         disabled=why is not None,
         help="The settings below and a challenger train at once, a process and core each, for "
-        "the time budget; the one that scores higher on the validation rows is kept, its "
-        "settings become the run's. Test rows never choose.",
+        "the time budget. The challenger is kept only where it scores higher on the validation "
+        "rows beyond their noise (the 5 % quantile of its lead over 1,000 paired bootstrap "
+        "resamples of those rows above 0); else the settings below. The kept settings become "
+        "the run's. Test rows never choose.",
     )
     if why is not None:
         st.caption(f"One setting trains, no race: {why}.")
