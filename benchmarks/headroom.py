@@ -8,11 +8,11 @@ gives the noise-free mean f(x); its R² is the ceiling of a model's expected R²
 ε ~ N(0, 75²) cannot be predicted). Rules: ``sample_data/README.md``.
 
 **Where the room goes.** Each table has columns that the rule reads (planted) and noise columns
-it ignores. The same race as ``mrta train`` runs by default (``benchmarks.race``, seeds 0–2) and
-gradient boosting are trained again on the planted columns and the target alone, on the same
-rows of the same split: what each reaches when no noise column is there to be fitted. The
-difference to their scores with every column is what the noise columns cost each learner on
-this split; it says nothing about other tables.
+it ignores. The race as ``mrta train`` runs it, without column gates (``benchmarks.race
+--gate-penalty 0``, ``race.json``; seeds 0–2), and gradient boosting are trained again on the
+planted columns and the target alone, on the same rows of the same split: what each reaches when
+no noise column is there to be fitted. The difference to their scores with every column is what
+the noise columns cost each learner on this split; it says nothing about other tables.
 
 Run ``python -m benchmarks.headroom [--seeds N]`` (about 4 minutes: the planted-columns races);
 it writes ``benchmarks/results/headroom.json`` and prints the README's tables beside the race's
@@ -107,7 +107,7 @@ def planted_only(name: str, frame: pd.DataFrame, seeds: int) -> dict:
     columns and its target: test scores, and the 90 % paired bootstrap interval of the race's
     mean score minus gradient boosting's."""
     train_rows = len(RunPlan.prepare(frame, TABLES[name][1]).train_rows)
-    kept = [raced(name, frame, seed, train_rows) for seed in range(seeds)]
+    kept = [raced(name, frame, seed, train_rows, gate_penalty=0.0) for seed in range(seeds)]
     metric = kept[0]["metric"]
     hgb = baseline(kept[0]["_run"], metric)
     test = np.array([r["test"] for r in kept])

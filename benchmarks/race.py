@@ -17,7 +17,8 @@ and validation score.
 Run ``python -m benchmarks.race [--seeds N] [--first-seed K] [--tables ...] [--gate-penalty C]
 [--out FILE]`` (seeds K to K + N - 1, default 0–2; about 40 s per table and seed, the two
 racers at once, fewer where a table stops early: about 11 minutes for 3 seeds); it writes
-``benchmarks/results/race.json`` (or ``--out``) and prints the README's table.
+``benchmarks/results/race_gates_<C>_defaults_only.json`` (the library's default C = 0.003), or
+``race.json`` with ``--gate-penalty 0`` (or ``--out``), and prints the README's table.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from mrta.data.read import read_table
 from mrta.pipelines.train_run import RunPlan
 from mrta.training.race import AS_ASKED, CHALLENGER
 
-RESULT = Path(__file__).resolve().parent / "results" / "race.json"
+RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULTS = "plr, batch by rows"  # the quality benchmark's name for the library's defaults
 RACERS = (AS_ASKED, CHALLENGER)
 GATE_PENALTY = ModelConfig().gate_penalty  # the library's default
@@ -54,6 +55,12 @@ def raced(name: str, frame, seed: int, train_rows: int, gate_penalty: float = GA
     record = row["race"]
     row["winner"] = record["racers"][record["kept"]]["name"]
     return row
+
+
+def result_name(gate_penalty: float) -> str:
+    """The result file of a race with the defaults gated at `gate_penalty` (0: no gates), as
+    :mod:`benchmarks.gate_choice` names its choices."""
+    return "race.json" if gate_penalty == 0 else f"race_gates_{gate_penalty:g}_defaults_only.json"
 
 
 def summarise(name: str, kept: list[dict], hgb: dict) -> dict:
@@ -109,7 +116,11 @@ def main() -> None:
     parser.add_argument(
         "--first-seed", type=int, default=0, help="the first seed (seeds K to K + N - 1)"
     )
-    parser.add_argument("--out", type=Path, default=RESULT)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="default: race.json without gates, else race_gates_<C>_defaults_only.json",
+    )
     parser.add_argument(
         "--gate-penalty",
         type=float,
@@ -117,6 +128,7 @@ def main() -> None:
         help="the column gates' price per open gate (0: no gates; default: the library's)",
     )
     args = parser.parse_args()
+    args.out = args.out or RESULTS / result_name(args.gate_penalty)
     started, load_before = time.perf_counter(), os.getloadavg()
     summary, runs = [], []
     with tempfile.TemporaryDirectory() as folder:

@@ -162,7 +162,9 @@ def test_train_run_refuses_a_race_it_cannot_run_before_any_work():
         (("--dropout", "0.2"), False, "--dropout set on the command line"),
         (("--plr-sigma", "3", "--dropout", "0.2"), False, "--plr-sigma and --dropout set"),
         (("--plr-sigma", "3", "--race"), True, None),
-        (("--gate-penalty", "0.003"), False, "--gate-penalty set on the command line"),
+        (("--gate-penalty", "0"), False, "--gate-penalty set on the command line"),
+        (("--gate-penalty", "0.01"), False, "--gate-penalty set on the command line"),
+        (("--gate-penalty", "0.003"), True, None),  # the default
         (("--seeds", "2"), False, "no race: seed members already train at once"),
     ],
 )
