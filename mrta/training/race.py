@@ -16,7 +16,7 @@ R², and it scored 0.256 on test, where the kept models of seeds 0 to 5 otherwis
 to 0.333. The price of the race: each racer steps on one core, where
 one run alone may use two.
 
-The challenger trains without column gates (:mod:`mrta.nn.gates`, off by default): with
+The challenger trains without column gates (:mod:`mrta.nn.gates`, on for the defaults): with
 ``gate_penalty`` 0.003 on both racers, ``diamonds``, where every column carries the target,
 fell short of gradient boosting beyond the interval; with the challenger ungated it did not
 (``benchmarks/results/higher_score_rule/race_gates_0.003.json`` and
