@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from mrta.config import TrainConfig
+from mrta.config import ModelConfig, TrainConfig
 from mrta.pipelines.explain import RECORDING, VERDICT_LATER
 from mrta.pipelines.race import RACING, race_refusal
 from mrta.pipelines.train_run import BASELINES, CONTROL, PREPARING, TRAINING
@@ -228,7 +228,7 @@ def test_a_gate_price_trains_column_gates_and_the_results_say_which_closed(monke
     if RACES:  # the challenger trains without gates: keep the settings asked for
         at.checkbox(key=RACE).uncheck().run()
     price = next(n for n in at.number_input if n.label == "Column gate price")
-    assert price.value == 0.0  # off by default
+    assert price.value == ModelConfig().gate_penalty == 0.003  # on by default
     price.set_value(0.05)
     at.button[0].click().run()  # the form's submit, on this page: the price goes with it
     wait(at.session_state[keys.TRAIN_JOB])

@@ -3,18 +3,17 @@ at once, and the challenger is kept only where it scores higher on the validatio
 their noise.
 
 No one setting reached gradient boosting on every table of the quality benchmark
-(``benchmarks/quality.py``): ``diamonds`` (37,758 training rows) wanted the periodic
-embeddings' σ = 1, twice the learning rate and no dropout, which scored lower on validation on
-the seven other tables. So a run may race the two (:func:`mrta.pipelines.race.race`): each in a
-process of its own on one core, for the same time budget, so that the race takes the wall time
-of one run on 2 cores; validation rows choose (:func:`choose`), test rows never do. The
-settings asked for are kept unless the challenger scores higher on the validation rows beyond
-their resampling noise (the 5 % quantile of its paired bootstrap lead above 0): the higher score
-alone chose the challenger on ``wage`` (seed 3 of
-``benchmarks/results/higher_score_rule/race_seeds_3-5.json``) on a validation lead of 0.006 of
-R², and it scored 0.256 on test, where the kept models of seeds 0 to 5 otherwise scored 0.313
-to 0.333. The price of the race: each racer steps on one core, where
-one run alone may use two.
+(``benchmarks/quality.py``): ``diamonds`` (37,758 training rows) wanted the periodic embeddings'
+σ = 1, twice the learning rate and no dropout, which scored lower on validation on the seven
+other tables. So a run may race the two (:func:`mrta.pipelines.race.race`): each in a process of
+its own on one core, for the same time budget, so that the race takes the wall time of one run
+on 2 cores; validation rows choose (:func:`choose`), test rows never do. The settings asked for
+are kept unless the challenger scores higher on the validation rows beyond their resampling
+noise (the 5 % quantile of its paired bootstrap lead above 0): the higher score alone chose the
+challenger on ``wage`` (seed 3 of ``benchmarks/results/higher_score_rule/race_seeds_3-5.json``)
+on a validation lead of 0.006 of R², and it scored 0.256 on test, where the kept models of seeds
+0 to 5 otherwise scored 0.313 to 0.333. The price of the race: each racer steps on one core,
+where one run alone may use two.
 
 The challenger trains without column gates (:mod:`mrta.nn.gates`, on for the defaults): with
 ``gate_penalty`` 0.003 on both racers, ``diamonds``, where every column carries the target,
