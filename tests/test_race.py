@@ -36,14 +36,17 @@ def racer(name: str = AS_ASKED, validation: float | None = 0.8, loss: float = 0.
     return Racer(name, ModelConfig(), TrainConfig(), validation, loss, 10, 2, 1.5, "max_epochs")
 
 
-def test_the_challenger_changes_sigma_dropout_gates_and_rate_and_nothing_else():
-    model = ModelConfig(d_model=32, num_heads=2, dropout=0.3, plr_sigma=0.05, gate_penalty=0.01)
+def test_the_challenger_changes_layers_sigma_dropout_gates_and_rate_and_nothing_else():
+    model = ModelConfig(
+        d_model=32, num_heads=2, num_layers=3, dropout=0.3, plr_sigma=0.05, gate_penalty=0.01
+    )
     train = TrainConfig(learning_rate=5e-4, batch_size=64, seed=7, time_budget=12.0)
     other_model, other_train = challenger(model, train)
-    assert (other_model.plr_sigma, other_model.dropout, other_model.gate_penalty) == (1.0, 0, 0)
+    changed = ("num_layers", "plr_sigma", "dropout", "gate_penalty")
+    assert [getattr(other_model, name) for name in changed] == [1, 1.0, 0, 0]
     assert other_train.learning_rate == pytest.approx(1e-3)
     assert {
-        **other_model.to_dict(), "plr_sigma": 0.05, "dropout": 0.3, "gate_penalty": 0.01
+        **other_model.to_dict(), **{name: getattr(model, name) for name in changed}
     } == model.to_dict()  # fmt: skip
     assert {**other_train.to_dict(), "learning_rate": 5e-4} == train.to_dict()
 
@@ -165,6 +168,8 @@ def test_train_run_refuses_a_race_it_cannot_run_before_any_work():
         (("--gate-penalty", "0"), False, "--gate-penalty set on the command line"),
         (("--gate-penalty", "0.01"), False, "--gate-penalty set on the command line"),
         (("--gate-penalty", "0.003"), True, None),  # the default
+        (("--layers", "1"), False, "--layers set on the command line"),
+        (("--layers", "2"), True, None),  # the default
         (("--seeds", "2"), False, "no race: seed members already train at once"),
     ],
 )
@@ -175,12 +180,15 @@ def test_the_command_line_races_by_default_unless_the_raced_settings_were_chosen
     monkeypatch.setattr(parallel, "available_devices", lambda: ["auto", "cpu"])
     args = parse_train(*flags)
     model = ModelConfig(
-        dropout=args.dropout, plr_sigma=args.plr_sigma, gate_penalty=args.gate_penalty
+        dropout=args.dropout,
+        plr_sigma=args.plr_sigma,
+        gate_penalty=args.gate_penalty,
+        num_layers=args.num_layers,
     )
     race, why = chosen_race(args, model, TrainConfig(), streamed=False, sets=False)
     assert race is expected
     assert (why is None) if note is None else (note in why)
-    assert RACED_FLAGS == ("--plr-sigma", "--dropout", "--gate-penalty")
+    assert RACED_FLAGS == ("--plr-sigma", "--dropout", "--gate-penalty", "--layers")
 
 
 def test_the_command_line_refuses_a_race_it_cannot_run(tmp_path, capsys):

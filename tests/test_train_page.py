@@ -9,6 +9,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -19,8 +20,10 @@ from mrta.config import ModelConfig, TrainConfig
 from mrta.pipelines.explain import RECORDING, VERDICT_LATER
 from mrta.pipelines.race import RACING, race_refusal
 from mrta.pipelines.train_run import BASELINES, CONTROL, PREPARING, TRAINING
+from mrta.training.race import AS_ASKED, CHALLENGER, Race, Racer, challenger
 from mrta_dashboard import jobs, keys
 from mrta_dashboard.control import SCORING
+from mrta_dashboard.parts import race as race_part
 from mrta_dashboard.parts.race import RACE
 from mrta_dashboard.text import md
 from mrta_dashboard.views.train import LATER
@@ -218,6 +221,31 @@ def test_the_race_is_on_by_default_says_what_it_kept_and_can_be_turned_off(monke
     stop_control(at)
     assert at.session_state[keys.RUN].race is None
     assert not any(c.value.startswith("Two settings raced") for c in at.caption)
+
+
+@pytest.mark.parametrize("kept", [0, 1])
+def test_the_race_caption_names_the_kept_settings_layers_included(monkeypatch, kept):
+    model, train = ModelConfig(), TrainConfig()
+    racers = tuple(
+        Racer(name, m, t, score, 0.3, 100, 2, 29.5, "time_budget")
+        for name, (m, t), score in zip(
+            (AS_ASKED, CHALLENGER),
+            [(model, train), challenger(model, train)],
+            (0.97, 0.98),
+            strict=True,
+        )
+    )
+    race = Race("r2", racers, kept=kept, lead_low=0.004 if kept else -0.002)
+    captions: list[str] = []
+    monkeypatch.setattr(race_part.st, "caption", captions.append)
+    race_part.summary(SimpleNamespace(race=race))
+    (caption,) = captions
+    assert caption.startswith(race.sentence())
+    if kept:
+        assert "the challenger's: 1 attention layer, plr σ 1, dropout 0, gate penalty 0" in caption
+        assert f"learning rate {2 * train.learning_rate:g}" in caption
+    else:
+        assert caption.endswith("its settings are the ones asked for.")
 
 
 @pytest.mark.slow

@@ -90,15 +90,15 @@ def train_run(
     are for that mean (the control trains from member 0's initial weights, for member 0's
     steps). Runs on sets refuse seeds.
 
-    With `race`, the settings asked for and a challenger (the periodic embeddings' σ = 1, no
-    dropout, twice the learning rate: :mod:`mrta.training.race`) train at once, a process and
-    core each, within the time budget, and the challenger is kept only where it scores higher on
-    the validation rows beyond their noise (:func:`~mrta.training.race.choose`), else the
-    settings asked for: the kept settings are the run's, and the run's ``race`` records both
-    (`callback` follows the settings asked for). Only for one model of one prediction per row
-    on a CPU of 2 cores or more (:func:`~mrta.pipelines.race.race_refusal` says why not; a
-    ``ValueError`` then). Like seed members, a race starts processes: a script must run it
-    under ``if __name__ == '__main__':``.
+    With `race`, the settings asked for and a challenger (one attention layer, the periodic
+    embeddings' σ = 1, no dropout or gates, twice the learning rate: :mod:`mrta.training.race`)
+    train at once, a process and core each, within the time budget, and the challenger is kept only
+    where it scores higher on the validation rows beyond their noise
+    (:func:`~mrta.training.race.choose`), else the settings asked for: the kept settings are the
+    run's, and the run's ``race`` records both (`callback` follows the settings asked for). Only for
+    one model of one prediction per row on a CPU of 2 cores or more
+    (:func:`~mrta.pipelines.race.race_refusal` says why not; a ``ValueError`` then). Like seed
+    members, a race starts processes: a script must run it under ``if __name__ == '__main__':``.
 
     `phase` is called with the name of each phase as it begins (:data:`PREPARING`,
     :data:`TRAINING`, :data:`BASELINES`, :data:`CONTROL`), so that a progress display can name

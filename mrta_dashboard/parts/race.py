@@ -56,10 +56,12 @@ def summary(run) -> None:
     if run.race is None:
         return
     kept = run.race.winner
+    layers = kept.model_config.num_layers
     settings = (
         "its settings are the ones asked for"
         if kept.name == AS_ASKED
-        else f"its settings are the challenger's: plr σ {kept.model_config.plr_sigma:g}, dropout "
+        else f"its settings are the challenger's: {layers} attention layer"
+        f"{'' if layers == 1 else 's'}, plr σ {kept.model_config.plr_sigma:g}, dropout "
         f"{kept.model_config.dropout:g}, gate penalty {kept.model_config.gate_penalty:g} (0: no "
         f"column gates), learning rate {kept.train_config.learning_rate:g}"
     )
