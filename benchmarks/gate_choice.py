@@ -6,9 +6,13 @@ Each choice's runs are a file ``race_gates_<choice>.json`` in a folder of result
 ``python -m benchmarks.race --gate-penalty <price> --out <file>`` (about 20 minutes for 6
 seeds), beside ``race.json`` (``0``: no gates, the race at the library's defaults):
 
-- ``benchmarks/results/``: the race as it chooses now (the challenger only where its validation
-  lead is beyond the noise, :func:`mrta.training.race.choose`), 6 seeds: ``0`` and
-  ``0.003_defaults_only`` (the defaults gated at 0.003, the challenger without);
+- ``benchmarks/results/``: the race as it chooses now (the challenger, with one attention
+  layer, only where its validation lead is beyond the noise, :func:`mrta.training.race.choose`),
+  6 seeds: ``0`` and ``0.003_defaults_only`` (the defaults gated at 0.003, the challenger
+  without);
+- ``benchmarks/results/two_layer_challenger/``: the same, when the challenger had the two
+  layers of the settings asked for, 6 seeds: ``0`` and ``0.003_defaults_only`` (the choice that
+  made the gates the default);
 - ``benchmarks/results/higher_score_rule/``: the race when the higher validation score alone
   chose, seeds 0–2: ``0``, ``0.001`` and ``0.003`` (both racers gated at that price) and
   ``0.003_defaults_only``; and seeds 3–5 of ``0`` and ``0.003_defaults_only``.

@@ -9,10 +9,10 @@ gives the noise-free mean f(x); its R² is the ceiling of a model's expected R²
 
 **Where the room goes.** Each table has columns that the rule reads (planted) and noise columns
 it ignores. The race as ``mrta train`` runs it, without column gates (``benchmarks.race
---gate-penalty 0``, ``race.json``; seeds 0–2), and gradient boosting are trained again on the
-planted columns and the target alone, on the same rows of the same split: what each reaches when
-no noise column is there to be fitted. The difference to their scores with every column is what
-the noise columns cost each learner on this split; it says nothing about other tables.
+--gate-penalty 0``, ``race.json``), and gradient boosting are trained again on the planted
+columns and the target alone, on the same rows of the same split: what each reaches when no
+noise column is there to be fitted. The difference to their scores with every column is what the
+noise columns cost each learner on this split; it says nothing about other tables.
 
 Run ``python -m benchmarks.headroom [--seeds N]`` (about 4 minutes: the planted-columns races);
 it writes ``benchmarks/results/headroom.json`` and prints the README's tables beside the race's

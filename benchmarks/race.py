@@ -6,13 +6,13 @@ boosting on every table: ``diamonds`` wants σ = 1, twice the rate and no dropou
 every other table. So a run races the two (:mod:`mrta.training.race`): on each table and seed
 (0–2 by default; the README's table: ``--seeds 6``), ``train_run(race=True)`` trains the
 defaults (``plr, batch by rows``, with column gates at ``--gate-penalty``, default the
-library's) and the challenger (σ = 1, no dropout, no gates, twice the rate) at the same time,
-each in a process of its own on one core, for the default budget (30 s), and keeps the
-challenger only where its validation lead (in the target's units) is beyond the validation rows'
-noise (:func:`mrta.training.race.choose`), else the defaults. Test scores never choose. Reported
-per table: the kept model's test score (mean ± SD over the seeds), which setting won each seed,
-the gap to HistGradientBoosting and its 90 % paired bootstrap interval, and each racer's steps
-and validation score.
+library's) and the challenger (:func:`mrta.training.race.challenger`: one attention layer, σ =
+1, no dropout, no gates, twice the rate) at the same time, each in a process of its own on one
+core, for the default budget (30 s), and keeps the challenger only where its validation lead (in
+the target's units) is beyond the validation rows' noise (:func:`mrta.training.race.choose`),
+else the defaults. Test scores never choose. Reported per table: the kept model's test score
+(mean ± SD over the seeds), which setting won each seed, the gap to HistGradientBoosting and its
+90 % paired bootstrap interval, and each racer's steps and validation score.
 
 Run ``python -m benchmarks.race [--seeds N] [--first-seed K] [--tables ...] [--gate-penalty C]
 [--out FILE]`` (seeds K to K + N - 1, default 0–2; about 40 s per table and seed, the two
