@@ -117,8 +117,8 @@ def _settings_form(loaded: session.LoadedTable) -> None:
         devices = available_devices()
         c1, c2 = st.columns(2)
         gate = c2.number_input("Column gate price", 0.0, 1.0, m.gate_penalty, 0.001, "%.3f",
-                               help="rows only; 0: no gates, the safer choice under a 30 s "
-                               "budget (README: column gates)")  # fmt: skip
+                               help="rows only; 0: no gates, the safer choice for budgets "
+                               "under 30 s (README: column gates)")  # fmt: skip
         device = c1.selectbox(
             "Device",
             devices,
