@@ -30,6 +30,7 @@ from benchmarks.machine import machine
 from benchmarks.quality import TABLES, Candidate, measure
 from mrta.config import ModelConfig, TrainConfig
 from mrta.data.read import read_table
+from mrta.pipelines.train_run import RunPlan
 from mrta.training.race import challenger
 
 RESULT = Path(__file__).resolve().parent / "results" / "challenger_layers.json"
@@ -46,10 +47,11 @@ def settings(layers: int) -> Candidate:
     return Candidate(replace(model, num_layers=layers).to_dict(), train)
 
 
-def train_one(path: str, seed: int, layers: int) -> dict:
-    """One training of the challenger with `layers` layers on the table at `path`."""
+def train_one(path: str, train_rows: int, seed: int, layers: int) -> dict:
+    """One training of the challenger with `layers` layers on the table at `path` (of
+    `train_rows` training rows in the split)."""
     frame = read_table(Path(path)).frame
-    row = measure(TABLES[TABLE], frame, f"{layers} layers", seed, len(frame), settings(layers))
+    row = measure(TABLES[TABLE], frame, f"{layers} layers", seed, train_rows, settings(layers))
     return {"layers": layers, **{k: row[k] for k in KEPT}}
 
 
@@ -88,10 +90,12 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         path = str(TABLES[TABLE].csv(Path(folder)))
+        frame = read_table(Path(path)).frame
+        train_rows = len(RunPlan.prepare(frame, TABLES[TABLE].target).train_rows)
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=len(LAYERS), mp_context=spawn) as pool:
             for seed in range(args.seeds):  # both settings at once, as in a race
-                pair = [pool.submit(train_one, path, seed, layers) for layers in LAYERS]
+                pair = [pool.submit(train_one, path, train_rows, seed, layers) for layers in LAYERS]
                 for future in pair:
                     row = future.result()
                     rows.append(row)
